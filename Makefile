@@ -1,0 +1,139 @@
+# kheap: freestanding O(1) heap. `make help` lists the targets.
+#
+#   ARCH           x86_64 (default) or arm64
+#   CROSS_COMPILE  toolchain prefix; arm64 defaults to aarch64-linux-gnu-
+#   LLVM=1         build with clang instead of gcc
+#   GENERIC=1      build the portable C twins instead of src/heap/<arch>/*.S
+#
+# Outputs go under build/<arch>[-generic][-clang]/.
+
+ARCH ?= x86_64
+GENERIC ?= 0
+LLVM ?= 0
+
+ifeq ($(ARCH),x86_64)
+  CROSS_COMPILE ?=
+  ARCH_CFLAGS := -mno-red-zone -mno-sse -mno-mmx -mno-80387
+  CLANG_TARGET := x86_64-none-elf
+  QEMU_USER :=
+else ifeq ($(ARCH),arm64)
+  CROSS_COMPILE ?= aarch64-linux-gnu-
+  ARCH_CFLAGS := -mgeneral-regs-only -mstrict-align
+  CLANG_TARGET := aarch64-none-elf
+  QEMU_USER := qemu-aarch64
+else
+  $(error ARCH=$(ARCH) is not supported: use x86_64 or arm64)
+endif
+
+ifeq ($(LLVM),1)
+  CC := clang --target=$(CLANG_TARGET)
+  AR := $(CROSS_COMPILE)ar
+  VARIANT_CC := -clang
+else
+  CC := $(CROSS_COMPILE)gcc
+  AR := $(CROSS_COMPILE)ar
+  # gcc 12 calls libgcc's out-of-line atomics unless told not to, and turns
+  # byte loops into memset calls; a freestanding library wants neither.
+  ARCH_CFLAGS += -fno-tree-loop-distribute-patterns $(if $(filter arm64,$(ARCH)),-mno-outline-atomics)
+  VARIANT_CC :=
+endif
+
+BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)
+
+# musl-style selection: src/heap/<arch>/foo.S replaces src/heap/foo.c.
+HEAP_S := $(if $(filter 1,$(GENERIC)),,$(wildcard src/heap/$(ARCH)/*.S))
+HEAP_C := $(filter-out $(patsubst src/heap/$(ARCH)/%.S,src/heap/%.c,$(HEAP_S)),$(wildcard src/heap/*.c))
+ARCH_HDR := $(if $(filter 1,$(GENERIC)),,-DKH_ARCH_HEADER='"$(ARCH)/kh_arch.h"')
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LIB_CFLAGS := -std=c11 -ffreestanding -nostdlib -fno-builtin -fno-pic -fno-pie \
+  -fno-stack-protector -fno-asynchronous-unwind-tables -O2 -g $(WARN) \
+  $(ARCH_CFLAGS) $(ARCH_HDR) -Isrc/heap -MMD -MP
+
+LIB := $(BUILD)/libkheap.a
+LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o)
+
+# Host test programs: the heap sources built hosted (for sanitizers and
+# threads), with the white-box hook opened, plus tests/host/*.c.
+TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
+TEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) -DKH_PRIVATE= \
+  -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
+TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
+TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c
+TEST_BIN := $(BUILD)/kt-unit
+SAN_BIN := build/host-asan/kt-unit
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
+DEMO_BIN := build/host/kheap-demo
+
+.PHONY: all lib test test-unit test-asan test-builds run help clean tools
+
+all: lib
+
+help:
+	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
+	@echo "  make run          build and run the host demo: the heap at work, with its stats"
+	@echo "  make test         every test suite, ending in 'N passed, N failed'"
+	@echo "  make lib          freestanding $(LIB)"
+	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
+	@echo "  make test-asan    the host suite under ASan+UBSan"
+	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
+	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
+	@echo "  make clean        remove build/"
+
+# ---- tools: installed on first use ----------------------------------------
+TOOLS_STAMP := build/.tools-ok
+$(TOOLS_STAMP): tools/setup.sh
+	@sh tools/setup.sh
+	@mkdir -p $(@D) && touch $@
+
+tools:
+	@sh tools/setup.sh
+
+# ---- freestanding library ---------------------------------------------------
+lib: $(LIB)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+# ---- host tests -------------------------------------------------------------
+$(TEST_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	$(TEST_CC) $(TEST_CFLAGS) $(TEST_SRC) -o $@ -lpthread
+
+$(SAN_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	clang $(TEST_CFLAGS) $(SAN_FLAGS) -DKT_SANITIZED $(TEST_SRC) -o $@ -lpthread
+
+test-unit: $(TEST_BIN)
+	$(QEMU_USER) $(TEST_BIN)
+
+test-asan: $(SAN_BIN)
+	$(SAN_BIN)
+
+test-builds: | $(TOOLS_STAMP)
+	@sh tools/check-builds.sh
+
+test: | $(TOOLS_STAMP)
+	@sh tools/run-suites.sh
+
+# ---- demo -----------------------------------------------------------------------
+$(DEMO_BIN): tests/host/demo.c $(wildcard src/heap/*.c src/heap/*.h) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc -std=gnu11 -O2 $(WARN) -Wno-missing-prototypes -Isrc/heap tests/host/demo.c $(wildcard src/heap/*.c) -o $@
+
+run: $(DEMO_BIN)
+	@$(DEMO_BIN)
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/lib/*.d)

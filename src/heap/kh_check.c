@@ -1,0 +1,243 @@
+/*
+ * kh_check.c: region lookup, the full validator and the walker.
+ *
+ * kheap_check recomputes everything the heap keeps incrementally and
+ * compares: a linear walk of each region (I1-I4 of kh_internal.h) yields the
+ * free, cached and used totals, which must equal what the bins and bitmaps
+ * (I5), the class lists (I6) and the counters (I7) say. List walks are
+ * bounded by what the region walk found, so a cycle is a finding, not a
+ * hang. It reads only, allocates nothing, and holds the lock throughout.
+ */
+#include "kh_internal.h"
+
+const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t b)
+{
+	for (unsigned i = 0; i < h->nregions; i++)
+		if (b >= h->regions[i].first && b < h->regions[i].end)
+			return &h->regions[i];
+	return NULL;
+}
+
+struct tally {
+	size_t free_bytes, free_blocks, cached_bytes, cached_blocks, used_bytes, used_blocks;
+	size_t total;
+};
+
+struct checker {
+	const struct kheap *h;
+	kheap_problem_fn fn;
+	void *ctx;
+	int problems;
+	struct tally t;
+};
+
+static void bad(struct checker *k, uintptr_t addr, const char *what)
+{
+	k->problems++;
+	if (k->fn)
+		k->fn(k->ctx, (const void *)addr, what);
+}
+
+/* After a corrupt header at b: the next address whose header is sealed, has
+ * a plausible size, and is followed by another sealed header (or the end
+ * marker). The skipped span is counted as one used block, which is what an
+ * overwritten header most likely was. */
+static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t b)
+{
+	uintptr_t x = b + KH_GRANULE;
+	for (; x < r->end; x += KH_GRANULE) {
+		size_t s = kh_size(x);
+		if (kh_ok(k->h, x) && s >= KH_MIN_BLOCK && s <= r->end - x && kh_ok(k->h, x + s))
+			break;
+	}
+	k->t.used_bytes += x - b;
+	k->t.used_blocks++;
+	return x;
+}
+
+/* I1-I4 over one region, adding to the tally. */
+static void walk_region(struct checker *k, const struct kh_region *r)
+{
+	const struct kheap *h = k->h;
+	uintptr_t b = r->first;
+	bool prev_free = false;
+	k->t.total += r->end - r->first;
+	while (b < r->end) {
+		kh_word w = *kh_hdr(b);
+		size_t s = (size_t)(w & KH_SIZE_MASK);
+		if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b) {
+			bad(k, b, "block header corrupt (cookie or size)");
+			b = resync(k, r, b);
+			prev_free = b < r->end && kh_prev_free(b);
+			continue;
+		}
+		bool is_free = !(w & KH_USED);
+		if (!!(w & KH_PREV_FREE) != prev_free)
+			bad(k, b, "prev-free flag disagrees with the previous block");
+		if (is_free) {
+			unsigned fl, sl;
+			kh_mapping(s, &fl, &sl);
+			if (prev_free)
+				bad(k, b, "two adjacent free blocks");
+			if (*kh_footer(b) != w)
+				bad(k, b, "free block's footer differs from its header");
+			if (w & (KH_CACHED | KH_ALG_MASK))
+				bad(k, b, "free block has cached or alignment bits");
+			if (!(h->sl_map[fl] & ((uint32_t)1 << sl)))
+				bad(k, b, "free block's bin is marked empty");
+			k->t.free_bytes += s;
+			k->t.free_blocks++;
+		} else if (w & KH_CACHED) {
+			unsigned c = kh_size_class(s - KH_HDR);
+			if (c >= KH_NCLASSES || kh_class_block_size(c) != s)
+				bad(k, b, "cached block is not a class size");
+			k->t.cached_bytes += s;
+			k->t.cached_blocks++;
+		} else {
+			k->t.used_bytes += s;
+			k->t.used_blocks++;
+		}
+		prev_free = is_free;
+		b += s;
+	}
+	if (b != r->end)
+		bad(k, b, "blocks overrun the region's end marker");
+	else if (!kh_ok(h, b) || kh_size(b) != 0 || !kh_used(b) || kh_prev_free(b) != prev_free)
+		bad(k, b, "end marker corrupt");
+	if (r->first != r->end && kh_ok(h, r->first) && kh_prev_free(r->first))
+		bad(k, r->first, "first block claims a free predecessor");
+}
+
+static bool plausible(const struct kheap *h, uintptr_t b)
+{
+	return (b & (KH_GRANULE - 1)) == KH_HDR && kh_region_of(h, b) != NULL;
+}
+
+/* I5: every bin's list, links both ways, bitmaps, totals. */
+static void check_bins(struct checker *k)
+{
+	const struct kheap *h = k->h;
+	size_t blocks = 0, bytes = 0;
+	for (unsigned fl = 0; fl < KH_FL_COUNT; fl++) {
+		if (!!(h->fl_map & ((uint64_t)1 << fl)) != (h->sl_map[fl] != 0))
+			bad(k, (uintptr_t)&h->fl_map, "first-level bitmap disagrees with second level");
+		for (unsigned sl = 0; sl < KH_SL_COUNT; sl++) {
+			uintptr_t b = h->bins[fl][sl], prev = 0;
+			if ((b != 0) != !!(h->sl_map[fl] & ((uint32_t)1 << sl)))
+				bad(k, (uintptr_t)&h->bins[fl][sl], "second-level bitmap disagrees with bin");
+			for (size_t n = 0; b != 0; n++) {
+				unsigned f2, s2;
+				if (n > k->t.free_blocks || !plausible(h, b) || !kh_ok(h, b) || kh_used(b)) {
+					bad(k, b, "bin holds a non-free block, a wild link, or a cycle");
+					break;
+				}
+				kh_mapping(kh_size(b), &f2, &s2);
+				if (f2 != fl || s2 != sl)
+					bad(k, b, "free block is in the wrong bin");
+				uintptr_t *pslot = (uintptr_t *)(b + 16), *nslot = (uintptr_t *)(b + 8);
+				if (kh_enc(h, pslot, *pslot) != prev)
+					bad(k, b, "free block's prev link is wrong");
+				blocks++;
+				bytes += kh_size(b);
+				prev = b;
+				b = kh_enc(h, nslot, *nslot);
+			}
+		}
+	}
+	if (blocks != k->t.free_blocks || bytes != k->t.free_bytes)
+		bad(k, (uintptr_t)h->bins, "bins and region walk disagree on free blocks");
+}
+
+/* I6: every class list. */
+static void check_classes(struct checker *k)
+{
+	const struct kheap *h = k->h;
+	size_t blocks = 0, bytes = 0;
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		const struct kh_class *cl = &h->classes[c];
+		uintptr_t p = cl->head;
+		uint32_t n = 0;
+		for (; p != 0 && n <= cl->limit; n++) {
+			uintptr_t b = kh_block_of((void *)p);
+			if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
+			    (kh_flags(b) & (KH_USED | KH_CACHED)) != (KH_USED | KH_CACHED) ||
+			    kh_size(b) != kh_class_block_size(c)) {
+				bad(k, p, "class list holds a block that is not cached there");
+				break;
+			}
+			bytes += kh_size(b);
+			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
+		}
+		if (n != cl->count || cl->count > cl->limit)
+			bad(k, (uintptr_t)cl, "class list count wrong or over its limit");
+		blocks += n;
+	}
+	if (blocks != k->t.cached_blocks || bytes != k->t.cached_bytes)
+		bad(k, (uintptr_t)h->classes, "class lists and region walk disagree on cached blocks");
+}
+
+/* I7: counters. */
+static void check_counts(struct checker *k)
+{
+	const struct kh_counts *n = &k->h->n;
+	const struct tally *t = &k->t;
+	if (n->total != t->total)
+		bad(k, (uintptr_t)n, "total bytes counter wrong");
+	if (n->in_use != t->used_bytes || n->used_blocks != t->used_blocks)
+		bad(k, (uintptr_t)n, "in-use counters wrong");
+	if (n->free != t->free_bytes || n->free_blocks != t->free_blocks)
+		bad(k, (uintptr_t)n, "free counters wrong");
+	if (n->cached != t->cached_bytes || n->cached_blocks != t->cached_blocks)
+		bad(k, (uintptr_t)n, "cached counters wrong");
+	if (n->peak < n->in_use)
+		bad(k, (uintptr_t)n, "peak below current use");
+}
+
+int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
+{
+	if (!kh_live(h)) {
+		if (fn)
+			fn(ctx, h, "not a live heap handle");
+		return 1;
+	}
+	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0}};
+	uintptr_t irq = kheap_irq_save();
+	kh_lock_acquire(&h->lock);
+	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
+		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
+	} else {
+		for (unsigned i = 0; i < h->nregions; i++)
+			walk_region(&k, &h->regions[i]);
+		check_bins(&k);
+		check_classes(&k);
+		check_counts(&k);
+	}
+	kh_lock_release(&h->lock);
+	kheap_irq_restore(irq);
+	return k.problems;
+}
+
+int kheap_check(struct kheap *h) { return kheap_check_verbose(h, NULL, NULL); }
+
+void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
+{
+	if (!kh_live(h)) {
+		kh_report_global(KHEAP_E_BAD_HEAP, h, __builtin_return_address(0), "not a live heap handle");
+		return;
+	}
+	if (fn == NULL)
+		return;
+	uintptr_t irq = kheap_irq_save();
+	kh_lock_acquire(&h->lock);
+	for (unsigned i = 0; i < h->nregions; i++) {
+		const struct kh_region *r = &h->regions[i];
+		for (uintptr_t b = r->first; b < r->end; b += kh_size(b)) {
+			size_t s = kh_size(b);
+			if (!kh_ok(h, b) || s < KH_MIN_BLOCK || s > r->end - b)
+				break;
+			fn(ctx, kh_payload(b), s - KH_HDR, kh_used(b) && !kh_cached(b));
+		}
+	}
+	kh_lock_release(&h->lock);
+	kheap_irq_restore(irq);
+}

@@ -1,0 +1,297 @@
+/*
+ * kh_internal.h: block layout, control block and accessors shared by the
+ * heap's translation units. Nothing here is part of the public contract.
+ *
+ * Block layout. A region is a run of blocks ended by an 8-byte end marker.
+ * Block addresses are 8 mod 16 so that payloads are 16-aligned, and block
+ * sizes are multiples of 16, at least KH_MIN_BLOCK.
+ *
+ *   used block                         free block (in a bin)
+ *   +-------------------------+        +-------------------------+
+ *   | header (8)              |        | header (8)              |
+ *   +-------------------------+ <- p   +-------------------------+
+ *   | payload                 |        | next link (8, encoded)  |
+ *   |  size - 8 bytes         |        | prev link (8, encoded)  |
+ *   |                         |        | ...                     |
+ *   |                         |        | footer (8) = header     |
+ *   +-------------------------+        +-------------------------+
+ *   | next block's header     |        | next block's header     |
+ *
+ * The footer (boundary tag) exists only while a block is free; the next
+ * block's KH_PREV_FREE flag says when it is valid. A used block therefore
+ * costs 8 bytes of overhead. A cached block (in a size-class list) is used as
+ * far as the bins are concerned, flagged KH_CACHED, and holds one encoded
+ * link in its first payload word.
+ *
+ * Header word (64 bits on every target):
+ *
+ *   63          46 45    40 39                    4  3   2   1   0
+ *   +-------------+--------+-----------------------+---+---+---+---+
+ *   | cookie (18) | alg(6) | size bits 4..39       | 0 | C | P | U |
+ *   +-------------+--------+-----------------------+---+---+---+---+
+ *
+ *   U  KH_USED       held by the caller or cached (not in a bin)
+ *   P  KH_PREV_FREE  the previous block is in a bin; its footer precedes us
+ *   C  KH_CACHED     in a size-class list (U is also set)
+ *   alg              log2 of the alignment an aligned block was asked for
+ *                    (0: KHEAP_ALIGN), kept so realloc can keep it
+ *   cookie           hash of the other 46 bits, the block address and the
+ *                    heap secret: a header that fails it was overwritten or
+ *                    was never a header (interior or stray pointer)
+ *
+ * Invariants (checked by kheap_check):
+ *  I1 blocks tile each region exactly, from region->first to region->end;
+ *  I2 every header's cookie is valid; the end marker is a used block of size 0;
+ *  I3 no two adjacent blocks are free (immediate coalescing);
+ *  I4 a block's KH_PREV_FREE equals !USED of its predecessor, and a free
+ *     block's footer equals its header;
+ *  I5 bin (fl, sl) holds exactly the free blocks that map to it, doubly
+ *     linked, and its bitmap bits are set iff it is non-empty;
+ *  I6 class list c holds exactly the KH_CACHED blocks of size
+ *     kh_class_block_size(c), at most its limit;
+ *  I7 the counters equal what a walk adds up.
+ *
+ * Locking: every function here expects h->lock held, except the kh_*_init
+ * helpers used before the heap is shared.
+ */
+#ifndef KH_INTERNAL_H
+#define KH_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kheap.h"
+#include "kh_bits.h"
+#include "kh_class.h"
+#include "kh_lock.h"
+
+/* Private-access macro: a white-box test build defines KH_PRIVATE empty so
+ * that file-local helpers become reachable. */
+#ifndef KH_PRIVATE
+#define KH_PRIVATE static
+#endif
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* Second-level subdivisions per power of two: 2^KHEAP_SL_LOG2. */
+#ifndef KHEAP_SL_LOG2
+#define KHEAP_SL_LOG2 4
+#endif
+/* Blocks are smaller than 2^KHEAP_MAX_BLOCK_LOG2 bytes; larger regions are
+ * clipped. Lower it to shrink the control block on small targets. */
+#ifndef KHEAP_MAX_BLOCK_LOG2
+#define KHEAP_MAX_BLOCK_LOG2 40
+#endif
+/* Size-class caches hold at most this many blocks per class, and together at
+ * most 1/KHEAP_CACHE_SHARE of the managed bytes. */
+#ifndef KHEAP_CLASS_CACHE_MAX
+#define KHEAP_CLASS_CACHE_MAX 32u
+#endif
+#ifndef KHEAP_CACHE_SHARE
+#define KHEAP_CACHE_SHARE 16u
+#endif
+
+/* ---- derived constants -------------------------------------------------- */
+
+typedef uint64_t kh_word;
+
+#define KH_GRANULE_LOG2 4
+#define KH_GRANULE ((size_t)1 << KH_GRANULE_LOG2)
+#define KH_HDR ((size_t)8)
+#define KH_MIN_BLOCK ((size_t)32)
+#define KH_MAX_BLOCK (((size_t)1 << KHEAP_MAX_BLOCK_LOG2) - KH_GRANULE)
+
+#define KH_SL_COUNT ((unsigned)1 << KHEAP_SL_LOG2)
+#define KH_FL_SHIFT (KHEAP_SL_LOG2 + KH_GRANULE_LOG2)
+#define KH_FL_COUNT (KHEAP_MAX_BLOCK_LOG2 - KH_FL_SHIFT + 1)
+
+#define KH_USED ((kh_word)1 << 0)
+#define KH_PREV_FREE ((kh_word)1 << 1)
+#define KH_CACHED ((kh_word)1 << 2)
+#define KH_FLAGS (KH_USED | KH_PREV_FREE | KH_CACHED)
+#define KH_SIZE_MASK ((((kh_word)1 << 40) - 1) & ~(kh_word)(KH_GRANULE - 1))
+#define KH_ALG_SHIFT 40
+#define KH_ALG_MASK ((kh_word)63 << KH_ALG_SHIFT)
+#define KH_COOKIE_SHIFT 46
+#define KH_BODY_MASK (((kh_word)1 << KH_COOKIE_SHIFT) - 1)
+
+#define KH_MAGIC ((uintptr_t)0x6b68656170u) /* "kheap" */
+
+_Static_assert(sizeof(void *) <= sizeof(kh_word), "a link must fit in a header-sized word");
+_Static_assert(KH_GRANULE == KHEAP_ALIGN, "payload alignment is the granule");
+_Static_assert(KH_HDR + 2 * sizeof(kh_word) + sizeof(kh_word) <= KH_MIN_BLOCK,
+	       "a free block holds header, two links and a footer");
+_Static_assert(KH_MIN_BLOCK % KH_GRANULE == 0, "block sizes are whole granules");
+_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= 40,
+	       "the header's size field is 40 bits");
+_Static_assert(KHEAP_SL_LOG2 >= 2 && KHEAP_SL_LOG2 <= 5, "sl_map entries are 32 bits");
+_Static_assert(KH_FL_COUNT < 64, "fl_map is one 64-bit word, shifted by up to fl + 1");
+_Static_assert(KH_FL_COUNT >= 2, "at least one level above the linear one");
+_Static_assert((KH_FLAGS & KH_SIZE_MASK) == 0 && (KH_ALG_MASK & KH_SIZE_MASK) == 0,
+	       "header fields do not overlap");
+_Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possible block");
+
+/* ---- control block ------------------------------------------------------ */
+
+struct kh_region {
+	uintptr_t lo, hi; /* the caller's range, for overlap tests */
+	uintptr_t first;  /* first block */
+	uintptr_t end;    /* end marker (a used block of size 0) */
+};
+
+/* Counters the walk can recompute; kheap_stats adds the rest. */
+struct kh_counts {
+	size_t total, in_use, peak, free, cached;
+	size_t used_blocks, free_blocks, cached_blocks;
+	uint64_t allocs, frees, ooms, errors;
+};
+
+struct kheap {
+	uintptr_t magic; /* KH_MAGIC ^ address: a live heap */
+	kh_word secret;
+	struct kh_lock lock;
+	kheap_report_fn report;
+	void *report_ctx;
+	uint64_t fl_map;
+	uint32_t sl_map[KH_FL_COUNT];
+	uintptr_t bins[KH_FL_COUNT][KH_SL_COUNT]; /* block addresses, 0 = empty */
+	struct kh_class classes[KH_NCLASSES];
+	struct kh_region regions[KHEAP_MAX_REGIONS];
+	unsigned nregions;
+	struct kh_counts n;
+};
+
+/* What an operation found wrong; reported once the lock is released. */
+struct kh_err {
+	enum kheap_error kind;
+	const void *ptr;
+	const char *msg;
+};
+
+/* Is h a heap kheap_init made (and nothing has overwritten)? */
+static inline bool kh_live(const struct kheap *h)
+{
+	return h != NULL && ((uintptr_t)h & (KHEAP_ALIGN - 1)) == 0 && h->magic == (KH_MAGIC ^ (uintptr_t)h);
+}
+
+/* ---- header accessors --------------------------------------------------- */
+
+static inline kh_word *kh_hdr(uintptr_t b) { return (kh_word *)b; }
+
+static inline kh_word kh_cookie(const struct kheap *h, uintptr_t b, kh_word body)
+{
+	kh_word x = (body ^ (kh_word)b ^ h->secret) * (kh_word)0x9e3779b97f4a7c15u;
+	x ^= x >> 29;
+	return (x * (kh_word)0xbf58476d1ce4e5b9u) >> KH_COOKIE_SHIFT;
+}
+
+/* Write b's header: size, flags and alignment log2, sealed with the cookie. */
+static inline void kh_set(const struct kheap *h, uintptr_t b, size_t size, kh_word flags,
+			  unsigned alg)
+{
+	kh_word body = ((kh_word)size & KH_SIZE_MASK) | (flags & KH_FLAGS) |
+		       ((kh_word)alg << KH_ALG_SHIFT);
+	*kh_hdr(b) = body | (kh_cookie(h, b, body) << KH_COOKIE_SHIFT);
+}
+
+static inline bool kh_sealed(const struct kheap *h, uintptr_t b, kh_word w)
+{
+	kh_word body = w & KH_BODY_MASK;
+	return (w >> KH_COOKIE_SHIFT) == kh_cookie(h, b, body) && (body & 8u) == 0;
+}
+
+static inline bool kh_ok(const struct kheap *h, uintptr_t b) { return kh_sealed(h, b, *kh_hdr(b)); }
+static inline size_t kh_size(uintptr_t b) { return (size_t)(*kh_hdr(b) & KH_SIZE_MASK); }
+static inline kh_word kh_flags(uintptr_t b) { return *kh_hdr(b) & KH_FLAGS; }
+static inline unsigned kh_alg(uintptr_t b) { return (unsigned)((*kh_hdr(b) & KH_ALG_MASK) >> KH_ALG_SHIFT); }
+static inline bool kh_used(uintptr_t b) { return (*kh_hdr(b) & KH_USED) != 0; }
+static inline bool kh_cached(uintptr_t b) { return (*kh_hdr(b) & KH_CACHED) != 0; }
+static inline bool kh_prev_free(uintptr_t b) { return (*kh_hdr(b) & KH_PREV_FREE) != 0; }
+
+/* Change only the flags of a block, keeping size and alignment. */
+static inline void kh_set_flags(const struct kheap *h, uintptr_t b, kh_word flags)
+{
+	kh_set(h, b, kh_size(b), flags, kh_alg(b));
+}
+
+static inline uintptr_t kh_next_blk(uintptr_t b) { return b + kh_size(b); }
+static inline kh_word *kh_footer(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_HDR); }
+/* Valid only when kh_prev_free(b): the predecessor's footer precedes b. */
+static inline uintptr_t kh_prev_blk(uintptr_t b) { return b - (size_t)(*(kh_word *)(b - KH_HDR) & KH_SIZE_MASK); }
+
+static inline void *kh_payload(uintptr_t b) { return (void *)(b + KH_HDR); }
+static inline uintptr_t kh_block_of(const void *p) { return (uintptr_t)p - KH_HDR; }
+
+/* Free-list link encoding: a link is stored xor the heap secret and the
+ * address of the slot that holds it, so a stray write or a forged value
+ * decodes to garbage that the range and cookie checks catch. */
+static inline uintptr_t kh_key(const struct kheap *h) { return (uintptr_t)h->secret; }
+static inline uintptr_t kh_enc(const struct kheap *h, const void *slot, uintptr_t v)
+{
+	return v ^ (uintptr_t)slot ^ kh_key(h);
+}
+
+/* ---- size arithmetic ---------------------------------------------------- */
+
+/* Block size for a payload of n bytes, or 0 when n cannot fit any block. */
+static inline size_t kh_block_for(size_t n)
+{
+	if (n > KH_MAX_BLOCK - KH_HDR)
+		return 0;
+	size_t s = (n + KH_HDR + KH_GRANULE - 1) & ~(KH_GRANULE - 1);
+	return s < KH_MIN_BLOCK ? KH_MIN_BLOCK : s;
+}
+
+/* Bin of a block of size s (s >= KH_MIN_BLOCK, s <= KH_MAX_BLOCK). */
+static inline void kh_mapping(size_t s, unsigned *fl, unsigned *sl)
+{
+	if (s < ((size_t)1 << KH_FL_SHIFT)) {
+		*fl = 0;
+		*sl = (unsigned)(s >> KH_GRANULE_LOG2);
+		return;
+	}
+	unsigned top = kh_fls_size(s);
+	*fl = top - KH_FL_SHIFT + 1;
+	*sl = (unsigned)(s >> (top - KHEAP_SL_LOG2)) ^ KH_SL_COUNT;
+}
+
+/* Smallest size of bin (fl, sl): every block in it is at least this big. */
+static inline size_t kh_bin_floor(unsigned fl, unsigned sl)
+{
+	if (fl == 0)
+		return (size_t)sl << KH_GRANULE_LOG2;
+	return (size_t)(KH_SL_COUNT | sl) << (fl + KH_FL_SHIFT - 1 - KHEAP_SL_LOG2);
+}
+
+/* ---- cross-file internals ----------------------------------------------- */
+
+/* kh_tlsf.c: the coalescing backend (two-level segregated fit). */
+void kh_bin_insert(struct kheap *h, uintptr_t b);
+bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e);
+uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e);
+bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e);
+uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e);
+bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e);
+size_t kh_largest_free(const struct kheap *h);
+void kh_region_seed(struct kheap *h, struct kh_region *r);
+
+/* kh_check.c */
+const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t p);
+
+/* kh_report.c */
+void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);
+void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
+
+/* Record a failed check in *e (the first one wins) and return false. */
+static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *ptr, const char *msg)
+{
+	if (e->kind == KHEAP_OK) {
+		e->kind = kind;
+		e->ptr = ptr;
+		e->msg = msg;
+	}
+	return false;
+}
+
+#endif /* KH_INTERNAL_H */

@@ -1,0 +1,96 @@
+/*
+ * kh_report.c: the report path and the hooks a kernel may override.
+ *
+ * Nothing here allocates or takes the heap lock: the default report formats
+ * its message on the stack and hands it to kheap_panic().
+ */
+#include "kh_internal.h"
+
+#define WEAK __attribute__((weak))
+
+WEAK void kheap_panic(const char *msg)
+{
+	(void)msg;
+	__builtin_trap();
+}
+
+WEAK uintptr_t kheap_irq_save(void) { return 0; }
+
+WEAK void kheap_irq_restore(uintptr_t state) { (void)state; }
+
+WEAK uint64_t kheap_entropy(void) { return 0; }
+
+static const char *const kind_names[KHEAP_E_COUNT_] = {
+	[KHEAP_OK] = "ok",
+	[KHEAP_E_DOUBLE_FREE] = "double free",
+	[KHEAP_E_FOREIGN] = "foreign pointer",
+	[KHEAP_E_MISALIGNED] = "misaligned pointer",
+	[KHEAP_E_BAD_HEADER] = "bad header",
+	[KHEAP_E_NEIGHBOUR] = "neighbour corrupt",
+	[KHEAP_E_FREELIST] = "free list corrupt",
+	[KHEAP_E_OVERFLOW] = "size overflow",
+	[KHEAP_E_BAD_ALIGN] = "bad alignment",
+	[KHEAP_E_REGION] = "bad region",
+	[KHEAP_E_REGION_SMALL] = "region too small",
+	[KHEAP_E_BAD_HEAP] = "bad heap handle",
+	[KHEAP_E_NULL] = "NULL argument",
+};
+
+/* Bounded string builder over a caller's buffer. */
+struct line {
+	char *p, *end;
+};
+
+static void put_s(struct line *l, const char *s)
+{
+	while (*s && l->p < l->end)
+		*l->p++ = *s++;
+}
+
+static void put_x(struct line *l, uintptr_t v)
+{
+	char d[2 + 2 * sizeof v];
+	unsigned n = 0;
+	do {
+		d[n++] = "0123456789abcdef"[v & 15u];
+		v >>= 4;
+	} while (v);
+	put_s(l, "0x");
+	while (n && l->p < l->end)
+		*l->p++ = d[--n];
+}
+
+/* "kheap: <kind>: <msg> (ptr 0x.., caller 0x..)" */
+static void default_report(const struct kheap_report *r)
+{
+	char buf[192];
+	struct line l = {buf, buf + sizeof buf - 1};
+	unsigned k = (unsigned)r->kind < KHEAP_E_COUNT_ ? (unsigned)r->kind : 0u;
+	put_s(&l, "kheap: ");
+	put_s(&l, kind_names[k]);
+	put_s(&l, ": ");
+	put_s(&l, r->msg ? r->msg : "");
+	put_s(&l, " (ptr ");
+	put_x(&l, (uintptr_t)r->ptr);
+	put_s(&l, ", caller ");
+	put_x(&l, (uintptr_t)r->caller);
+	put_s(&l, ")");
+	*l.p = '\0';
+	kheap_panic(buf);
+}
+
+void kh_report(struct kheap *h, const struct kh_err *e, const void *caller)
+{
+	struct kheap_report r = {e->kind, e->ptr, caller, e->msg};
+	kheap_report_fn fn = h->report;
+	if (fn != NULL)
+		fn(h->report_ctx, &r);
+	else
+		default_report(&r);
+}
+
+void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg)
+{
+	struct kheap_report r = {kind, ptr, caller, msg};
+	default_report(&r);
+}

@@ -1,0 +1,263 @@
+/*
+ * kh_tlsf.c: the coalescing backend, a two-level segregated fit.
+ *
+ * Bin (fl, sl) holds free blocks whose size maps to it (kh_mapping): fl = 0
+ * is linear, one bin per 16 bytes below 2^KH_FL_SHIFT; above, each power of
+ * two is split into KH_SL_COUNT bins. fl_map has bit fl set iff sl_map[fl]
+ * is non-zero; sl_map[fl] has bit sl set iff bin (fl, sl) is non-empty.
+ *
+ * A request is rounded up to the next bin boundary first, so any block of
+ * the first non-empty bin at or above it fits (good fit, two find-first-set
+ * operations, no list search). Frees coalesce at once with both neighbours
+ * through the boundary tags, so no two free blocks are ever adjacent.
+ *
+ * Every function expects h->lock held. Counters kept here: free bytes and
+ * free blocks; the caller keeps the in-use and cached ones.
+ */
+#include "kh_internal.h"
+
+/* Links of a free block: next at b + 8, prev at b + 16, both encoded. */
+static inline uintptr_t *slot_next(uintptr_t b) { return (uintptr_t *)(b + 8); }
+static inline uintptr_t *slot_prev(uintptr_t b) { return (uintptr_t *)(b + 16); }
+
+static inline uintptr_t get_link(const struct kheap *h, uintptr_t *slot) { return kh_enc(h, slot, *slot); }
+static inline void put_link(const struct kheap *h, uintptr_t *slot, uintptr_t v) { *slot = kh_enc(h, slot, v); }
+
+/* Is x plausibly a block of this heap? Checked before any link is followed. */
+static bool in_heap(const struct kheap *h, uintptr_t x)
+{
+	return (x & (KH_GRANULE - 1)) == KH_HDR && kh_region_of(h, x) != NULL;
+}
+
+/* Can free block b be unlinked safely: do both neighbours in its list, and
+ * the bin head, point back at it? */
+static bool links_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	unsigned fl, sl;
+	kh_mapping(kh_size(b), &fl, &sl);
+	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
+	if (prev == 0 ? h->bins[fl][sl] != b : !in_heap(h, prev) || get_link(h, slot_next(prev)) != b)
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
+	if (next != 0 && (!in_heap(h, next) || get_link(h, slot_prev(next)) != b))
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
+	return true;
+}
+
+static void unlink_free(struct kheap *h, uintptr_t b)
+{
+	unsigned fl, sl;
+	size_t s = kh_size(b);
+	kh_mapping(s, &fl, &sl);
+	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
+	if (next)
+		put_link(h, slot_prev(next), prev);
+	if (prev) {
+		put_link(h, slot_next(prev), next);
+	} else {
+		h->bins[fl][sl] = next;
+		if (next == 0) {
+			h->sl_map[fl] &= ~((uint32_t)1 << sl);
+			if (h->sl_map[fl] == 0)
+				h->fl_map &= ~((uint64_t)1 << fl);
+		}
+	}
+	h->n.free -= s;
+	h->n.free_blocks--;
+}
+
+/* Precondition: b's header says free, and its footer is written. */
+void kh_bin_insert(struct kheap *h, uintptr_t b)
+{
+	unsigned fl, sl;
+	size_t s = kh_size(b);
+	kh_mapping(s, &fl, &sl);
+	uintptr_t head = h->bins[fl][sl];
+	put_link(h, slot_next(b), head);
+	put_link(h, slot_prev(b), 0);
+	if (head)
+		put_link(h, slot_prev(head), b);
+	h->bins[fl][sl] = b;
+	h->sl_map[fl] |= (uint32_t)1 << sl;
+	h->fl_map |= (uint64_t)1 << fl;
+	h->n.free += s;
+	h->n.free_blocks++;
+}
+
+bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	if (!links_ok(h, b, e))
+		return false;
+	unlink_free(h, b);
+	return true;
+}
+
+/* Mark b free with size s (its predecessor is used, by I3), write its footer,
+ * tell its successor, and bin it. */
+static void make_free(struct kheap *h, uintptr_t b, size_t s)
+{
+	kh_set(h, b, s, 0, 0);
+	*kh_footer(b) = *kh_hdr(b);
+	uintptr_t nx = b + s;
+	kh_set_flags(h, nx, kh_flags(nx) | KH_PREV_FREE);
+	kh_bin_insert(h, b);
+}
+
+/* A header absorbed by a neighbour: sealed, size 0, not used, so a later
+ * free of its old payload pointer reads as a double free. */
+static void kill(const struct kheap *h, uintptr_t b) { kh_set(h, b, 0, 0, 0); }
+
+/* First non-empty bin whose every block holds s bytes: its head, with its
+ * indices in *fl, *sl; or 0. */
+static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+{
+	if (s > KH_MAX_BLOCK)
+		return 0;
+	if (s >= ((size_t)1 << KH_FL_SHIFT)) {
+		s += ((size_t)1 << (kh_fls_size(s) - KHEAP_SL_LOG2)) - 1;
+		if (kh_fls_size(s) - KH_FL_SHIFT + 1 >= KH_FL_COUNT)
+			return 0;
+	}
+	kh_mapping(s, fl, sl);
+	uint32_t slm = h->sl_map[*fl] & (~(uint32_t)0 << *sl);
+	if (slm == 0) {
+		uint64_t flm = h->fl_map & (~(uint64_t)0 << (*fl + 1));
+		if (flm == 0)
+			return 0;
+		*fl = kh_ctz64(flm);
+		slm = h->sl_map[*fl];
+	}
+	*sl = kh_ctz64(slm);
+	return h->bins[*fl][*sl];
+}
+
+/* A bin whose head is corrupt is emptied, so the heap keeps serving from the
+ * others; its blocks stay lost, and kheap_check reports them. */
+static void drop_bin(struct kheap *h, unsigned fl, unsigned sl)
+{
+	h->bins[fl][sl] = 0;
+	h->sl_map[fl] &= ~((uint32_t)1 << sl);
+	if (h->sl_map[fl] == 0)
+		h->fl_map &= ~((uint64_t)1 << fl);
+}
+
+uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
+{
+	unsigned fl, sl;
+	uintptr_t b = find_fit(h, s, &fl, &sl);
+	if (b == 0)
+		return 0;
+	if (!in_heap(h, b) || !kh_ok(h, b) || kh_used(b) || kh_size(b) < s) {
+		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a free block");
+		drop_bin(h, fl, sl);
+		return 0;
+	}
+	if (!kh_bin_remove(h, b, e)) {
+		drop_bin(h, fl, sl);
+		return 0;
+	}
+	size_t bs = kh_size(b);
+	if (bs - s >= KH_MIN_BLOCK) {
+		kh_set(h, b, s, KH_USED, 0);
+		make_free(h, b + s, bs - s);
+	} else {
+		kh_set(h, b, bs, KH_USED, 0);
+		kh_set_flags(h, b + bs, kh_flags(b + bs) & ~KH_PREV_FREE);
+	}
+	return b;
+}
+
+bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	size_t s = kh_size(b);
+	uintptr_t nx = b + s;
+	uintptr_t pv = kh_prev_free(b) ? kh_prev_blk(b) : 0;
+	bool merge_next = !kh_used(nx);
+	/* Both neighbours' links are checked before anything changes. */
+	if (merge_next && !links_ok(h, nx, e))
+		return false;
+	if (pv && !links_ok(h, pv, e))
+		return false;
+	if (merge_next) {
+		unlink_free(h, nx);
+		s += kh_size(nx);
+		kill(h, nx);
+	}
+	if (pv) {
+		unlink_free(h, pv);
+		s += kh_size(pv);
+		kill(h, b);
+		b = pv;
+	}
+	make_free(h, b, s);
+	return true;
+}
+
+/* Shrink used block b to s bytes, freeing the tail when it makes a block. */
+static void split_tail(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
+{
+	size_t bs = kh_size(b);
+	if (bs - s < KH_MIN_BLOCK)
+		return;
+	kh_word keep = kh_flags(b);
+	unsigned alg = kh_alg(b);
+	kh_set(h, b + s, bs - s, KH_USED, 0);
+	kh_set(h, b, s, keep, alg);
+	if (!kh_backend_free(h, b + s, e)) /* corrupt neighbour: undo */
+		kh_set(h, b, bs, keep, alg);
+}
+
+uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e)
+{
+	/* The payload must land on align; a leading gap, if any, must make a
+	 * block of its own, which costs at most align + 16 extra bytes. */
+	uintptr_t b = kh_backend_alloc(h, s + align + KH_GRANULE, e);
+	if (b == 0)
+		return 0;
+	uintptr_t p = (b + KH_HDR + align - 1) & ~(uintptr_t)(align - 1);
+	if (p - KH_HDR != b && p - KH_HDR - b < KH_MIN_BLOCK)
+		p += align;
+	uintptr_t nb = p - KH_HDR;
+	if (nb != b) {
+		size_t gap = nb - b, bs = kh_size(b);
+		kh_set(h, nb, bs - gap, KH_USED | KH_PREV_FREE, 0);
+		kh_set(h, b, gap, 0, 0);
+		*kh_footer(b) = *kh_hdr(b);
+		kh_bin_insert(h, b);
+	}
+	split_tail(h, nb, s, e);
+	return nb;
+}
+
+bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
+{
+	size_t cur = kh_size(b);
+	if (s <= cur) {
+		split_tail(h, b, s, e);
+		return e->kind == KHEAP_OK;
+	}
+	uintptr_t nx = b + cur;
+	if (kh_used(nx) || cur + kh_size(nx) < s)
+		return false;
+	if (!kh_bin_remove(h, nx, e))
+		return false;
+	size_t total = cur + kh_size(nx);
+	kill(h, nx);
+	kh_set(h, b, total, kh_flags(b), kh_alg(b));
+	kh_set_flags(h, b + total, kh_flags(b + total) & ~KH_PREV_FREE);
+	split_tail(h, b, s, e);
+	return true;
+}
+
+size_t kh_largest_free(const struct kheap *h)
+{
+	if (h->fl_map == 0)
+		return 0;
+	unsigned fl = kh_fls64(h->fl_map);
+	return kh_bin_floor(fl, kh_fls64(h->sl_map[fl]));
+}
+
+void kh_region_seed(struct kheap *h, struct kh_region *r)
+{
+	kh_set(h, r->end, 0, KH_USED, 0);
+	make_free(h, r->first, r->end - r->first);
+}

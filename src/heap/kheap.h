@@ -1,0 +1,214 @@
+/*
+ * kheap.h: the public contract of kheap, a freestanding O(1) heap for kernels
+ * and bare-metal firmware.
+ *
+ * Guarantees that hold for every function below unless it says otherwise:
+ *  - Time: bounded by a constant that does not depend on the number of blocks
+ *    or on the arena size (two-level segregated fit with bitmaps). The few
+ *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
+ *    pointer-ownership test, and the total size-class cache capacity for the
+ *    cache flush that runs at most once per allocation, only on exhaustion.
+ *    kheap_check, kheap_walk and kheap_trim are the exceptions (linear).
+ *  - Alignment: every returned pointer is aligned to KHEAP_ALIGN (16) bytes,
+ *    or to the requested alignment when larger.
+ *  - Overhead: 8 bytes per allocated block on 64-bit targets.
+ *  - Locking: every function takes the heap's spinlock with interrupts saved
+ *    and disabled through kheap_irq_save()/kheap_irq_restore(), so it may be
+ *    called from any CPU, thread or interrupt handler, but not from an NMI
+ *    that may have interrupted the same heap: the lock is not recursive. The
+ *    report hook runs with the lock released; the kheap_walk and
+ *    kheap_check_verbose callbacks run with it held.
+ *  - Misuse: a bad pointer, a corrupted header or any other misuse is
+ *    reported through the heap's report hook (kheap_set_report) and the
+ *    operation is refused; the heap stays consistent and keeps serving.
+ *  - Allocation: no memory is ever obtained from anywhere but the regions
+ *    handed to kheap_init/kheap_add_region.
+ */
+#ifndef KHEAP_H
+#define KHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Alignment of every returned pointer. */
+#define KHEAP_ALIGN 16u
+
+/* Most regions one heap manages (the first one included). */
+#ifndef KHEAP_MAX_REGIONS
+#define KHEAP_MAX_REGIONS 8u
+#endif
+
+/* The smallest region kheap_add_region accepts, after aligning its ends. The
+ * first region must also hold the control block (kheap_control_size()). */
+#define KHEAP_MIN_REGION 256u
+
+struct kheap; /* opaque handle; lives at the start of the first region */
+
+/* What a report is about. Values are stable: tests and kernels match them. */
+enum kheap_error {
+	KHEAP_OK = 0,
+	KHEAP_E_DOUBLE_FREE,  /* block already free, cached, or absorbed by a neighbour */
+	KHEAP_E_FOREIGN,      /* pointer outside every region of this heap */
+	KHEAP_E_MISALIGNED,   /* pointer not KHEAP_ALIGN-aligned */
+	KHEAP_E_BAD_HEADER,   /* header cookie wrong: interior pointer or overwritten header */
+	KHEAP_E_NEIGHBOUR,    /* a neighbour's header or boundary tag disagrees with this block */
+	KHEAP_E_FREELIST,     /* a free-list link is corrupt (forged or overwritten) */
+	KHEAP_E_OVERFLOW,     /* size arithmetic overflows (calloc n*size, alignment padding) */
+	KHEAP_E_BAD_ALIGN,    /* alignment is not a power of two */
+	KHEAP_E_REGION,       /* region overlaps, wraps, is misaligned, or too many regions */
+	KHEAP_E_REGION_SMALL, /* region too small to hold one block (returned, never reported) */
+	KHEAP_E_BAD_HEAP,     /* the heap handle is NULL or not a live kheap */
+	KHEAP_E_NULL,         /* NULL where the function does not accept it */
+	KHEAP_E_COUNT_
+};
+
+/* One report. msg is a static string naming the failed check. */
+struct kheap_report {
+	enum kheap_error kind;
+	const void *ptr;    /* the pointer or region base that failed the check */
+	const void *caller; /* return address of the kheap_* call, or NULL */
+	const char *msg;
+};
+
+/* Called once per detected misuse, with the heap lock released, after the
+ * operation was refused. It must not allocate from the same heap. It may
+ * return: the heap then carries on, with the refused operation undone. */
+typedef void (*kheap_report_fn)(void *ctx, const struct kheap_report *r);
+
+/* Counters kept in O(1) on every operation. Byte counts are block bytes
+ * (payload plus the 8-byte header), so in_use + free + cached + the end
+ * markers add up to the managed bytes. */
+struct kheap_stats {
+	size_t total_bytes;    /* bytes under management in all regions */
+	size_t in_use_bytes;   /* bytes in blocks the caller holds */
+	size_t peak_in_use_bytes;
+	size_t free_bytes;     /* bytes in free blocks (bins) */
+	size_t cached_bytes;   /* bytes in freed small blocks held by size-class caches */
+	size_t largest_free;   /* largest block an allocation is sure to get: an
+				* allocation of up to largest_free - 8 bytes
+				* succeeds (without flushing the caches) */
+	size_t used_blocks;    /* blocks the caller holds */
+	size_t free_blocks;    /* blocks in bins */
+	size_t cached_blocks;  /* blocks in size-class caches */
+	uint64_t alloc_count;  /* successful allocations (realloc that moves counts one) */
+	uint64_t free_count;   /* successful frees (realloc that moves counts one) */
+	uint64_t oom_count;    /* allocations that returned NULL for lack of memory */
+	uint64_t error_count;  /* reports sent to the report hook */
+	unsigned regions;      /* regions under management */
+};
+
+/* Set up a heap on [base, base + size). The control block is placed at the
+ * start of the region. base must be KHEAP_ALIGN-aligned; the end is rounded
+ * down. Returns NULL iff base is NULL or misaligned, the range wraps, or the
+ * region cannot hold the control block and one block. Not thread-safe: call
+ * once before the heap is shared. O(1). */
+struct kheap *kheap_init(void *base, size_t size);
+
+/* Size of the control block kheap_init places at the start of the first
+ * region. A first region needs at least this plus KHEAP_MIN_REGION bytes. */
+size_t kheap_control_size(void);
+
+/* Add a further region (another RAM bank, say). base must be
+ * KHEAP_ALIGN-aligned. Returns 0, or a negative enum kheap_error:
+ *  -KHEAP_E_REGION_SMALL  size below KHEAP_MIN_REGION (not reported);
+ *  -KHEAP_E_REGION        NULL or misaligned base, a range that wraps, one that
+ *                         overlaps a region or the control block, or
+ *                         KHEAP_MAX_REGIONS already in use (reported);
+ *  -KHEAP_E_BAD_HEAP      h is not a heap (reported to kheap_panic).
+ * A region's span above 2^40 bytes is not used. O(KHEAP_MAX_REGIONS). */
+int kheap_add_region(struct kheap *h, void *base, size_t size);
+
+/* Allocate size bytes. Returns a KHEAP_ALIGN-aligned pointer to at least size
+ * bytes, or NULL iff no block that large is free (size above every free block,
+ * SIZE_MAX and sizes near it included); never a smaller block. alloc(0)
+ * returns a unique minimal block (usable size 24) that must be freed. O(1). */
+void *kheap_alloc(struct kheap *h, size_t size);
+
+/* Free a block from kheap_alloc/calloc/realloc/aligned_alloc. free(NULL) does
+ * nothing. A pointer that is foreign, misaligned, interior, already free or
+ * whose header or neighbours are corrupt is reported and not freed. O(1). */
+void kheap_free(struct kheap *h, void *ptr);
+
+/* Allocate n * size zeroed bytes. Returns NULL iff n * size overflows size_t
+ * (reported as KHEAP_E_OVERFLOW) or the allocation fails. O(1) plus the
+ * zeroing, which is linear in the size. */
+void *kheap_calloc(struct kheap *h, size_t n, size_t size);
+
+/* Resize a block, keeping its contents up to the smaller size and the
+ * alignment it was allocated with. realloc(NULL, n) is alloc(n);
+ * realloc(p, 0) frees p and returns NULL. Grows or shrinks in place when the
+ * block or its free right neighbour allows, else moves. Returns NULL, leaving
+ * the old block untouched and valid, iff memory is short or ptr is invalid
+ * (reported). O(1) plus the copy when the block moves. */
+void *kheap_realloc(struct kheap *h, void *ptr, size_t size);
+
+/* Allocate size bytes aligned to align, a power of two. Alignments up to
+ * KHEAP_ALIGN are plain allocations. Returns NULL iff align is not a power of
+ * two (reported as KHEAP_E_BAD_ALIGN), size + align overflows (reported as
+ * KHEAP_E_OVERFLOW), or memory is short. O(1). */
+void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size);
+
+/* Bytes usable at ptr: at least what was asked for. 0 for NULL, and for an
+ * invalid pointer, which is also reported. O(1). */
+size_t kheap_usable_size(struct kheap *h, const void *ptr);
+
+/* Copy the counters into *out. O(1). */
+void kheap_get_stats(struct kheap *h, struct kheap_stats *out);
+
+/* Install the report hook (NULL restores the default, which formats a message
+ * and calls kheap_panic). Returns the previous hook. */
+kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx);
+
+/* Validate the whole heap without allocating: a linear walk of every region
+ * (header cookies, sizes, flags, boundary tags, no two adjacent free blocks)
+ * cross-checked against the bins, bitmaps, size-class caches and counters.
+ * Returns 0 when consistent, else the number of problems found. Never
+ * reports and never modifies the heap. O(blocks), lock held throughout. */
+int kheap_check(struct kheap *h);
+
+/* As kheap_check, also calling fn(ctx, addr, what) for each problem. fn runs
+ * with the lock held: it must not call into this heap. */
+typedef void (*kheap_problem_fn)(void *ctx, const void *addr, const char *what);
+int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx);
+
+/* Call fn for every block of every region, in address order: ptr is the
+ * payload pointer, size the usable bytes, used is 1 for a block the caller
+ * holds and 0 for a free or cached one. fn runs with the lock held: it must
+ * not call into this heap. Stops at the first corrupt header. O(blocks). */
+typedef void (*kheap_walk_fn)(void *ctx, void *ptr, size_t size, int used);
+void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx);
+
+/* Return every block held by the size-class caches to the coalescing bins.
+ * O(cached blocks), which is bounded by a compile-time constant. */
+void kheap_trim(struct kheap *h);
+
+/*
+ * Hooks. The library defines each one weak with the default named here; a
+ * kernel overrides it by defining a function of the same name. These are the
+ * library's only external symbols besides the kheap_* API.
+ */
+
+/* Default report action: msg is a NUL-terminated line naming the check, the
+ * pointer and the caller. Default: a trap instruction (__builtin_trap). If an
+ * override returns, the heap carries on with the operation refused. */
+void kheap_panic(const char *msg);
+
+/* Save the interrupt state and mask interrupts on this CPU; restore it.
+ * Default: nothing (hosted programs and single-context firmware). */
+uintptr_t kheap_irq_save(void);
+void kheap_irq_restore(uintptr_t state);
+
+/* 64 bits of entropy for the per-heap secret that keys header cookies and
+ * free-list link encoding, called once from kheap_init. Default: a fixed
+ * mix of the heap address, which detects accidents but not an attacker. */
+uint64_t kheap_entropy(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KHEAP_H */

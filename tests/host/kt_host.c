@@ -1,0 +1,14 @@
+/* kt_host.c: the hosted side of the harness: output and main. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kt.h"
+
+void kt_out(const char *s) { fputs(s, stdout); }
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return kt_run(argc > 1 ? argv[1] : NULL) ? 1 : 0;
+}
