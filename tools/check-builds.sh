@@ -1,0 +1,30 @@
+#!/bin/sh
+# Build the freestanding libkheap.a for every arch with gcc and clang
+# (-Wall -Wextra -Werror), then check that, once the archive's members are
+# linked together, nothing is left undefined: the library needs no libc and
+# no symbol from the kernel beyond the weak hooks it already defaults.
+set -u
+pass=0
+fail=0
+for arch in x86_64 arm64; do
+	for llvm in 0 1; do
+		for generic in 0 1; do
+			name="lib $arch $( [ $llvm = 1 ] && echo clang || echo gcc )$( [ $generic = 1 ] && echo ' generic')"
+			dir=build/$arch$( [ $generic = 1 ] && echo -generic)$( [ $llvm = 1 ] && echo -clang)
+			cross=$( [ $arch = arm64 ] && echo aarch64-linux-gnu- )
+			if ! make --no-print-directory -s lib ARCH=$arch LLVM=$llvm GENERIC=$generic >"$dir.build.log" 2>&1; then
+				echo "FAIL $name: build failed"; cat "$dir.build.log"; fail=$((fail + 1)); continue
+			fi
+			${cross}ld -r -o "$dir/whole.o" --whole-archive "$dir/libkheap.a"
+			undef=$(${cross}nm -u "$dir/whole.o")
+			if [ -n "$undef" ]; then
+				echo "FAIL $name: undefined symbols:"; echo "$undef"; fail=$((fail + 1)); continue
+			fi
+			weak=$(${cross}nm "$dir/whole.o" | awk '$2 == "W" { print $3 }' | tr '\n' ' ')
+			echo "ok   $name: no undefined symbols; weak hooks: $weak"
+			pass=$((pass + 1))
+		done
+	done
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
