@@ -270,7 +270,8 @@ static inline size_t kh_bin_floor(unsigned fl, unsigned sl)
 void kh_bin_insert(struct kheap *h, uintptr_t b);
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e);
 uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e);
-bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e);
+uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e);
+void kh_rebuild(struct kheap *h);
 uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e);
 bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e);
 size_t kh_largest_free(const struct kheap *h);

@@ -166,7 +166,7 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 	return b;
 }
 
-bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
+uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
 	size_t s = kh_size(b);
 	uintptr_t nx = b + s;
@@ -174,9 +174,9 @@ bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
 	bool merge_next = !kh_used(nx);
 	/* Both neighbours' links are checked before anything changes. */
 	if (merge_next && !links_ok(h, nx, e))
-		return false;
+		return 0;
 	if (pv && !links_ok(h, pv, e))
-		return false;
+		return 0;
 	if (merge_next) {
 		unlink_free(h, nx);
 		s += kh_size(nx);
@@ -189,7 +189,7 @@ bool kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
 		b = pv;
 	}
 	make_free(h, b, s);
-	return true;
+	return b;
 }
 
 /* Shrink used block b to s bytes, freeing the tail when it makes a block. */
@@ -202,7 +202,7 @@ static void split_tail(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 	unsigned alg = kh_alg(b);
 	kh_set(h, b + s, bs - s, KH_USED, 0);
 	kh_set(h, b, s, keep, alg);
-	if (!kh_backend_free(h, b + s, e)) /* corrupt neighbour: undo */
+	if (kh_backend_free(h, b + s, e) == 0) /* corrupt neighbour: undo */
 		kh_set(h, b, bs, keep, alg);
 }
 
@@ -260,4 +260,48 @@ void kh_region_seed(struct kheap *h, struct kh_region *r)
 {
 	kh_set(h, r->end, 0, KH_USED, 0);
 	make_free(h, r->first, r->end - r->first);
+}
+
+/* Rebuild every bin and class list from the headers alone, after a corrupt
+ * link was found: cached and free blocks are merged into maximal free runs
+ * and binned afresh, so forged or overwritten links are simply forgotten.
+ * A region whose headers are corrupt is left as it is from that block on.
+ * O(blocks); runs only on the corruption path. */
+void kh_rebuild(struct kheap *h)
+{
+	for (unsigned fl = 0; fl < KH_FL_COUNT; fl++) {
+		h->sl_map[fl] = 0;
+		for (unsigned sl = 0; sl < KH_SL_COUNT; sl++)
+			h->bins[fl][sl] = 0;
+	}
+	h->fl_map = 0;
+	for (unsigned c = 0; c < KH_NCLASSES; c++)
+		h->classes[c].head = 0, h->classes[c].count = 0;
+	h->n.free = h->n.free_blocks = h->n.cached = h->n.cached_blocks = 0;
+	for (unsigned i = 0; i < h->nregions; i++) {
+		const struct kh_region *r = &h->regions[i];
+		uintptr_t run = 0, b = r->first;
+		while (b < r->end) {
+			kh_word w = *kh_hdr(b);
+			size_t s = (size_t)(w & KH_SIZE_MASK);
+			if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b)
+				break;
+			bool avail = !(w & KH_USED) || (w & KH_CACHED);
+			if (avail && run == 0)
+				run = b;
+			else if (avail)
+				kill(h, b);
+			else if (run != 0) {
+				make_free(h, run, b - run);
+				run = 0;
+			} else if (w & KH_PREV_FREE) {
+				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
+			}
+			b += s;
+		}
+		if (run != 0 && b == r->end)
+			make_free(h, run, b - run);
+		else if (b == r->end)
+			kh_set_flags(h, b, KH_USED);
+	}
 }

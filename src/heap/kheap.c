@@ -38,6 +38,8 @@ static void leave(struct kheap *h, uintptr_t irq, const struct kh_err *e, const 
 {
 	if (e->kind != KHEAP_OK)
 		h->n.errors++;
+	if (e->kind == KHEAP_E_FREELIST)
+		kh_rebuild(h);
 	kh_lock_release(&h->lock);
 	kheap_irq_restore(irq);
 	if (e->kind != KHEAP_OK)
@@ -112,6 +114,12 @@ static uintptr_t cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		cl->head = 0, cl->count = 0;
 		return 0;
 	}
+	if (cl->head != 0 && kh_region_of(h, kh_block_of((void *)cl->head)) == NULL) {
+		/* The link decoded to an aligned address outside the heap: do
+		 * not follow it next time. b itself is sound and is handed out. */
+		kh_fail(e, KHEAP_E_FREELIST, p, "size-class link points outside the heap");
+		cl->head = 0, cl->count = 0;
+	}
 	kh_set(h, b, kh_class_block_size(c), KH_USED | (w & KH_PREV_FREE), 0);
 	h->n.cached -= kh_class_block_size(c);
 	h->n.cached_blocks--;
@@ -139,7 +147,7 @@ static void flush_caches(struct kheap *h, struct kh_err *e)
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		uintptr_t b;
 		while ((b = cache_take(h, c, e)) != 0) {
-			if (!kh_backend_free(h, b, e)) { /* neighbour corrupt: keep it held */
+			if (kh_backend_free(h, b, e) == 0) { /* neighbour corrupt: keep it held */
 				h->n.in_use += kh_size(b);
 				h->n.used_blocks++;
 			}
@@ -187,7 +195,7 @@ static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 	if (b == 0 && s != 0)
 		b = backend_take(h, s, KHEAP_ALIGN, e);
 	if (b == 0) {
-		h->n.ooms++;
+		h->n.ooms += e->kind == KHEAP_OK;
 		return 0;
 	}
 	count_grant(h, b);
@@ -203,7 +211,7 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 	if (s != 0 && align <= KH_MAX_BLOCK && s <= KH_MAX_BLOCK - align - KH_GRANULE)
 		b = backend_take(h, s, align, e);
 	if (b == 0) {
-		h->n.ooms++;
+		h->n.ooms += e->kind == KHEAP_OK;
 		return 0;
 	}
 	kh_set(h, b, kh_size(b), kh_flags(b), kh_fls_size(align));
@@ -215,7 +223,7 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 static void free_locked(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
 	size_t s = kh_size(b);
-	if (!cache_put(h, b) && !kh_backend_free(h, b, e))
+	if (!cache_put(h, b) && kh_backend_free(h, b, e) == 0)
 		return;
 	h->n.in_use -= s;
 	h->n.used_blocks--;
