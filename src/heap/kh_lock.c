@@ -4,14 +4,18 @@
  */
 #include "kh_lock.h"
 #include "kh_bits.h"
+#include "kheap.h"
 
 void kh_lock_acquire(struct kh_lock *l)
 {
 	/* Relaxed: the ticket only orders us among waiters; the acquire load
 	 * of owner below is what orders the critical section. */
 	uint32_t me = atomic_fetch_add_explicit(&l->next, 1u, memory_order_relaxed);
-	while (atomic_load_explicit(&l->owner, memory_order_acquire) != me)
+	for (uint32_t spins = 1; atomic_load_explicit(&l->owner, memory_order_acquire) != me; spins++) {
 		kh_cpu_relax();
+		if ((spins & (KH_SPIN_YIELD - 1)) == 0)
+			kheap_spin_yield();
+	}
 }
 
 void kh_lock_release(struct kh_lock *l)

@@ -21,6 +21,9 @@ struct kh_lock {
 _Static_assert(sizeof(struct kh_lock) == 8, "asm addresses owner at offset 4");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "asm treats the fields as plain words");
 
+/* The spin loop calls kheap_spin_yield() once every KH_SPIN_YIELD spins. */
+#define KH_SPIN_YIELD 256u
+
 /* Take a ticket and spin until it is served. Acquire ordering: no access
  * after it moves before it. Not recursive: a second acquire by the holder
  * deadlocks. */

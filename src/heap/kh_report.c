@@ -20,6 +20,8 @@ WEAK void kheap_irq_restore(uintptr_t state) { (void)state; }
 
 WEAK uint64_t kheap_entropy(void) { return 0; }
 
+WEAK void kheap_spin_yield(void) {}
+
 static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_OK] = "ok",
 	[KHEAP_E_DOUBLE_FREE] = "double free",

@@ -293,10 +293,15 @@ struct kheap *kheap_init(void *base, size_t size)
 	if (base == NULL || (lo & (KHEAP_ALIGN - 1)) || size > UINTPTR_MAX - lo || size < ctl ||
 	    !region_geometry(&r, lo, lo + size, lo + ctl))
 		return NULL;
+	/* Each init gets its own secret even when the entropy hook is the
+	 * default, so headers left in memory by an earlier heap on the same
+	 * arena never validate for this one. */
+	static _Atomic uint64_t inits;
+	kh_word gen = atomic_fetch_add_explicit(&inits, 1u, memory_order_relaxed);
 	struct kheap *h = base;
 	zero_words(h, ctl);
 	h->magic = KH_MAGIC ^ lo;
-	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ (kh_word)0x6b68656170736563u);
+	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
 	region_attach(h, &r);
 	return h;
 }

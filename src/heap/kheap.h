@@ -202,6 +202,13 @@ void kheap_panic(const char *msg);
 uintptr_t kheap_irq_save(void);
 void kheap_irq_restore(uintptr_t state);
 
+/* Called from the lock's spin loop once every 256 spins while another CPU
+ * holds the heap. Default: nothing, which is right for a kernel that masks
+ * interrupts around the lock. A hosted program with more threads than cores
+ * should make it sched_yield(), or a fair lock's next holder may sit
+ * descheduled while the others spin out their time slices. */
+void kheap_spin_yield(void);
+
 /* 64 bits of entropy for the per-heap secret that keys header cookies and
  * free-list link encoding, called once from kheap_init. Default: a fixed
  * mix of the heap address, which detects accidents but not an attacker. */

@@ -1,0 +1,382 @@
+/*
+ * t_misuse.c: the misuse catalogue. Each case commits one misuse and checks
+ * that it is reported with the right kind, that the operation is refused
+ * (counters unchanged, memory untouched), that kheap_check still returns 0,
+ * and that the heap keeps serving afterwards.
+ */
+#include "kt.h"
+
+#define ARENA (256u << 10)
+static _Alignas(16) unsigned char arena[ARENA];
+static _Alignas(16) unsigned char elsewhere[4096];
+
+struct fixture {
+	struct kt_rec rec;
+	struct kheap *h;
+	struct kheap_stats before;
+};
+
+static void setup(struct fixture *f)
+{
+	f->h = kt_heap(arena, ARENA, &f->rec);
+}
+
+static void snapshot(struct fixture *f) { kheap_get_stats(f->h, &f->before); }
+
+/* The refused operation left every counter but error_count alone, the heap
+ * validates, and it still allocates, fills and frees. */
+static void still_serving(struct fixture *f)
+{
+	struct kheap_stats st;
+	kheap_get_stats(f->h, &st);
+	KT_EQ(st.in_use_bytes, f->before.in_use_bytes);
+	KT_EQ(st.free_bytes + st.cached_bytes, f->before.free_bytes + f->before.cached_bytes);
+	KT_EQ(st.free_count, f->before.free_count);
+	KT_EQ(st.error_count, f->before.error_count + 1);
+	KT_EQ(kt_heap_check(f->h), 0);
+	void *p[8];
+	for (unsigned i = 0; i < 8; i++) {
+		p[i] = kheap_alloc(f->h, 40 + i * 300);
+		KT_REQUIRE(p[i] != NULL);
+		kt_fill(p[i], 40 + i * 300, i);
+	}
+	for (unsigned i = 0; i < 8; i++) {
+		KT_CHECK(kt_verify(p[i], 40 + i * 300, i));
+		kheap_free(f->h, p[i]);
+	}
+	KT_EQ(kt_heap_check(f->h), 0);
+	KT_EQ(f->rec.count, 0);
+}
+
+KT_CASE(misuse_double_free_small_cached)
+{
+	struct fixture f;
+	setup(&f);
+	void *p = kheap_alloc(f.h, 40);
+	kheap_free(f.h, p); /* goes to a size-class cache */
+	snapshot(&f);
+	kheap_free(f.h, p);
+	KT_REPORTED(&f.rec, KHEAP_E_DOUBLE_FREE);
+	KT_CHECK(f.rec.last.ptr == p);
+	still_serving(&f);
+}
+
+KT_CASE(misuse_double_free_large_binned)
+{
+	struct fixture f;
+	setup(&f);
+	void *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a); /* a free block with a used neighbour: no merge */
+	snapshot(&f);
+	kheap_free(f.h, a);
+	KT_REPORTED(&f.rec, KHEAP_E_DOUBLE_FREE);
+	still_serving(&f);
+	kheap_free(f.h, b);
+}
+
+KT_CASE(misuse_double_free_after_coalescing)
+{
+	struct fixture f;
+	setup(&f);
+	void *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000), *c = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a);
+	kheap_free(f.h, b); /* b's header is absorbed into a's block */
+	snapshot(&f);
+	kheap_free(f.h, b);
+	KT_REPORTED(&f.rec, KHEAP_E_DOUBLE_FREE);
+	still_serving(&f);
+	kheap_free(f.h, c);
+}
+
+KT_CASE(misuse_double_free_after_reuse)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000), *c = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a);
+	kheap_free(f.h, b);
+	char *big = kheap_alloc(f.h, 5000); /* reuses a and b's space */
+	KT_CHECK(big == a);
+	kt_fill(big, 5000, 9);
+	snapshot(&f);
+	kheap_free(f.h, b); /* b now points into big's payload */
+	KT_CHECK(f.rec.count == 1 && (f.rec.last.kind == KHEAP_E_BAD_HEADER ||
+				      f.rec.last.kind == KHEAP_E_DOUBLE_FREE));
+	f.rec.count = 0;
+	KT_CHECK(kt_verify(big, 5000, 9));
+	still_serving(&f);
+	kheap_free(f.h, big);
+	kheap_free(f.h, c);
+}
+
+KT_CASE(misuse_interior_pointer)
+{
+	struct fixture f;
+	setup(&f);
+	char *p = kheap_alloc(f.h, 1000);
+	kt_fill(p, 1000, 3);
+	snapshot(&f);
+	for (unsigned off = 16; off < 1000; off += 16 * 7) {
+		kheap_free(f.h, p + off);
+		KT_REPORTED(&f.rec, KHEAP_E_BAD_HEADER);
+		f.before.error_count++;
+	}
+	KT_CHECK(kt_verify(p, 1000, 3));
+	kheap_free(f.h, p + 16);
+	KT_REPORTED(&f.rec, KHEAP_E_BAD_HEADER);
+	still_serving(&f);
+	kheap_free(f.h, p);
+}
+
+KT_CASE(misuse_foreign_pointer)
+{
+	struct fixture f;
+	setup(&f);
+	snapshot(&f);
+	kheap_free(f.h, elsewhere + 16);
+	KT_REPORTED(&f.rec, KHEAP_E_FOREIGN);
+	still_serving(&f);
+	snapshot(&f);
+	kheap_free(f.h, arena + 16); /* inside the control block, not a block */
+	KT_REPORTED(&f.rec, KHEAP_E_FOREIGN);
+	still_serving(&f);
+}
+
+KT_CASE(misuse_misaligned_pointer)
+{
+	struct fixture f;
+	setup(&f);
+	char *p = kheap_alloc(f.h, 100);
+	snapshot(&f);
+	kheap_free(f.h, p + 1);
+	KT_REPORTED(&f.rec, KHEAP_E_MISALIGNED);
+	still_serving(&f);
+	snapshot(&f);
+	kheap_free(f.h, p + 8);
+	KT_REPORTED(&f.rec, KHEAP_E_MISALIGNED);
+	still_serving(&f);
+	kheap_free(f.h, p);
+}
+
+KT_CASE(misuse_overwritten_header)
+{
+	struct fixture f;
+	setup(&f);
+	char *p = kheap_alloc(f.h, 500), *q = kheap_alloc(f.h, 500);
+	uint64_t *hdr = (uint64_t *)(void *)(p - 8), saved = *hdr;
+	*hdr ^= (uint64_t)1 << 60; /* a one-bit flip in the header */
+	snapshot(&f);
+	kheap_free(f.h, p);
+	KT_REPORTED(&f.rec, KHEAP_E_BAD_HEADER);
+	/* The validator pins exactly that block and nothing else... */
+	KT_EQ(kt_heap_check(f.h), 1);
+	/* ...the rest of the heap keeps serving meanwhile... */
+	void *r = kheap_alloc(f.h, 2000);
+	KT_CHECK(r != NULL);
+	kheap_free(f.h, r);
+	kheap_free(f.h, q);
+	KT_EQ(f.rec.count, 0);
+	/* ...and once the caller's damage is undone, all is consistent. */
+	*hdr = saved;
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, p);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
+KT_CASE(misuse_size_field_overwritten)
+{
+	struct fixture f;
+	setup(&f);
+	char *p = kheap_alloc(f.h, 500);
+	uint64_t *hdr = (uint64_t *)(void *)(p - 8), saved = *hdr;
+	*hdr += 4096; /* a plausible bigger size, cookie not updated */
+	snapshot(&f);
+	kheap_free(f.h, p);
+	KT_REPORTED(&f.rec, KHEAP_E_BAD_HEADER);
+	*hdr = saved;
+	still_serving(&f);
+	kheap_free(f.h, p);
+}
+
+KT_CASE(misuse_overwritten_boundary_tag)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000), *c = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a); /* a is free: its footer sits just before b's header */
+	uint64_t *tag = (uint64_t *)(void *)(b - 16), saved = *tag;
+	*tag = 0x4141414141414141u; /* a stray write from a's old owner */
+	snapshot(&f);
+	kheap_free(f.h, b);
+	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	*tag = saved;
+	still_serving(&f);
+	kheap_free(f.h, b);
+	kheap_free(f.h, c);
+}
+
+KT_CASE(misuse_next_header_overwritten_by_overflow)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	size_t u = kheap_usable_size(f.h, a);
+	uint64_t saved;
+	char *over = a + u; /* first byte past a's block: b's header */
+	saved = *(uint64_t *)(void *)over;
+	over[0] ^= 0x55;
+	snapshot(&f);
+	kheap_free(f.h, a);
+	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	*(uint64_t *)(void *)over = saved;
+	still_serving(&f);
+	kheap_free(f.h, a);
+	kheap_free(f.h, b);
+}
+
+KT_CASE(misuse_forged_class_link)
+{
+	struct fixture f;
+	setup(&f);
+	void *p[4];
+	for (unsigned i = 0; i < 4; i++)
+		p[i] = kheap_alloc(f.h, 64);
+	for (unsigned i = 0; i < 4; i++)
+		kheap_free(f.h, p[i]); /* all four cached, p[3] on top */
+	*(uintptr_t *)p[3] = (uintptr_t)(elsewhere + 16); /* write after free */
+	struct kheap_stats st;
+	kheap_get_stats(f.h, &st);
+	KT_EQ(st.cached_blocks, 4);
+	void *q = kheap_alloc(f.h, 64); /* pops p[3]; its link is garbage */
+	KT_REPORTED(&f.rec, KHEAP_E_FREELIST);
+	KT_EQ(kt_heap_check(f.h), 0); /* lists rebuilt from the headers */
+	void *r = kheap_alloc(f.h, 64);
+	KT_CHECK(r != NULL && r != q);
+	kheap_free(f.h, q);
+	kheap_free(f.h, r);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
+KT_CASE(misuse_forged_bin_link)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000), *c = kheap_alloc(f.h, 3000),
+	     *d = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a);
+	kheap_free(f.h, c); /* a and c share a bin */
+	*(uintptr_t *)(void *)a = (uintptr_t)(elsewhere + 8); /* forged next link */
+	kheap_free(f.h, b); /* merges with a and c: must unlink them */
+	KT_CHECK(f.rec.count == 1 && f.rec.last.kind == KHEAP_E_FREELIST);
+	f.rec.count = 0;
+	KT_EQ(kt_heap_check(f.h), 0);
+	void *p = kheap_alloc(f.h, 9000);
+	KT_CHECK(p != NULL);
+	kheap_free(f.h, p);
+	kheap_free(f.h, d);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
+KT_CASE(misuse_realloc_and_usable_size_of_freed_block)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a);
+	snapshot(&f);
+	KT_CHECK(kheap_realloc(f.h, a, 100) == NULL);
+	KT_REPORTED(&f.rec, KHEAP_E_DOUBLE_FREE);
+	still_serving(&f);
+	snapshot(&f);
+	KT_EQ(kheap_usable_size(f.h, a), 0);
+	KT_REPORTED(&f.rec, KHEAP_E_DOUBLE_FREE);
+	still_serving(&f);
+	kheap_free(f.h, b);
+}
+
+KT_CASE(misuse_calloc_overflow)
+{
+	struct fixture f;
+	setup(&f);
+	snapshot(&f);
+	KT_CHECK(kheap_calloc(f.h, (SIZE_MAX >> 4) + 2, 16) == NULL);
+	KT_REPORTED(&f.rec, KHEAP_E_OVERFLOW);
+	still_serving(&f);
+}
+
+KT_CASE(misuse_alloc_size_max_and_near)
+{
+	struct fixture f;
+	setup(&f);
+	for (size_t d = 0; d < 64; d++) {
+		KT_CHECK(kheap_alloc(f.h, SIZE_MAX - d) == NULL);
+		KT_CHECK(kheap_aligned_alloc(f.h, 32, SIZE_MAX - d - 32) == NULL);
+	}
+	struct kheap_stats st;
+	kheap_get_stats(f.h, &st);
+	KT_EQ(st.oom_count, 128);
+	KT_EQ(st.error_count, 0); /* an impossible size is OOM, not misuse */
+	KT_EQ(kt_heap_check(f.h), 0);
+	snapshot(&f);
+	f.before.error_count--; /* still_serving expects one report */
+	still_serving(&f);
+}
+
+KT_CASE(misuse_aligned_alloc_bad_alignment)
+{
+	struct fixture f;
+	setup(&f);
+	static const size_t bad[] = {0, 3, 24, 48, 100, 4097, SIZE_MAX};
+	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snapshot(&f);
+		KT_CHECK(kheap_aligned_alloc(f.h, bad[i], 64) == NULL);
+		KT_REPORTED(&f.rec, KHEAP_E_BAD_ALIGN);
+		still_serving(&f);
+	}
+}
+
+KT_CASE(misuse_regions_too_small_overlapping_misaligned_wrapping)
+{
+	struct fixture f;
+	setup(&f);
+	static _Alignas(16) unsigned char bank[8192];
+	struct {
+		void *base;
+		size_t size;
+		enum kheap_error kind;
+	} bad[] = {
+		{bank, 64, KHEAP_E_REGION_SMALL},
+		{bank, 0, KHEAP_E_REGION_SMALL},
+		{arena + 1024, 4096, KHEAP_E_REGION},         /* overlaps the heap */
+		{(void *)((uintptr_t)arena - 4096), 8192, KHEAP_E_REGION}, /* overlaps its start */
+		{bank + 4, 4096, KHEAP_E_REGION},             /* misaligned */
+		{(void *)(UINTPTR_MAX - 4095), 8192, KHEAP_E_REGION}, /* wraps */
+		{NULL, 4096, KHEAP_E_REGION},
+	};
+	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snapshot(&f);
+		KT_EQ(kheap_add_region(f.h, bad[i].base, bad[i].size), -(int)bad[i].kind);
+		KT_REPORTED(&f.rec, bad[i].kind);
+		still_serving(&f);
+	}
+	KT_EQ(kheap_add_region(f.h, bank, sizeof bank), 0);
+	snapshot(&f);
+	KT_EQ(kheap_add_region(f.h, bank + 4096, 4096), -KHEAP_E_REGION); /* overlaps the new bank */
+	KT_REPORTED(&f.rec, KHEAP_E_REGION);
+	still_serving(&f);
+}
+
+KT_CASE(misuse_null_stats_out)
+{
+	struct fixture f;
+	setup(&f);
+	kt_panic_expected = 1;
+	unsigned before = kt_panics;
+	kheap_get_stats(f.h, NULL);
+	KT_EQ(kt_panics, before + 1);
+	kt_panic_expected = 0;
+	KT_EQ(kt_heap_check(f.h), 0);
+}
