@@ -100,7 +100,9 @@ $(BUILD)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
-$(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
+# A static pattern: an implicit one would lose to the .c rule above, which
+# matches the same object whenever the generic twin exists.
+$(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o): $(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
