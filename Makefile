@@ -59,7 +59,7 @@ TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
 TEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) -DKH_PRIVATE= \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
-TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c
+TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c
 TEST_BIN := $(BUILD)/kt-unit
 SAN_BIN := build/host-asan/kt-unit
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
