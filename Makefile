@@ -139,3 +139,8 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(BUILD)/lib/*.d)
+
+# ---- instruction counts: assembly vs C hot path (valgrind, x86_64) ----------
+.PHONY: callgrind-class
+callgrind-class: | $(TOOLS_STAMP)
+	@sh tools/callgrind-class.sh $(N)
