@@ -5,11 +5,13 @@
  * kind of lock inside). A control run with do-nothing lock functions must
  * show lost updates: that proves the stress can see a broken lock at all.
  *
- * Runs are time-bounded rather than iteration-bounded: with four spinning
- * threads on two cores a fair lock often hands over to a thread that is not
- * running, so progress per second depends on the scheduler.
+ * Runs stop on a target count or a deadline, whichever comes first: with
+ * four spinning threads on two cores a fair lock often hands over to a
+ * thread that is not running, so progress per second depends on the
+ * scheduler and on the machine's load.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -25,12 +27,19 @@
 struct lock_ops {
 	void (*acquire)(struct kh_lock *l);
 	void (*release)(struct kh_lock *l);
+	/* Yield the CPU after every round. A ticket lock serves waiters in
+	 * order, so a preempted next-in-line stalls all the others until the
+	 * scheduler runs it again; yielding lets it run sooner. Without a lock
+	 * there is no hand-over to help, and yielding would only make the
+	 * threads take turns on one core, hiding the race the control run
+	 * exists to show. */
+	int yield;
 };
 
 static void no_lock(struct kh_lock *l) { (void)l; }
 
-static const struct lock_ops real_ops = {kh_lock_acquire, kh_lock_release};
-static const struct lock_ops no_ops = {no_lock, no_lock};
+static const struct lock_ops real_ops = {kh_lock_acquire, kh_lock_release, 1};
+static const struct lock_ops no_ops = {no_lock, no_lock, 0};
 
 struct shared {
 	struct kh_lock lock;
@@ -45,7 +54,7 @@ struct worker {
 	pthread_t tid;
 	struct shared *sh;
 	unsigned id;
-	uint64_t done;     /* critical sections completed */
+	_Atomic uint64_t done; /* critical sections completed */
 	uint64_t torn;     /* records found inconsistent on entry */
 	uint64_t heap_ops; /* alloc+free pairs */
 	uint64_t heap_bad; /* NULL allocations or blocks whose fill changed */
@@ -107,9 +116,11 @@ static void *work(void *arg)
 	uint64_t rng = 0x10c4ull + w->id;
 	while (!atomic_load_explicit(&w->sh->stop, memory_order_relaxed)) {
 		critical(w);
-		w->done++;
+		atomic_fetch_add_explicit(&w->done, 1u, memory_order_relaxed);
 		if (w->sh->heap)
 			heap_step(w, ring, &rng);
+		if (w->sh->ops->yield)
+			sched_yield();
 	}
 	for (unsigned i = 0; i < RING; i++) {
 		if (!ring[i].p)
@@ -128,15 +139,27 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* Run THREADS workers for about ms milliseconds; fill w[]. */
-static void run_stress(struct shared *sh, struct worker *w, unsigned ms)
+static uint64_t total_done(struct worker *w)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < THREADS; i++)
+		n += atomic_load_explicit(&w[i].done, memory_order_relaxed);
+	return n;
+}
+
+/* Run THREADS workers for at least min_ms, then until they have done
+ * target critical sections or max_ms has passed; fill w[]. */
+static void run_stress(struct shared *sh, struct worker *w, unsigned min_ms, unsigned max_ms,
+		       uint64_t target)
 {
 	atomic_store(&sh->stop, 0);
 	for (unsigned i = 0; i < THREADS; i++) {
 		w[i] = (struct worker){.sh = sh, .id = i};
 		KT_REQUIRE(pthread_create(&w[i].tid, NULL, work, &w[i]) == 0);
 	}
-	sleep_ms(ms);
+	unsigned ms = 0;
+	for (; ms < min_ms || (ms < max_ms && total_done(w) < target); ms += 10)
+		sleep_ms(10);
 	atomic_store(&sh->stop, 1);
 	for (unsigned i = 0; i < THREADS; i++)
 		pthread_join(w[i].tid, NULL);
@@ -168,7 +191,7 @@ KT_CASE(lock_stress_counter_record_heap)
 	sh.heap = kt_heap(lock_arena, sizeof lock_arena, &rec);
 	KT_REQUIRE(sh.heap != NULL);
 	watchdog(30);
-	run_stress(&sh, w, 400);
+	run_stress(&sh, w, 200, 8000, 4000);
 	alarm(0);
 	uint64_t done = 0, torn = 0, ops = 0, bad = 0;
 	for (unsigned i = 0; i < THREADS; i++) {
@@ -190,7 +213,7 @@ KT_CASE(lock_stress_counter_record_heap)
 	KT_EQ(st.used_blocks, 0);
 	KT_EQ(kt_heap_check(sh.heap), 0);
 	KT_EQ(rec.count, 0);
-	KT_CHECK(done >= 100); /* enough rounds to mean something */
+	KT_CHECK(done >= 200); /* enough rounds to mean something */
 	kt_log("critical sections, heap alloc+free pairs:");
 	kt_putu(done), kt_out(" "), kt_putu(ops), kt_out("\n");
 }
@@ -202,10 +225,10 @@ KT_CASE(lock_stress_control_detects_race)
 	static struct shared sh;
 	struct worker w[THREADS];
 	unsigned tries = 0, detected = 0;
-	while (!detected && tries < 8) {
+	while (!detected && tries < 10) {
 		sh = (struct shared){.ops = &no_ops};
 		tries++;
-		run_stress(&sh, w, 100);
+		run_stress(&sh, w, 100, 100, 0);
 		uint64_t done = 0, torn = 0;
 		for (unsigned i = 0; i < THREADS; i++)
 			done += w[i].done, torn += w[i].torn;
