@@ -59,7 +59,7 @@ TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
 TEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) -DKH_PRIVATE= \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
-TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c
+TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c
 TEST_BIN := $(BUILD)/kt-unit
 SAN_BIN := build/host-asan/kt-unit
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
@@ -100,7 +100,9 @@ $(BUILD)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
-$(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
+# A static pattern: an implicit one would lose to the .c rule above, which
+# matches the same object whenever the generic twin exists.
+$(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o): $(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
@@ -137,3 +139,8 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(BUILD)/lib/*.d)
+
+# ---- instruction counts: assembly vs C hot path (valgrind, x86_64) ----------
+.PHONY: callgrind-class
+callgrind-class: | $(TOOLS_STAMP)
+	@sh tools/callgrind-class.sh $(N)

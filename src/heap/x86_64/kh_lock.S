@@ -1,0 +1,38 @@
+/*
+ * kh_lock.S: x86_64 twin of src/heap/kh_lock.c; contract and layout
+ * (next ticket at offset 0, owner at offset 4) in kh_lock.h. SysV ABI; leaf
+ * functions, no stack use.
+ *
+ * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: rax, flags.
+ * kh_lock_release  in: rdi = lock.  out: none.  clobbers: rax.
+ *
+ * State assumed: interrupts are left alone (the heap brackets the lock with
+ * kheap_irq_save/restore). Ordering comes from x86's TSO model: the locked
+ * XADD is a full barrier, every plain load is an acquire and every plain
+ * store a release, so the spin load and the release store need no fence.
+ * Acquire by the holder deadlocks, as in the C.
+ */
+#include "kh_asm.h"
+
+KH_FUNC(kh_lock_acquire)
+	movl	$1, %eax
+	lock xaddl %eax, (%rdi)		/* eax = my ticket, next += 1 */
+	cmpl	4(%rdi), %eax
+	jne	.Lacq_wait
+	ret
+.Lacq_wait:
+	pause				/* spin-wait hint: frees the sibling thread */
+	cmpl	4(%rdi), %eax
+	jne	.Lacq_wait
+	ret
+KH_END(kh_lock_acquire)
+
+KH_FUNC(kh_lock_release)
+	/* Only the holder writes owner: a plain increment and store. */
+	movl	4(%rdi), %eax
+	addl	$1, %eax
+	movl	%eax, 4(%rdi)
+	ret
+KH_END(kh_lock_release)
+
+KH_NOEXEC_STACK

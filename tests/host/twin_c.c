@@ -1,0 +1,18 @@
+/*
+ * twin_c.c: the generic C twins under twin_* names (see twin_c.h). The
+ * headers were included under their own names by twin_c.h, so the renamed
+ * definitions below are checked against the twin_* prototypes.
+ */
+#include "twin_c.h"
+
+#define kh_size_class twin_size_class
+#define kh_class_pop twin_class_pop
+#define kh_class_push twin_class_push
+#define kh_lock_acquire twin_lock_acquire
+#define kh_lock_release twin_lock_release
+#define kh_arch_irq_save twin_arch_irq_save
+#define kh_arch_irq_restore twin_arch_irq_restore
+
+#include "kh_class.c"
+#include "kh_irq.c"
+#include "kh_lock.c"

@@ -1,0 +1,25 @@
+/*
+ * twin_c.h: the generic C twins of the assembly routines, compiled a second
+ * time under twin_* names (twin_c.c) so that a test can run them beside
+ * whatever the build selected for kh_* (the .S by default, the same C with
+ * GENERIC=1). Test builds only: never part of libkheap.a.
+ */
+#ifndef TWIN_C_H
+#define TWIN_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kh_class.h"
+#include "kh_irq.h"
+#include "kh_lock.h"
+
+unsigned twin_size_class(size_t n);
+void *twin_class_pop(struct kh_class *c, uintptr_t key);
+int twin_class_push(struct kh_class *c, void *p, uintptr_t key);
+void twin_lock_acquire(struct kh_lock *l);
+void twin_lock_release(struct kh_lock *l);
+uintptr_t twin_arch_irq_save(void);
+void twin_arch_irq_restore(uintptr_t state);
+
+#endif
