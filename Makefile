@@ -65,18 +65,20 @@ SAN_BIN := build/host-asan/kt-unit
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 DEMO_BIN := build/host/kheap-demo
 
-.PHONY: all lib test test-unit test-asan test-builds run help clean tools
+.PHONY: all lib test test-unit test-asan test-builds run host-demo help clean tools
 
 all: lib
 
 help:
 	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
-	@echo "  make run          build and run the host demo: the heap at work, with its stats"
+	@echo "  make run          the main job: the heap at work, with its stats"
+	@echo "  make host-demo    the demo as a host program"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
 	@echo "  make lib          freestanding $(LIB)"
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
+	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 
@@ -132,8 +134,10 @@ $(DEMO_BIN): tests/host/demo.c $(wildcard src/heap/*.c src/heap/*.h) | $(TOOLS_S
 	@mkdir -p $(@D)
 	gcc -std=gnu11 -O2 $(WARN) -Wno-missing-prototypes -Isrc/heap tests/host/demo.c $(wildcard src/heap/*.c) -o $@
 
-run: $(DEMO_BIN)
+host-demo: $(DEMO_BIN)
 	@$(DEMO_BIN)
+
+run: host-demo
 
 clean:
 	rm -rf build

@@ -8,6 +8,11 @@
 #ifndef KH_LOCK_H
 #define KH_LOCK_H
 
+/* The spin loop calls kheap_spin_yield() once every KH_SPIN_YIELD spins.
+ * Also read by the assembly twins. */
+#define KH_SPIN_YIELD 256
+
+#ifndef __ASSEMBLER__
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -21,9 +26,6 @@ struct kh_lock {
 _Static_assert(sizeof(struct kh_lock) == 8, "asm addresses owner at offset 4");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "asm treats the fields as plain words");
 
-/* The spin loop calls kheap_spin_yield() once every KH_SPIN_YIELD spins. */
-#define KH_SPIN_YIELD 256u
-
 /* Take a ticket and spin until it is served. Acquire ordering: no access
  * after it moves before it. Not recursive: a second acquire by the holder
  * deadlocks. */
@@ -33,4 +35,5 @@ void kh_lock_acquire(struct kh_lock *l);
  * it. Precondition: the caller holds the lock. */
 void kh_lock_release(struct kh_lock *l);
 
+#endif /* !__ASSEMBLER__ */
 #endif /* KH_LOCK_H */

@@ -1,11 +1,13 @@
 /*
  * kh_lock.S: arm64 twin of src/heap/kh_lock.c; contract and layout (next
- * ticket at offset 0, owner at offset 4) in kh_lock.h. AAPCS64; leaf
- * functions, no stack use. Plain ARMv8.0 (exclusives, no LSE atomics), so
- * it runs on a Cortex-A53/A72.
+ * ticket at offset 0, owner at offset 4) in kh_lock.h. AAPCS64; no stack
+ * use except around the kheap_spin_yield call. Plain ARMv8.0 (exclusives,
+ * no LSE atomics), so it runs on a Cortex-A53/A72.
  *
  * kh_lock_acquire  in: x0 = lock.  out: none.  clobbers: x1-x4, flags,
- *                  the local exclusive monitor and event register.
+ *                  the local exclusive monitor and event register; and,
+ *                  once it has waited KH_SPIN_YIELD times, whatever the C
+ *                  function kheap_spin_yield clobbers (caller-saved).
  * kh_lock_release  in: x0 = lock.  out: none.  clobbers: x1, x2.
  *
  * State assumed: interrupts are left alone (the heap brackets the lock with
@@ -16,6 +18,7 @@
  * the holder deadlocks, as in the C.
  */
 #include "kh_asm.h"
+#include "kh_lock.h"
 
 KH_FUNC(kh_lock_acquire)
 	prfm	pstl1strm, [x0]		// ask for the line in a writable state
@@ -30,12 +33,24 @@ KH_FUNC(kh_lock_acquire)
 	b.ne	.Lacq_sleep
 	ret
 .Lacq_sleep:
+	mov	w3, #KH_SPIN_YIELD
 	sevl				// first WFE falls through
 .Lacq_wait:
 	wfe
 	ldaxr	w2, [x4]		// re-arms the monitor on owner
 	cmp	w2, w1
+	b.eq	.Lacq_done
+	subs	w3, w3, #1
 	b.ne	.Lacq_wait
+	stp	x29, x30, [sp, #-32]!	// every KH_SPIN_YIELD waits:
+	mov	x29, sp			// kheap_spin_yield(), with a frame
+	stp	x0, x1, [sp, #16]
+	bl	kheap_spin_yield
+	ldp	x0, x1, [sp, #16]
+	ldp	x29, x30, [sp], #32
+	add	x4, x0, #4
+	b	.Lacq_sleep
+.Lacq_done:
 	ret
 KH_END(kh_lock_acquire)
 

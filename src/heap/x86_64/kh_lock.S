@@ -1,9 +1,11 @@
 /*
  * kh_lock.S: x86_64 twin of src/heap/kh_lock.c; contract and layout
- * (next ticket at offset 0, owner at offset 4) in kh_lock.h. SysV ABI; leaf
- * functions, no stack use.
+ * (next ticket at offset 0, owner at offset 4) in kh_lock.h. SysV ABI; no
+ * stack use except around the kheap_spin_yield call.
  *
- * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: rax, flags.
+ * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: rax, flags; and,
+ *                  once it has waited KH_SPIN_YIELD spins, whatever the
+ *                  C function kheap_spin_yield clobbers (caller-saved).
  * kh_lock_release  in: rdi = lock.  out: none.  clobbers: rax.
  *
  * State assumed: interrupts are left alone (the heap brackets the lock with
@@ -13,6 +15,7 @@
  * Acquire by the holder deadlocks, as in the C.
  */
 #include "kh_asm.h"
+#include "kh_lock.h"
 
 KH_FUNC(kh_lock_acquire)
 	movl	$1, %eax
@@ -21,9 +24,22 @@ KH_FUNC(kh_lock_acquire)
 	jne	.Lacq_wait
 	ret
 .Lacq_wait:
+	movl	$KH_SPIN_YIELD, %ecx
+.Lacq_spin:
 	pause				/* spin-wait hint: frees the sibling thread */
 	cmpl	4(%rdi), %eax
-	jne	.Lacq_wait
+	je	.Lacq_done
+	decl	%ecx
+	jnz	.Lacq_spin
+	pushq	%rdi			/* every KH_SPIN_YIELD spins: */
+	pushq	%rax			/* kheap_spin_yield(), stack kept */
+	subq	$8, %rsp		/* 16-aligned at the call */
+	call	kheap_spin_yield@PLT
+	addq	$8, %rsp
+	popq	%rax
+	popq	%rdi
+	jmp	.Lacq_wait
+.Lacq_done:
 	ret
 KH_END(kh_lock_acquire)
 
