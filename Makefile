@@ -137,3 +137,6 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(BUILD)/lib/*.d)
+
+# ---- QEMU ----------------------------------------------------------------------
+include mk/qemu.mk
