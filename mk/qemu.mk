@@ -95,6 +95,6 @@ QEMU_IMGS = $(foreach b,$(QEMU_BOARDS),$(foreach k,$(1),$(QB)/$(b)-$(k).img))
 qemu-kernels: $(call QEMU_IMGS,$(QEMU_KINDS))
 
 # KINDS picks a subset, e.g. make qemu-test KINDS=test.
-KINDS ?= test
+KINDS ?= test smp nolock
 qemu-test: $(call QEMU_IMGS,$(KINDS))
 	@QEMU_SKIPPED='$(QEMU_T_SKIP)' KINDS='$(KINDS)' sh tools/qemu-test.sh $(QB) $(QEMU_BOARDS)

@@ -62,6 +62,8 @@ const char *board_counter_name(void)
 			      : "PMU cycle counter PMCCNTR_EL0";
 }
 
+void board_relax(void) { __asm__ volatile("yield" ::: "memory"); }
+
 static void (*volatile secondary_fn[BOARD_MAX_CPUS])(unsigned cpu);
 
 void arm64_set_entry(unsigned cpu, void (*fn)(unsigned cpu)) { secondary_fn[cpu] = fn; }

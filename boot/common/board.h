@@ -31,6 +31,11 @@ _Noreturn void board_exit(int status);
  * caller then waits for the CPU to check in. fn must not return. */
 int board_cpu_start(unsigned cpu, void (*fn)(unsigned cpu));
 
+/* Spin-wait hint (arm64 YIELD, x86 PAUSE). Under QEMU's round-robin TCG
+ * (-accel tcg,thread=single) it also hands the host thread to the next
+ * vCPU, so a waiting CPU does not burn its whole time slice. */
+void board_relax(void);
+
 /* Enable the per-CPU event counter and read it. Under QEMU -icount shift=0
  * it counts retired instructions; board_counter_name() says which counter
  * the port reads. */

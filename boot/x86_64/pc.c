@@ -40,6 +40,8 @@ _Noreturn void board_exit(int status)
 		__asm__ volatile("cli; hlt");
 }
 
+void board_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
 /* Under -icount the TSC follows QEMU's instruction counter. */
 void board_counter_init(void) {}
 
@@ -126,9 +128,11 @@ static void ipi(unsigned apic_id, uint32_t cmd)
 
 static int arrived(unsigned spins)
 {
-	for (unsigned i = 0; i < spins; i++)
+	for (unsigned i = 0; i < spins; i++) {
 		if (ap_arrived)
 			return 1;
+		board_relax();
+	}
 	return 0;
 }
 
