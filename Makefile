@@ -65,13 +65,17 @@ SAN_BIN := build/host-asan/kt-unit
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 DEMO_BIN := build/host/kheap-demo
 
-.PHONY: all lib test test-unit test-asan test-builds run help clean tools
+.PHONY: all lib test test-unit test-asan test-builds run host-demo help clean tools
 
 all: lib
 
 help:
 	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
-	@echo "  make run          build and run the host demo: the heap at work, with its stats"
+	@echo "  make run          boot the demo kernel on QEMU arm64 and x86_64: the heap at work, instruction counts"
+	@echo "  make host-demo    build and run the host demo"
+	@echo "  make qemu-test    test kernel, SMP stress and no-lock control on every QEMU board of ARCH"
+	@echo "  make qemu-bench   instructions per heap operation on both arches (QEMU -icount shift=0)"
+	@echo "  make qemu-gdb     boot a kernel that waits for gdb (BOARD=, KIND=test|smp|nolock|demo|bench)"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
 	@echo "  make lib          freestanding $(LIB)"
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
@@ -130,7 +134,7 @@ $(DEMO_BIN): tests/host/demo.c $(wildcard src/heap/*.c src/heap/*.h) | $(TOOLS_S
 	@mkdir -p $(@D)
 	gcc -std=gnu11 -O2 $(WARN) -Wno-missing-prototypes -Isrc/heap tests/host/demo.c $(wildcard src/heap/*.c) -o $@
 
-run: $(DEMO_BIN)
+host-demo: $(DEMO_BIN)
 	@$(DEMO_BIN)
 
 clean:

@@ -90,7 +90,7 @@ $(QB)/raspi3b-%.img: $(QB)/raspi3b-%.elf
 
 QEMU_IMGS = $(foreach b,$(QEMU_BOARDS),$(foreach k,$(1),$(QB)/$(b)-$(k).img))
 
-.PHONY: qemu-test qemu-bench qemu-run qemu-gdb qemu-soak host-demo qemu-kernels
+.PHONY: qemu-test qemu-bench qemu-bench-one qemu-demo qemu-gdb qemu-soak qemu-kernels
 
 qemu-kernels: $(call QEMU_IMGS,$(QEMU_KINDS))
 
@@ -98,3 +98,41 @@ qemu-kernels: $(call QEMU_IMGS,$(QEMU_KINDS))
 KINDS ?= test smp nolock
 qemu-test: $(call QEMU_IMGS,$(KINDS))
 	@QEMU_SKIPPED='$(QEMU_T_SKIP)' KINDS='$(KINDS)' sh tools/qemu-test.sh $(QB) $(QEMU_BOARDS)
+
+# make run: the demo kernel on both arches, one after the other, under
+# -icount shift=0 so that the table counts instructions. Each arch is built
+# by a sub-make (ARCH selects the toolchain and build tree).
+QEMU_ICOUNT := -icount shift=0
+run:
+	@$(MAKE) --no-print-directory -s qemu-demo ARCH=arm64
+	@echo
+	@$(MAKE) --no-print-directory -s qemu-demo ARCH=x86_64
+
+qemu-demo: $(QB)/$(QEMU_BENCH_BOARD)-demo.img
+	@echo "==== $(ARCH): QEMU $(QEMU_BENCH_BOARD), demo kernel"
+	@sh tools/qemu-run.sh $(QEMU_BENCH_BOARD) $< 60 $(QEMU_ICOUNT)
+
+qemu-bench:
+	@$(MAKE) --no-print-directory -s qemu-bench-one ARCH=arm64
+	@$(MAKE) --no-print-directory -s qemu-bench-one ARCH=x86_64
+
+qemu-bench-one: $(QB)/$(QEMU_BENCH_BOARD)-bench.img
+	@echo "==== $(ARCH): QEMU $(QEMU_BENCH_BOARD) $(QEMU_ICOUNT)"
+	@sh tools/qemu-run.sh $(QEMU_BENCH_BOARD) $< 60 $(QEMU_ICOUNT)
+
+# make qemu-gdb ARCH=arm64 [BOARD=raspi3b] [KIND=smp]: QEMU waits for a
+# debugger on :1234; attach with: $(QEMU_GDB) $(QB)/<board>-<kind>.elf -ex 'target remote :1234'
+BOARD ?= $(firstword $(QEMU_BOARDS))
+KIND ?= test
+qemu-gdb: $(QB)/$(BOARD)-$(KIND).img
+	@echo "waiting for gdb: $(QEMU_GDB) $(QB)/$(BOARD)-$(KIND).elf -ex 'target remote :1234'"
+	@sh tools/qemu-run.sh $(BOARD) $< 3600 -s -S $(if $(filter smp nolock,$(KIND)),-smp 4)
+
+# make qemu-soak [N=10]: the SMP stress N times in a row on every board.
+N ?= 10
+qemu-soak: $(call QEMU_IMGS,smp)
+	@ok=0; for i in $$(seq $(N)); do for b in $(QEMU_BOARDS); do \
+	  if sh tools/qemu-run.sh $$b $(QB)/$$b-smp.img 120 -smp 4 -accel tcg,thread=single >$(QB)/soak.log 2>&1; \
+	  then ok=$$((ok + 1)); echo "run $$i $$b: ok"; else echo "run $$i $$b: FAIL"; cat $(QB)/soak.log; fi; \
+	done; done; echo "$$ok of $$(( $(N) * $(words $(QEMU_BOARDS)) )) SMP stress runs passed"; \
+	[ $$ok -eq $$(( $(N) * $(words $(QEMU_BOARDS)) )) ]
