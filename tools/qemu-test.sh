@@ -5,7 +5,8 @@
 # report, a fault or a timeout). Ends with "N passed, N failed": the test
 # kernel's own counts plus one per stress run; exits 1 on any failure.
 # Usage: tools/qemu-test.sh QEMU_BUILD_DIR BOARD...
-# Env: QEMU_SKIPPED (hosted test files left out, for the log),
+# Env: QEMU_SKIPPED (hosted test files left out, for the log), TEST_TIMEOUT
+#      (seconds for a test kernel, default 120), SMP_THREAD (single or multi),
 #      KINDS (default "test smp nolock").
 set -u
 qb=$1
@@ -36,7 +37,7 @@ for board in "$@"; do
 		echo "--- $board $kind: $img"
 		case $kind in
 		test)
-			sh tools/qemu-run.sh "$board" "$img" 120 >"$log" 2>&1
+			sh tools/qemu-run.sh "$board" "$img" "${TEST_TIMEOUT:-120}" >"$log" 2>&1
 			rc=$?
 			cat "$log"
 			line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)

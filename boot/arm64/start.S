@@ -1,7 +1,7 @@
 /*
  * start.S: arm64 entry for every arm64 board (QEMU virt, raspi3b).
  *
- * In:  _start at EL2 or EL1, MMU off, any CPU of the board (raspi3b starts
+ * In:  _start at EL3, EL2 or EL1, MMU off, any CPU of the board (raspi3b starts
  *      all four here; virt starts only CPU 0 and the rest through PSCI).
  * Out: boot_main() on CPU 0 at EL1 with .bss zeroed, sp = __stack_top;
  *      secondary_entry(cpu) on others, sp = __stack_top - cpu * STACK_SIZE.
@@ -57,11 +57,20 @@ FUNC(secondary_entry)
 	bl	board_exit
 ENDF(secondary_entry)
 
-/* Return to x30 at EL1h with DAIF masked. From EL2: AArch64 EL1, EL1 may
- * read the counters, no virtual offset. Clobbers x9. */
+/* Return to x30 at EL1h with DAIF masked. From EL3 (raspi3b starts all
+ * cores there): Secure EL1 in AArch64, which needs no EL2 set-up. From EL2:
+ * AArch64 EL1, EL1 may read the counters, no virtual offset. Clobbers x9. */
 FUNC(drop_to_el1)
 	mrs	x9, CurrentEL
-	cmp	x9, #(2 << 2)
+	cmp	x9, #(3 << 2)
+	b.ne	2f
+	mov	x9, #0x430		/* SCR_EL3: RW, RES1 bits 5:4; NS = 0 */
+	msr	scr_el3, x9
+	mov	x9, #0x3c5		/* EL1h, D A I F masked */
+	msr	spsr_el3, x9
+	msr	elr_el3, x30
+	eret
+2:	cmp	x9, #(2 << 2)
 	b.ne	1f
 	mov	x9, #(1 << 31)		/* HCR_EL2.RW */
 	msr	hcr_el2, x9
