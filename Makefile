@@ -71,8 +71,11 @@ all: lib
 
 help:
 	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
-	@echo "  make run          the main job: the heap at work, with its stats"
-	@echo "  make host-demo    the demo as a host program"
+	@echo "  make run          boot the demo kernel on QEMU arm64 and x86_64: the heap at work, instruction counts"
+	@echo "  make host-demo    build and run the host demo"
+	@echo "  make qemu-test    test kernel, SMP stress and no-lock control on every QEMU board of ARCH"
+	@echo "  make qemu-bench   instructions per heap operation on both arches (QEMU -icount shift=0)"
+	@echo "  make qemu-gdb     boot a kernel that waits for gdb (BOARD=, KIND=test|smp|nolock|demo|bench)"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
 	@echo "  make lib          freestanding $(LIB)"
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
@@ -137,8 +140,6 @@ $(DEMO_BIN): tests/host/demo.c $(wildcard src/heap/*.c src/heap/*.h) | $(TOOLS_S
 host-demo: $(DEMO_BIN)
 	@$(DEMO_BIN)
 
-run: host-demo
-
 clean:
 	rm -rf build
 
@@ -148,3 +149,6 @@ clean:
 .PHONY: callgrind-class
 callgrind-class: | $(TOOLS_STAMP)
 	@sh tools/callgrind-class.sh $(N)
+
+# ---- QEMU ----------------------------------------------------------------------
+include mk/qemu.mk

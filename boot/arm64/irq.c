@@ -1,0 +1,26 @@
+/*
+ * irq.c: the kernel's kheap_irq_save/kheap_irq_restore overrides (see
+ * kheap.h): save DAIF and mask D, A, I, F; restore the saved DAIF. Also the
+ * kernel's kheap_spin_yield.
+ */
+#include "kheap.h"
+
+uintptr_t kheap_irq_save(void)
+{
+	uint64_t daif;
+	__asm__ volatile("mrs %0, daif; msr daifset, #0xf" : "=r"(daif)::"memory");
+	return (uintptr_t)daif;
+}
+
+void kheap_irq_restore(uintptr_t state)
+{
+	__asm__ volatile("msr daif, %0" ::"r"((uint64_t)state) : "memory");
+}
+
+/* The heap lock's spin loop calls this every 256 spins. A spin-wait hint:
+ * the generic C lock (GENERIC=1) has none of its own, and under QEMU TCG
+ * with thread=single it is what lets the holder's vCPU run. */
+void kheap_spin_yield(void)
+{
+	__asm__ volatile("yield" ::: "memory");
+}

@@ -1,0 +1,53 @@
+/*
+ * board.h: what the boot code of every board gives the kernels in tests/qemu/.
+ * A port provides these in boot/<arch>/ plus a linker script in linker/;
+ * nothing in src/heap/ knows about boards.
+ *
+ * Every function here is safe to call from any started CPU, with interrupts
+ * masked (they stay masked: the kernels take no interrupts).
+ */
+#ifndef BOARD_H
+#define BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most CPUs a kernel may start; the boot code reserves one stack for each. */
+#define BOARD_MAX_CPUS 4u
+
+/* The arena the linker script leaves for the heap: 16-aligned, at least the
+ * size the script ASSERTs. */
+extern char __heap_start[], __heap_end[];
+
+/* Write one byte to the board's UART, spinning while its FIFO is full. */
+void board_putc(char c);
+
+/* Leave the emulator: status 0 means every test passed, anything else is a
+ * failure. Never returns. */
+_Noreturn void board_exit(int status);
+
+/* Start CPU cpu (1 .. BOARD_MAX_CPUS - 1) in fn(cpu) on its own stack, with
+ * interrupts masked. Returns 0 when the start request was accepted; the
+ * caller then waits for the CPU to check in. fn must not return. */
+int board_cpu_start(unsigned cpu, void (*fn)(unsigned cpu));
+
+/* Spin-wait hint (arm64 YIELD, x86 PAUSE). Under QEMU's round-robin TCG
+ * (-accel tcg,thread=single) it also hands the host thread to the next
+ * vCPU, so a waiting CPU does not burn its whole time slice. */
+void board_relax(void);
+
+/* Enable the per-CPU event counter and read it. Under QEMU -icount shift=0
+ * it counts retired instructions; board_counter_name() says which counter
+ * the port reads. */
+void board_counter_init(void);
+uint64_t board_counter(void);
+const char *board_counter_name(void);
+
+/* Entered on the boot CPU with .bss cleared and a stack set up. */
+void kmain(void);
+
+/* Called by the exception vectors with a description of the fault; prints
+ * it and exits with status 3. */
+_Noreturn void board_fault(const char *what, uint64_t code, uint64_t pc, uint64_t addr);
+
+#endif /* BOARD_H */

@@ -1,0 +1,170 @@
+/*
+ * bench.c: instructions per heap operation, by path and size, as p50, p99
+ * and max over SAMPLES timed calls each. Counts come from board_counter(),
+ * which under QEMU -icount shift=0 advances once per guest instruction; the
+ * cost of reading it is measured first and subtracted. The first line of
+ * output shows the counter checked against a run of 100 NOPs.
+ */
+#include "bench.h"
+#include "board.h"
+#include "console.h"
+#include "kheap.h"
+
+#define SAMPLES 1000u
+#define HEAP_BYTES ((size_t)48 << 20)
+
+static struct kheap *h;
+static uint64_t t[SAMPLES];
+static uint64_t overhead;
+
+static void sort(uint64_t *a, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++) {
+		uint64_t v = a[i];
+		unsigned j = i;
+		for (; j && a[j - 1] > v; j--)
+			a[j] = a[j - 1];
+		a[j] = v;
+	}
+}
+
+static void row(const char *op, const char *path, size_t size)
+{
+	sort(t, SAMPLES);
+	con_puts("| ");
+	con_puts(op);
+	con_puts(" | ");
+	con_puts(path);
+	con_puts(" | ");
+	con_putu_w(size, 7);
+	con_puts(" | ");
+	con_putu_w(t[SAMPLES / 2], 5);
+	con_puts(" | ");
+	con_putu_w(t[SAMPLES * 99 / 100], 5);
+	con_puts(" | ");
+	con_putu_w(t[SAMPLES - 1], 5);
+	con_puts(" |\n");
+}
+
+static inline uint64_t since(uint64_t t0)
+{
+	uint64_t d = board_counter() - t0;
+	return d > overhead ? d - overhead : 0;
+}
+
+/* Size-class cache hit: free puts the block on its class list, the next
+ * alloc of the same size pops it. */
+static void cache_path(size_t n)
+{
+	static uint64_t f[SAMPLES];
+	void *p = kheap_alloc(h, n);
+	kheap_free(h, p);
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		p = kheap_alloc(h, n);
+		t[i] = since(t0);
+		t0 = board_counter();
+		kheap_free(h, p);
+		f[i] = since(t0);
+	}
+	row("alloc", "class cache hit", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", "to class cache", n);
+}
+
+/* Backend (TLSF bins): kheap_trim empties the caches first, so a class size
+ * also takes the slow path; the free of a non-class size coalesces. */
+static void backend_path(size_t n)
+{
+	static uint64_t f[SAMPLES];
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		kheap_trim(h);
+		uint64_t t0 = board_counter();
+		void *p = kheap_alloc(h, n);
+		t[i] = since(t0);
+		t0 = board_counter();
+		kheap_free(h, p);
+		f[i] = since(t0);
+	}
+	row("alloc", n < 1024 ? "backend (cache empty)" : "backend", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", n < 1024 ? "to class cache" : "backend, coalesce", n);
+}
+
+/* Worst case: free blocks in (nearly) every bin, then per sample an alloc
+ * that splits a large free block and a free that merges with free blocks
+ * on both sides. */
+static void worst_case(void)
+{
+	static uint64_t f[SAMPLES];
+	for (size_t n = 1024; n < ((size_t)256 << 10); n += n / 16) {
+		void *p = kheap_alloc(h, n);
+		kheap_alloc(h, 16); /* guard: keeps p from merging */
+		kheap_free(h, p);
+	}
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		kheap_trim(h);
+		uint64_t t0 = board_counter();
+		void *a = kheap_alloc(h, 3000 + 16 * (i % 64));
+		t[i] = since(t0);
+		void *b = kheap_alloc(h, 5000);
+		void *c = kheap_alloc(h, 7000);
+		void *g = kheap_alloc(h, 16);
+		kheap_free(h, a);
+		kheap_free(h, c);
+		t0 = board_counter();
+		kheap_free(h, b);
+		f[i] = since(t0);
+		kheap_free(h, g);
+	}
+	row("alloc", "all bins populated, split", 3000);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", "merge both neighbours", 5000);
+}
+
+static uint64_t nop100(void)
+{
+	uint64_t best = ~(uint64_t)0;
+	for (int i = 0; i < 16; i++) {
+		uint64_t t0 = board_counter();
+		__asm__ volatile(".rept 100\n\tnop\n\t.endr" ::: "memory");
+		uint64_t d = since(t0);
+		best = d < best ? d : best;
+	}
+	return best;
+}
+
+void bench_run(void)
+{
+	size_t size = (size_t)(__heap_end - __heap_start);
+	h = kheap_init(__heap_start, size < HEAP_BYTES ? size : HEAP_BYTES);
+	board_counter_init();
+	overhead = ~(uint64_t)0;
+	for (int i = 0; i < 64; i++) {
+		uint64_t t0 = board_counter();
+		uint64_t d = board_counter() - t0;
+		overhead = d < overhead ? d : overhead;
+	}
+	con_puts("counter: ");
+	con_puts(board_counter_name());
+	con_puts("; read cost ");
+	con_putu(overhead);
+	con_puts(", subtracted; 100 NOPs measure ");
+	con_putu(nop100());
+	con_puts("\n\n| op    | path | size | p50 | p99 | max |\n|---|---|--:|--:|--:|--:|\n");
+	static const size_t cls[] = {16, 64, 240, 500, 1000};
+	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
+		cache_path(cls[i]);
+	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
+		backend_path(cls[i]);
+	backend_path(4096);
+	backend_path((size_t)64 << 10);
+	backend_path((size_t)1 << 20);
+	worst_case();
+	con_puts("(instructions per call, ");
+	con_putu(SAMPLES);
+	con_puts(" samples per row)\n");
+}
