@@ -4,12 +4,16 @@
 #   CROSS_COMPILE  toolchain prefix; arm64 defaults to aarch64-linux-gnu-
 #   LLVM=1         build with clang instead of gcc
 #   GENERIC=1      build the portable C twins instead of src/heap/<arch>/*.S
+#   HARDEN=n       hardening level 0-3 (KHEAP_HARDEN, see kheap.h)
+#   OPT=n          optimisation level of the host tests (default 2)
 #
-# Outputs go under build/<arch>[-generic][-clang]/.
+# Outputs go under build/<arch>[-generic][-clang][-h<n>][-O<n>]/.
 
 ARCH ?= x86_64
 GENERIC ?= 0
 LLVM ?= 0
+HARDEN ?= 0
+OPT ?= 2
 
 ifeq ($(ARCH),x86_64)
   CROSS_COMPILE ?=
@@ -38,7 +42,8 @@ else
   VARIANT_CC :=
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)
+BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)$(if $(filter-out 0,$(HARDEN)),-h$(HARDEN))$(if $(filter-out 2,$(OPT)),-O$(OPT))
+HARDEN_DEF := $(if $(filter-out 0,$(HARDEN)),-DKHEAP_HARDEN=$(HARDEN))
 
 # musl-style selection: src/heap/<arch>/foo.S replaces src/heap/foo.c.
 HEAP_S := $(if $(filter 1,$(GENERIC)),,$(wildcard src/heap/$(ARCH)/*.S))
@@ -48,7 +53,7 @@ ARCH_HDR := $(if $(filter 1,$(GENERIC)),,-DKH_ARCH_HEADER='"$(ARCH)/kh_arch.h"')
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 LIB_CFLAGS := -std=c11 -ffreestanding -nostdlib -fno-builtin -fno-pic -fno-pie \
   -fno-stack-protector -fno-asynchronous-unwind-tables -O2 -g $(WARN) \
-  $(ARCH_CFLAGS) $(ARCH_HDR) -Isrc/heap -MMD -MP
+  $(ARCH_CFLAGS) $(ARCH_HDR) $(HARDEN_DEF) -Isrc/heap -MMD -MP
 
 LIB := $(BUILD)/libkheap.a
 LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o)
@@ -56,16 +61,17 @@ LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S
 # Host test programs: the heap sources built hosted (for sanitizers and
 # threads), with the white-box hook opened, plus tests/host/*.c.
 TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
-TEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) -DKH_PRIVATE= \
+TEST_CFLAGS := -std=gnu11 -O$(OPT) -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) $(HARDEN_DEF) -DKH_PRIVATE= -DKH_FAULT_INJECT \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
 TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c
 TEST_BIN := $(BUILD)/kt-unit
 SAN_BIN := build/host-asan/kt-unit
+TSAN_BIN := build/host-tsan/kt-unit
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 DEMO_BIN := build/host/kheap-demo
 
-.PHONY: all lib test test-unit test-asan test-builds run host-demo help clean tools
+.PHONY: all lib test test-unit test-asan test-tsan test-builds run host-demo help clean tools
 
 all: lib
 
@@ -80,6 +86,7 @@ help:
 	@echo "  make lib          freestanding $(LIB)"
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
 	@echo "  make test-asan    the host suite under ASan+UBSan"
+	@echo "  make test-tsan    the threads stress under ThreadSanitizer"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
@@ -125,6 +132,16 @@ test-unit: $(TEST_BIN)
 
 test-asan: $(SAN_BIN)
 	$(SAN_BIN)
+
+# ThreadSanitizer on the threads stress. The C twins (GENERIC=1), whose C11
+# atomics TSan understands; it cannot see through the assembly lock.
+$(TSAN_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	clang $(filter-out $(ARCH_HDR),$(TEST_CFLAGS)) -fsanitize=thread -O1 \
+	  $(filter-out $(HEAP_S),$(TEST_SRC)) $(HEAP_S:src/heap/$(ARCH)/%.S=src/heap/%.c) -o $@ -lpthread
+
+test-tsan: $(TSAN_BIN)
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BIN) threads_
 
 test-builds: | $(TOOLS_STAMP)
 	@sh tools/check-builds.sh

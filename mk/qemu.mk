@@ -44,6 +44,10 @@ qobj = $(patsubst %,$(QB)/obj/%.o,$(basename $(1)))
 QEMU_WB_OBJ := $(patsubst src/heap/%,$(QB)/wb/%.o,$(basename $(subst src/heap/$(ARCH)/,src/heap/,$(HEAP_C) $(HEAP_S))))
 QEMU_NOLOCK_LIB := $(filter-out $(BUILD)/lib/kh_lock.o,$(LIB_OBJ))
 
+# Test files build as on the host, with the random stress cut to a quarter
+# of its host length: TCG runs it ten to forty times slower.
+QEMU_TEST_DEFS := -Wno-missing-prototypes -DKH_FAULT_INJECT -DKT_STRESS_OPS=250000u -DKT_CHECK_EVERY_OPS=25000u
+
 QEMU_KIND_test := tests/qemu/kt_qemu.c tests/host/kt_core.c tests/host/twin_c.c $(QEMU_T_SRC)
 QEMU_KIND_smp := tests/qemu/smp_stress.c
 QEMU_KIND_nolock := tests/qemu/smp_stress.c tests/qemu/nolock.c
@@ -58,7 +62,7 @@ QEMU_KINDS := test smp nolock demo bench
 
 $(QB)/obj/%.o: %.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(QEMU_CFLAGS) $(if $(filter tests/%,$<),-Wno-missing-prototypes) -c $< -o $@
+	$(CC) $(QEMU_CFLAGS) $(if $(filter tests/%,$<),$(QEMU_TEST_DEFS)) -c $< -o $@
 
 $(QB)/obj/%.o: %.S | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
@@ -66,12 +70,12 @@ $(QB)/obj/%.o: %.S | $(TOOLS_STAMP)
 
 $(QB)/wb/%.o: src/heap/%.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -Wno-missing-prototypes -c $< -o $@
+	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
 
 # Static pattern, as for $(LIB): an implicit rule would lose to the .c one.
 $(HEAP_S:src/heap/$(ARCH)/%.S=$(QB)/wb/%.o): $(QB)/wb/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -Wno-missing-prototypes -c $< -o $@
+	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
 
 # $(1) board, $(2) kind. Always relinked (cheap): the object list follows
 # the tests/host/t_*.c wildcard, and a removed test must leave the kernel.

@@ -6,7 +6,7 @@
 # kernel's own counts plus one per stress run; exits 1 on any failure.
 # Usage: tools/qemu-test.sh QEMU_BUILD_DIR BOARD...
 # Env: QEMU_SKIPPED (hosted test files left out, for the log), TEST_TIMEOUT
-#      (seconds for a test kernel, default 120), SMP_TIMEOUT (default 300;
+#      (seconds for a test kernel, default 240), SMP_TIMEOUT (default 300;
 #      the stress takes 20-30 s on an idle 2-core host), SMP_THREAD (single or multi),
 #      KINDS (default "test smp nolock").
 set -u
@@ -38,7 +38,7 @@ for board in "$@"; do
 		echo "--- $board $kind: $img"
 		case $kind in
 		test)
-			sh tools/qemu-run.sh "$board" "$img" "${TEST_TIMEOUT:-120}" >"$log" 2>&1
+			sh tools/qemu-run.sh "$board" "$img" "${TEST_TIMEOUT:-240}" >"$log" 2>&1
 			rc=$?
 			cat "$log"
 			line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)

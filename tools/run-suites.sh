@@ -11,7 +11,12 @@ builds          make --no-print-directory test-builds
 unit-x86_64     make --no-print-directory test-unit ARCH=x86_64
 unit-x86_64-gen make --no-print-directory test-unit ARCH=x86_64 GENERIC=1
 unit-x86_64-clg make --no-print-directory test-unit ARCH=x86_64 LLVM=1
+unit-x86_64-h1  make --no-print-directory test-unit ARCH=x86_64 HARDEN=1
+unit-x86_64-h2  make --no-print-directory test-unit ARCH=x86_64 HARDEN=2
+unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
+unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
 asan-ubsan      make --no-print-directory test-asan
+tsan            make --no-print-directory test-tsan
 unit-arm64      make --no-print-directory test-unit ARCH=arm64
 unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
 qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64

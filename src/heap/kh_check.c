@@ -193,16 +193,9 @@ static void check_counts(struct checker *k)
 		bad(k, (uintptr_t)n, "peak below current use");
 }
 
-int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
+int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
-	if (!kh_live(h)) {
-		if (fn)
-			fn(ctx, h, "not a live heap handle");
-		return 1;
-	}
 	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0}};
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
 	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
 		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
 	} else {
@@ -212,9 +205,22 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
 		check_classes(&k);
 		check_counts(&k);
 	}
+	return k.problems;
+}
+
+int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
+{
+	if (!kh_live(h)) {
+		if (fn)
+			fn(ctx, h, "not a live heap handle");
+		return 1;
+	}
+	uintptr_t irq = kheap_irq_save();
+	kh_lock_acquire(&h->lock);
+	int problems = kh_check_locked(h, fn, ctx);
 	kh_lock_release(&h->lock);
 	kheap_irq_restore(irq);
-	return k.problems;
+	return problems;
 }
 
 int kheap_check(struct kheap *h) { return kheap_check_verbose(h, NULL, NULL); }

@@ -153,6 +153,9 @@ struct kheap {
 	struct kh_lock lock;
 	kheap_report_fn report;
 	void *report_ctx;
+	kheap_oom_fn oom;
+	void *oom_ctx;
+	uint64_t ops; /* counts operations for KHEAP_CHECK_EVERY */
 	uint64_t fl_map;
 	uint32_t sl_map[KH_FL_COUNT];
 	uintptr_t bins[KH_FL_COUNT][KH_SL_COUNT]; /* block addresses, 0 = empty */
@@ -162,12 +165,16 @@ struct kheap {
 	struct kh_counts n;
 };
 
-/* What an operation found wrong; reported once the lock is released. */
+/* What an operation found wrong, reported once the lock is released; and
+ * the size of an allocation that ran out of memory, for the OOM hook. */
 struct kh_err {
 	enum kheap_error kind;
 	const void *ptr;
 	const char *msg;
+	size_t oom; /* size asked for + 1; 0 when memory did not run out */
 };
+
+#define KH_ERR_INIT {KHEAP_OK, NULL, NULL, 0}
 
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)
@@ -232,6 +239,29 @@ static inline uintptr_t kh_enc(const struct kheap *h, const void *slot, uintptr_
 	return v ^ (uintptr_t)slot ^ kh_key(h);
 }
 
+/* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
+
+/* Bytes a level-1 canary takes from each block's usable size. */
+#define KH_TAIL ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+#define KH_POISON ((kh_word)0xa5a5a5a5a5a5a5a5u)
+
+_Static_assert(KHEAP_HARDEN >= 0 && KHEAP_HARDEN <= 3, "hardening levels are 0 to 3");
+_Static_assert(KHEAP_POISON_BYTES % 8 == 0, "poison is written in words");
+
+/* Usable bytes of used block b: payload less the canary. */
+static inline size_t kh_usable(uintptr_t b) { return kh_size(b) - KH_HDR - KH_TAIL; }
+
+/* A request of n bytes plus the canary, saturating. */
+static inline size_t kh_want(size_t n) { return n > SIZE_MAX - KH_TAIL ? SIZE_MAX : n + KH_TAIL; }
+
+/* The canary word sits in the last 8 bytes of a used block, right after its
+ * usable bytes; its value binds the heap secret and the block address. */
+static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_HDR); }
+static inline kh_word kh_canary(const struct kheap *h, uintptr_t b)
+{
+	return ((kh_word)b ^ h->secret) * (kh_word)0xd6e8feb86659fd93u;
+}
+
 /* ---- size arithmetic ---------------------------------------------------- */
 
 /* Block size for a payload of n bytes, or 0 when n cannot fit any block. */
@@ -277,8 +307,19 @@ bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 size_t kh_largest_free(const struct kheap *h);
 void kh_region_seed(struct kheap *h, struct kh_region *r);
 
+/* Level 1: write the poison into free block b / test it (kh_tlsf.c). */
+void kh_poison(uintptr_t b);
+bool kh_poison_ok(uintptr_t b);
+
+#ifdef KH_FAULT_INJECT
+/* Test builds: when non-zero, counts down on every backend allocation, and
+ * the one that brings it to zero fails as if memory had run out. */
+extern unsigned long kh_fault_countdown;
+#endif
+
 /* kh_check.c */
 const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t p);
+int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
 
 /* kh_report.c */
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);

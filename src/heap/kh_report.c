@@ -36,6 +36,9 @@ static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_E_REGION_SMALL] = "region too small",
 	[KHEAP_E_BAD_HEAP] = "bad heap handle",
 	[KHEAP_E_NULL] = "NULL argument",
+	[KHEAP_E_USE_AFTER_FREE] = "write after free",
+	[KHEAP_E_CANARY] = "write past the block",
+	[KHEAP_E_CORRUPT] = "heap corrupt",
 };
 
 /* Bounded string builder over a caller's buffer. */

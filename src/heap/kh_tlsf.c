@@ -91,12 +91,41 @@ bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 	return true;
 }
 
+/* The poisoned span of a free block: from past its two links, up to
+ * KHEAP_POISON_BYTES, and never into its footer. Bounded, so free stays O(1). */
+static inline kh_word *poison_lo(uintptr_t b) { return (kh_word *)(b + KH_HDR + 16); }
+static inline kh_word *poison_hi(uintptr_t b)
+{
+	uintptr_t end = b + kh_size(b) - KH_HDR, cap = b + KH_HDR + 16 + KHEAP_POISON_BYTES;
+	return (kh_word *)(end < cap ? end : cap);
+}
+
+void kh_poison(uintptr_t b)
+{
+	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+		*w = KH_POISON;
+}
+
+bool kh_poison_ok(uintptr_t b)
+{
+	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+		if (*w != KH_POISON)
+			return false;
+	return true;
+}
+
+#ifdef KH_FAULT_INJECT
+unsigned long kh_fault_countdown;
+#endif
+
 /* Mark b free with size s (its predecessor is used, by I3), write its footer,
  * tell its successor, and bin it. */
 static void make_free(struct kheap *h, uintptr_t b, size_t s)
 {
 	kh_set(h, b, s, 0, 0);
 	*kh_footer(b) = *kh_hdr(b);
+	if (KHEAP_HARDEN >= 1)
+		kh_poison(b);
 	uintptr_t nx = b + s;
 	kh_set_flags(h, nx, kh_flags(nx) | KH_PREV_FREE);
 	kh_bin_insert(h, b);
@@ -105,6 +134,13 @@ static void make_free(struct kheap *h, uintptr_t b, size_t s)
 /* A header absorbed by a neighbour: sealed, size 0, not used, so a later
  * free of its old payload pointer reads as a double free. */
 static void kill(const struct kheap *h, uintptr_t b) { kh_set(h, b, 0, 0, 0); }
+
+/* Level 2: free block b's footer matches, and its successor knows it is free. */
+static bool free_neighbours_ok(const struct kheap *h, uintptr_t b)
+{
+	uintptr_t nx = b + kh_size(b);
+	return *kh_footer(b) == *kh_hdr(b) && kh_ok(h, nx) && kh_prev_free(nx) && kh_used(nx);
+}
 
 /* First non-empty bin whose every block holds s bytes: its head, with its
  * indices in *fl, *sl; or 0. */
@@ -143,11 +179,16 @@ static void drop_bin(struct kheap *h, unsigned fl, unsigned sl)
 uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 {
 	unsigned fl, sl;
+#ifdef KH_FAULT_INJECT
+	if (kh_fault_countdown != 0 && --kh_fault_countdown == 0)
+		return 0;
+#endif
 	uintptr_t b = find_fit(h, s, &fl, &sl);
 	if (b == 0)
 		return 0;
-	if (!in_heap(h, b) || !kh_ok(h, b) || kh_used(b) || kh_size(b) < s) {
-		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a free block");
+	if (!in_heap(h, b) || !kh_ok(h, b) || kh_used(b) || kh_size(b) < s ||
+	    (KHEAP_HARDEN >= 2 && !free_neighbours_ok(h, b))) {
+		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
 	}
@@ -155,6 +196,8 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 		drop_bin(h, fl, sl);
 		return 0;
 	}
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b)) /* reported; the block is still sound */
+		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
 	size_t bs = kh_size(b);
 	if (bs - s >= KH_MIN_BLOCK) {
 		kh_set(h, b, s, KH_USED, 0);
@@ -219,10 +262,8 @@ uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_
 	uintptr_t nb = p - KH_HDR;
 	if (nb != b) {
 		size_t gap = nb - b, bs = kh_size(b);
-		kh_set(h, nb, bs - gap, KH_USED | KH_PREV_FREE, 0);
-		kh_set(h, b, gap, 0, 0);
-		*kh_footer(b) = *kh_hdr(b);
-		kh_bin_insert(h, b);
+		kh_set(h, nb, bs - gap, KH_USED, 0);
+		make_free(h, b, gap);
 	}
 	split_tail(h, nb, s, e);
 	return nb;
@@ -240,6 +281,8 @@ bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 		return false;
 	if (!kh_bin_remove(h, nx, e))
 		return false;
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(nx))
+		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(nx), "freed memory was written after free");
 	size_t total = cur + kh_size(nx);
 	kill(h, nx);
 	kh_set(h, b, total, kh_flags(b), kh_alg(b));

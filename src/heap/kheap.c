@@ -34,16 +34,28 @@ static uintptr_t enter(struct kheap *h)
 	return irq;
 }
 
-static void leave(struct kheap *h, uintptr_t irq, const struct kh_err *e, const void *caller)
+static void first_problem(void *ctx, const void *addr, const char *what)
 {
+	struct kh_err *e = ctx;
+	kh_fail(e, KHEAP_E_CORRUPT, addr, what);
+}
+
+static void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
+{
+	if (KHEAP_HARDEN >= 3 && ++h->ops % KHEAP_CHECK_EVERY == 0)
+		kh_check_locked(h, first_problem, e);
 	if (e->kind != KHEAP_OK)
 		h->n.errors++;
 	if (e->kind == KHEAP_E_FREELIST)
 		kh_rebuild(h);
+	kheap_oom_fn oom = e->oom ? h->oom : NULL;
+	void *oom_ctx = h->oom_ctx;
 	kh_lock_release(&h->lock);
 	kheap_irq_restore(irq);
 	if (e->kind != KHEAP_OK)
 		kh_report(h, e, caller);
+	if (oom != NULL)
+		oom(oom_ctx, e->oom - 1);
 }
 
 /* ---- block validation --------------------------------------------------- */
@@ -77,13 +89,18 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 		    !kh_sealed(h, b - ps, tag) || (tag & KH_USED))
 			return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "previous block's boundary tag is corrupt"), 0;
 	}
+	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
 	return b;
 }
 
 /* ---- accounting --------------------------------------------------------- */
 
+/* Hand used block b to the caller: its canary, and the counters. */
 static void count_grant(struct kheap *h, uintptr_t b)
 {
+	if (KHEAP_HARDEN >= 1)
+		*kh_canary_slot(b) = kh_canary(h, b);
 	h->n.in_use += kh_size(b);
 	h->n.used_blocks++;
 	h->n.allocs++;
@@ -120,6 +137,13 @@ static uintptr_t cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		kh_fail(e, KHEAP_E_FREELIST, p, "size-class link points outside the heap");
 		cl->head = 0, cl->count = 0;
 	}
+	if (KHEAP_HARDEN >= 2 && (!kh_ok(h, b + kh_size(b)) || kh_prev_free(b + kh_size(b)))) {
+		kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
+		cl->head = 0, cl->count = 0;
+		return 0;
+	}
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b)) /* reported; the block is still sound */
+		kh_fail(e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
 	kh_set(h, b, kh_class_block_size(c), KH_USED | (w & KH_PREV_FREE), 0);
 	h->n.cached -= kh_class_block_size(c);
 	h->n.cached_blocks--;
@@ -136,6 +160,8 @@ static bool cache_put(struct kheap *h, uintptr_t b)
 	if (kh_class_block_size(c) != s || !kh_class_push(&h->classes[c], kh_payload(b), kh_key(h)))
 		return false;
 	kh_set(h, b, s, KH_USED | KH_CACHED | (kh_flags(b) & KH_PREV_FREE), 0);
+	if (KHEAP_HARDEN >= 1)
+		kh_poison(b);
 	h->n.cached += s;
 	h->n.cached_blocks++;
 	return true;
@@ -181,12 +207,23 @@ static uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh
 	return 0;
 }
 
+/* Count an allocation of n bytes that failed; unless a misuse or corruption
+ * was the cause, it is an out-of-memory event for the OOM hook. */
+static uintptr_t out_of_memory(struct kheap *h, size_t n, struct kh_err *e)
+{
+	if (e->kind == KHEAP_OK) {
+		h->n.ooms++;
+		e->oom = n + 1 != 0 ? n + 1 : n;
+	}
+	return 0;
+}
+
 /* A used block for n payload bytes, counted, or 0 (counted as OOM). */
 static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 {
 	uintptr_t b = 0;
-	size_t s = kh_block_for(n);
-	unsigned c = kh_size_class(n);
+	size_t s = kh_block_for(kh_want(n));
+	unsigned c = kh_size_class(kh_want(n));
 	if (c < KH_NCLASSES) {
 		b = cache_take(h, c, e);
 		if (b == 0)
@@ -194,10 +231,8 @@ static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 	}
 	if (b == 0 && s != 0)
 		b = backend_take(h, s, KHEAP_ALIGN, e);
-	if (b == 0) {
-		h->n.ooms += e->kind == KHEAP_OK;
-		return 0;
-	}
+	if (b == 0)
+		return out_of_memory(h, n, e);
 	count_grant(h, b);
 	return b;
 }
@@ -206,14 +241,12 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 {
 	if (align <= KHEAP_ALIGN)
 		return alloc_locked(h, n, e);
-	size_t s = kh_block_for(n);
+	size_t s = kh_block_for(kh_want(n));
 	uintptr_t b = 0;
 	if (s != 0 && align <= KH_MAX_BLOCK && s <= KH_MAX_BLOCK - align - KH_GRANULE)
 		b = backend_take(h, s, align, e);
-	if (b == 0) {
-		h->n.ooms += e->kind == KHEAP_OK;
-		return 0;
-	}
+	if (b == 0)
+		return out_of_memory(h, n, e);
 	kh_set(h, b, kh_size(b), kh_flags(b), kh_fls_size(align));
 	count_grant(h, b);
 	return b;
@@ -311,7 +344,7 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return -KHEAP_E_BAD_HEAP;
-	struct kh_err e = {KHEAP_OK, base, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t lo = (uintptr_t)base;
 	struct kh_region r;
 	uintptr_t irq = enter(h);
@@ -340,7 +373,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = enter(h);
 	uintptr_t b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
@@ -352,7 +385,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t b = 0;
 	uintptr_t irq = enter(h);
 	if (align == 0 || (align & (align - 1)) != 0)
@@ -370,7 +403,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t b = 0;
 	uintptr_t irq = enter(h);
 	if (size != 0 && n > SIZE_MAX / size)
@@ -380,7 +413,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	leave(h, irq, &e, caller);
 	if (b == 0)
 		return NULL;
-	zero_words(kh_payload(b), kh_size(b) - KH_HDR); /* outside the lock */
+	zero_words(kh_payload(b), kh_usable(b)); /* outside the lock */
 	return kh_payload(b);
 }
 
@@ -389,7 +422,7 @@ void kheap_free(struct kheap *h, void *ptr)
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	if (b != 0)
@@ -402,7 +435,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = enter(h);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
@@ -410,7 +443,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		return b ? kh_payload(b) : NULL;
 	}
 	uintptr_t b = held(h, ptr, &e), nb = 0;
-	size_t s = kh_block_for(size), old = b ? kh_size(b) : 0;
+	size_t s = kh_block_for(kh_want(size)), old = b ? kh_size(b) : 0;
 	if (b != 0 && size == 0) {
 		free_locked(h, b, &e);
 		b = 0;
@@ -418,6 +451,8 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		h->n.in_use = h->n.in_use - old + kh_size(b);
 		if (h->n.in_use > h->n.peak)
 			h->n.peak = h->n.in_use;
+		if (KHEAP_HARDEN >= 1)
+			*kh_canary_slot(b) = kh_canary(h, b);
 		nb = b;
 	} else if (b != 0 && e.kind == KHEAP_OK) {
 		nb = kh_alg(b) ? aligned_locked(h, (size_t)1 << kh_alg(b), size, &e)
@@ -428,7 +463,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		return nb ? kh_payload(nb) : NULL;
 	/* Moved: copy outside the lock (both blocks are ours), then free. */
 	size_t keep = kh_size(nb) < old ? kh_size(nb) : old;
-	copy_words(kh_payload(nb), ptr, keep - KH_HDR);
+	copy_words(kh_payload(nb), ptr, keep - KH_HDR - KH_TAIL);
 	e.kind = KHEAP_OK;
 	irq = enter(h);
 	free_locked(h, b, &e);
@@ -441,10 +476,10 @@ size_t kheap_usable_size(struct kheap *h, const void *ptr)
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return 0;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = enter(h);
 	uintptr_t b = held(h, ptr, &e);
-	size_t n = b ? kh_size(b) - KH_HDR : 0;
+	size_t n = b ? kh_usable(b) : 0;
 	leave(h, irq, &e, caller);
 	return n;
 }
@@ -491,12 +526,26 @@ kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx)
 	return old;
 }
 
+kheap_oom_fn kheap_set_oom(struct kheap *h, kheap_oom_fn fn, void *ctx)
+{
+	if (!live(h, CALLER()))
+		return NULL;
+	uintptr_t irq = kheap_irq_save();
+	kh_lock_acquire(&h->lock);
+	kheap_oom_fn old = h->oom;
+	h->oom = fn;
+	h->oom_ctx = ctx;
+	kh_lock_release(&h->lock);
+	kheap_irq_restore(irq);
+	return old;
+}
+
 void kheap_trim(struct kheap *h)
 {
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return;
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = enter(h);
 	flush_caches(h, &e);
 	leave(h, irq, &e, caller);

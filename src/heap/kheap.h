@@ -42,6 +42,33 @@ extern "C" {
 #define KHEAP_MAX_REGIONS 8u
 #endif
 
+/*
+ * Hardening level, fixed when the library is built (-DKHEAP_HARDEN=n); the
+ * README gives each level's measured cost. Every level keeps the checks of
+ * the levels below it.
+ *  0  always-on checks: header cookie, double free, foreign, interior and
+ *     misaligned pointers, neighbour consistency on free, encoded links;
+ *  1  + freed blocks are poisoned (their first KHEAP_POISON_BYTES after the
+ *     links) and the poison is checked when the block is handed out again;
+ *     + a canary word after the usable size, checked on free, realloc and
+ *     usable_size (8 more bytes per block);
+ *  2  + the neighbours of every block handed out are checked too;
+ *  3  + a full kheap_check every KHEAP_CHECK_EVERY operations.
+ */
+#ifndef KHEAP_HARDEN
+#define KHEAP_HARDEN 0
+#endif
+#ifndef KHEAP_POISON_BYTES
+#define KHEAP_POISON_BYTES 256u
+#endif
+#ifndef KHEAP_CHECK_EVERY
+#define KHEAP_CHECK_EVERY 1024u
+#endif
+
+/* Bytes a block costs beyond its usable size: the header, and the canary
+ * when KHEAP_HARDEN >= 1. */
+#define KHEAP_BLOCK_OVERHEAD (KHEAP_HARDEN >= 1 ? 16u : 8u)
+
 /* The smallest region kheap_add_region accepts, after aligning its ends. The
  * first region must also hold the control block (kheap_control_size()). */
 #define KHEAP_MIN_REGION 256u
@@ -63,6 +90,9 @@ enum kheap_error {
 	KHEAP_E_REGION_SMALL, /* region too small to hold one block (returned, never reported) */
 	KHEAP_E_BAD_HEAP,     /* the heap handle is NULL or not a live kheap */
 	KHEAP_E_NULL,         /* NULL where the function does not accept it */
+	KHEAP_E_USE_AFTER_FREE, /* freed memory was written (KHEAP_HARDEN >= 1) */
+	KHEAP_E_CANARY,       /* the word past the usable size was overwritten (KHEAP_HARDEN >= 1) */
+	KHEAP_E_CORRUPT,      /* the periodic full check found a problem (KHEAP_HARDEN >= 3) */
 	KHEAP_E_COUNT_
 };
 
@@ -80,8 +110,8 @@ struct kheap_report {
 typedef void (*kheap_report_fn)(void *ctx, const struct kheap_report *r);
 
 /* Counters kept in O(1) on every operation. Byte counts are block bytes
- * (payload plus the 8-byte header), so in_use + free + cached + the end
- * markers add up to the managed bytes. */
+ * (usable bytes plus KHEAP_BLOCK_OVERHEAD), so in_use + free + cached add up
+ * to the managed bytes. */
 struct kheap_stats {
 	size_t total_bytes;    /* bytes under management in all regions */
 	size_t in_use_bytes;   /* bytes in blocks the caller holds */
@@ -89,8 +119,8 @@ struct kheap_stats {
 	size_t free_bytes;     /* bytes in free blocks (bins) */
 	size_t cached_bytes;   /* bytes in freed small blocks held by size-class caches */
 	size_t largest_free;   /* largest block an allocation is sure to get: an
-				* allocation of up to largest_free - 8 bytes
-				* succeeds (without flushing the caches) */
+				* allocation of up to largest_free -
+				* KHEAP_BLOCK_OVERHEAD bytes succeeds */
 	size_t used_blocks;    /* blocks the caller holds */
 	size_t free_blocks;    /* blocks in bins */
 	size_t cached_blocks;  /* blocks in size-class caches */
@@ -125,7 +155,8 @@ int kheap_add_region(struct kheap *h, void *base, size_t size);
 /* Allocate size bytes. Returns a KHEAP_ALIGN-aligned pointer to at least size
  * bytes, or NULL iff no block that large is free (size above every free block,
  * SIZE_MAX and sizes near it included); never a smaller block. alloc(0)
- * returns a unique minimal block (usable size 24) that must be freed. O(1). */
+ * returns a unique minimal block (usable size 24, 16 when KHEAP_HARDEN >= 1)
+ * that must be freed. O(1). */
 void *kheap_alloc(struct kheap *h, size_t size);
 
 /* Free a block from kheap_alloc/calloc/realloc/aligned_alloc. free(NULL) does
@@ -162,6 +193,15 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out);
 /* Install the report hook (NULL restores the default, which formats a message
  * and calls kheap_panic). Returns the previous hook. */
 kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx);
+
+/* Called once per allocation that returns NULL for lack of memory (not for
+ * misuse), with the heap lock released, with the size asked for. It may
+ * free memory into this heap; the failed call still returns NULL. */
+typedef void (*kheap_oom_fn)(void *ctx, size_t size);
+
+/* Install the out-of-memory hook (NULL: none, the default). Returns the
+ * previous hook. */
+kheap_oom_fn kheap_set_oom(struct kheap *h, kheap_oom_fn fn, void *ctx);
 
 /* Validate the whole heap without allocating: a linear walk of every region
  * (header cookies, sizes, flags, boundary tags, no two adjacent free blocks)

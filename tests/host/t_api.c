@@ -62,7 +62,7 @@ KT_CASE(api_alloc_zero_is_unique_minimal_block)
 	void *a = kheap_alloc(h, 0), *b = kheap_alloc(h, 0);
 	KT_REQUIRE(a != NULL && b != NULL);
 	KT_CHECK(a != b);
-	KT_EQ(kheap_usable_size(h, a), 24);
+	KT_EQ(kheap_usable_size(h, a), 32 - KHEAP_BLOCK_OVERHEAD);
 	kheap_free(h, a);
 	kheap_free(h, b);
 	KT_EQ(kt_heap_check(h), 0);
@@ -88,9 +88,9 @@ KT_CASE(api_alloc_too_big_returns_null_never_smaller)
 	KT_EQ(st.error_count, 0);
 	KT_EQ(rec.count, 0);
 	/* The largest free block is allocatable, one granule more is not. */
-	void *p = kheap_alloc(h, st.largest_free - 8);
+	void *p = kheap_alloc(h, st.largest_free - KHEAP_BLOCK_OVERHEAD);
 	KT_CHECK(p != NULL);
-	KT_CHECK(kheap_usable_size(h, p) >= st.largest_free - 8);
+	KT_CHECK(kheap_usable_size(h, p) >= st.largest_free - KHEAP_BLOCK_OVERHEAD);
 	kheap_free(h, p);
 	KT_EQ(kt_heap_check(h), 0);
 }
@@ -269,16 +269,22 @@ KT_CASE(api_stats_are_exact)
 	KT_EQ(st.free_bytes, st.total_bytes);
 	KT_CHECK(st.total_bytes > ARENA - kheap_control_size() - 64);
 	void *a = kheap_alloc(h, 100), *b = kheap_alloc(h, 5000), *c = kheap_alloc(h, 24);
+	/* Block bytes: usable plus overhead; 100 and 24 are class sizes. */
+	size_t ba = kheap_usable_size(h, a) + KHEAP_BLOCK_OVERHEAD, bb = kheap_usable_size(h, b) + KHEAP_BLOCK_OVERHEAD,
+	       bc = kheap_usable_size(h, c) + KHEAP_BLOCK_OVERHEAD;
+	KT_EQ(ba, KHEAP_HARDEN >= 1 ? 128 : 112);
+	KT_EQ(bb, KHEAP_HARDEN >= 1 ? 5024 : 5008);
+	KT_EQ(bc, KHEAP_HARDEN >= 1 ? 48 : 32);
 	kheap_get_stats(h, &st);
-	KT_EQ(st.in_use_bytes, 112 + 5008 + 32);
+	KT_EQ(st.in_use_bytes, ba + bb + bc);
 	KT_EQ(st.used_blocks, 3);
 	KT_EQ(st.alloc_count, 3);
 	kheap_free(h, b);
 	kheap_free(h, a); /* 112 is a class size: cached */
 	kheap_get_stats(h, &st);
-	KT_EQ(st.in_use_bytes, 32);
-	KT_EQ(st.peak_in_use_bytes, 112 + 5008 + 32);
-	KT_EQ(st.cached_bytes, 112);
+	KT_EQ(st.in_use_bytes, bc);
+	KT_EQ(st.peak_in_use_bytes, ba + bb + bc);
+	KT_EQ(st.cached_bytes, ba);
 	KT_EQ(st.cached_blocks, 1);
 	KT_EQ(st.free_count, 2);
 	KT_CHECK(stats_balance(h));

@@ -216,24 +216,79 @@ KT_CASE(misuse_overwritten_boundary_tag)
 	kheap_free(f.h, c);
 }
 
-KT_CASE(misuse_next_header_overwritten_by_overflow)
+/* One byte past the usable size: with a canary (KHEAP_HARDEN >= 1) it lands
+ * in the canary; without, in the next block's header. Both are caught. */
+KT_CASE(misuse_one_byte_overflow)
 {
 	struct fixture f;
 	setup(&f);
 	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
-	size_t u = kheap_usable_size(f.h, a);
-	uint64_t saved;
-	char *over = a + u; /* first byte past a's block: b's header */
-	saved = *(uint64_t *)(void *)over;
+	char *over = a + kheap_usable_size(f.h, a);
+	uint64_t saved = *(uint64_t *)(void *)over;
 	over[0] ^= 0x55;
 	snapshot(&f);
 	kheap_free(f.h, a);
-	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	KT_REPORTED(&f.rec, KHEAP_HARDEN >= 1 ? KHEAP_E_CANARY : KHEAP_E_NEIGHBOUR);
 	*(uint64_t *)(void *)over = saved;
 	still_serving(&f);
 	kheap_free(f.h, a);
 	kheap_free(f.h, b);
 }
+
+KT_CASE(misuse_next_header_overwritten)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	char *hdr = b - 8; /* b's header: right after a's block */
+	uint64_t saved = *(uint64_t *)(void *)hdr;
+	hdr[3] ^= 0x10;
+	snapshot(&f);
+	kheap_free(f.h, a);
+	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	*(uint64_t *)(void *)hdr = saved;
+	still_serving(&f);
+	kheap_free(f.h, a);
+	kheap_free(f.h, b);
+}
+
+#if KHEAP_HARDEN >= 1
+/* A write through a dangling pointer into a freed block is found when the
+ * block is handed out again; the heap stays consistent. */
+KT_CASE(misuse_write_after_free_small)
+{
+	struct fixture f;
+	setup(&f);
+	char *p = kheap_alloc(f.h, 200);
+	kheap_free(f.h, p); /* cached and poisoned */
+	p[40] = 1;          /* dangling write */
+	snapshot(&f);
+	char *q = kheap_alloc(f.h, 200);
+	KT_CHECK(q == p);
+	KT_REPORTED(&f.rec, KHEAP_E_USE_AFTER_FREE);
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, q);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
+KT_CASE(misuse_write_after_free_large)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a); /* binned and poisoned */
+	a[100] = 7;
+	char *c = kheap_alloc(f.h, 2000); /* good fit: a's block is the smallest that fits */
+	KT_CHECK(c == a);
+	KT_REPORTED(&f.rec, KHEAP_E_USE_AFTER_FREE);
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, c);
+	kheap_free(f.h, b);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+#endif
 
 KT_CASE(misuse_forged_class_link)
 {
@@ -380,3 +435,50 @@ KT_CASE(misuse_null_stats_out)
 	kt_panic_expected = 0;
 	KT_EQ(kt_heap_check(f.h), 0);
 }
+
+#if KHEAP_HARDEN >= 2
+/* A free block's boundary tag overwritten while it sits in a bin: level 2
+ * checks the neighbours of every block it hands out. */
+KT_CASE(misuse_free_footer_overwritten_found_at_handout)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, a);
+	*(uint64_t *)(void *)(b - 16) ^= 0x40; /* a's footer */
+	char *c = kheap_alloc(f.h, 2000); /* refused (NULL) or served elsewhere */
+	KT_REPORTED(&f.rec, KHEAP_E_FREELIST);
+	KT_EQ(kt_heap_check(f.h), 0); /* rebuilt from the headers */
+	kheap_free(f.h, c);
+	c = kheap_alloc(f.h, 2000);
+	KT_CHECK(c != NULL);
+	kheap_free(f.h, c);
+	kheap_free(f.h, b);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+#endif
+
+#if KHEAP_HARDEN >= 3
+/* Damage no operation touches is found by the periodic full check. */
+KT_CASE(misuse_periodic_check_finds_silent_damage)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 3000), *b = kheap_alloc(f.h, 3000);
+	kheap_free(f.h, kheap_alloc(f.h, 64)); /* warm the class cache: the loop below never reaches the bins */
+	kheap_free(f.h, a);
+	uint64_t *tag = (uint64_t *)(void *)(b - 16), saved = *tag;
+	*tag ^= 0x40;
+	for (unsigned i = 0; i < KHEAP_CHECK_EVERY; i++)
+		kheap_free(f.h, kheap_alloc(f.h, 64));
+	KT_CHECK(f.rec.count >= 1);
+	KT_EQ(f.rec.last.kind, KHEAP_E_CORRUPT);
+	f.rec.count = 0;
+	*tag = saved;
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, b);
+	KT_EQ(f.rec.count, 0);
+}
+#endif
+

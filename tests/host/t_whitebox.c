@@ -69,7 +69,7 @@ KT_CASE(wb_immediate_coalescing_both_sides)
 	struct kheap *h = kheap_init(arena, sizeof arena);
 	char *p[5];
 	for (unsigned i = 0; i < 5; i++)
-		p[i] = kheap_alloc(h, 2000); /* 2008 bytes: above every class */
+		p[i] = kheap_alloc(h, 2000 - KH_TAIL); /* 2016-byte blocks: above every class */
 	uintptr_t b[5];
 	for (unsigned i = 0; i < 5; i++)
 		b[i] = kh_block_of(p[i]);
@@ -117,7 +117,7 @@ KT_CASE(wb_good_fit_takes_first_fitting_bin)
 KT_CASE(wb_class_cache_is_lifo_and_bounded)
 {
 	struct kheap *h = kheap_init(arena, sizeof arena);
-	unsigned c = kh_size_class(40);
+	unsigned c = kh_size_class(kh_want(40));
 	uint32_t limit = h->classes[c].limit;
 	KT_CHECK(limit > 0 && limit <= KHEAP_CLASS_CACHE_MAX);
 	void *p[64];
@@ -136,7 +136,7 @@ KT_CASE(wb_held_accepts_only_live_blocks)
 	struct kt_rec rec;
 	struct kheap *h = kt_heap(arena, sizeof arena, &rec);
 	char *p = kheap_alloc(h, 3000);
-	struct kh_err e = {KHEAP_OK, NULL, NULL};
+	struct kh_err e = KH_ERR_INIT;
 	KT_EQ(held(h, p, &e), kh_block_of(p));
 	KT_EQ(e.kind, KHEAP_OK);
 	KT_EQ(held(h, p + 16, &e), 0);
