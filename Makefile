@@ -89,6 +89,7 @@ help:
 	@echo "  make test-tsan    the threads stress under ThreadSanitizer"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
+	@echo "  make harden-cost  instructions per alloc+free at each hardening level (valgrind)"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 
@@ -163,9 +164,12 @@ clean:
 -include $(wildcard $(BUILD)/lib/*.d)
 
 # ---- instruction counts: assembly vs C hot path (valgrind, x86_64) ----------
-.PHONY: callgrind-class
+.PHONY: callgrind-class harden-cost
 callgrind-class: | $(TOOLS_STAMP)
 	@sh tools/callgrind-class.sh $(N)
+
+harden-cost: | $(TOOLS_STAMP)
+	@sh tools/harden-cost.sh $(N)
 
 # ---- QEMU ----------------------------------------------------------------------
 include mk/qemu.mk

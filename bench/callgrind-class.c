@@ -7,6 +7,7 @@
  *   callgrind-class class N   N x (kh_size_class, kh_class_pop, kh_class_push)
  *                             on prepared class lists
  *   callgrind-class heap N    N x (kheap_alloc, kheap_free) on a warm heap
+ *   callgrind-class big N     the same with 2-8 KiB blocks (the bins, not the caches)
  *
  * Sizes cycle through eight small requests covering both class formulas.
  */
@@ -16,7 +17,9 @@
 #include "kh_class.h"
 #include "kheap.h"
 
-static const size_t sizes[8] = {16, 24, 40, 100, 200, 248, 500, 1000};
+static const size_t small_sizes[8] = {16, 24, 40, 100, 200, 248, 500, 1000};
+static const size_t big_sizes[8] = {2000, 3000, 4096, 5000, 6000, 7000, 8000, 2500};
+static const size_t *sizes = small_sizes;
 
 static _Alignas(16) unsigned char arena[1u << 20];
 static _Alignas(16) unsigned char blocks[KH_NCLASSES][4][KH_CLASS_MAX_BLOCK];
@@ -59,6 +62,8 @@ int main(int argc, char **argv)
 		}
 		done = class_loop(n);
 	} else {
+		if (argv[1][0] == 'b')
+			sizes = big_sizes;
 		struct kheap *h = kheap_init(arena, sizeof arena);
 		if (!h)
 			return 1;

@@ -40,10 +40,10 @@ static void first_problem(void *ctx, const void *addr, const char *what)
 	kh_fail(e, KHEAP_E_CORRUPT, addr, what);
 }
 
-static void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
+/* leave() when something went wrong: count, repair, unlock, then report
+ * and call the OOM hook, both with the lock released. */
+static void leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
 {
-	if (KHEAP_HARDEN >= 3 && ++h->ops % KHEAP_CHECK_EVERY == 0)
-		kh_check_locked(h, first_problem, e);
 	if (e->kind != KHEAP_OK)
 		h->n.errors++;
 	if (e->kind == KHEAP_E_FREELIST)
@@ -56,6 +56,18 @@ static void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *
 		kh_report(h, e, caller);
 	if (oom != NULL)
 		oom(oom_ctx, e->oom - 1);
+}
+
+static inline void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
+{
+	if (KHEAP_HARDEN >= 3 && ++h->ops % KHEAP_CHECK_EVERY == 0)
+		kh_check_locked(h, first_problem, e);
+	if (__builtin_expect(e->kind != KHEAP_OK || e->oom != 0, 0)) {
+		leave_slow(h, irq, e, caller);
+		return;
+	}
+	kh_lock_release(&h->lock);
+	kheap_irq_restore(irq);
 }
 
 /* ---- block validation --------------------------------------------------- */
