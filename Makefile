@@ -82,7 +82,7 @@ help:
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
-	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of RUNS=3 (~8 min; QUICK=1: seconds)"
+	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 

@@ -11,6 +11,7 @@
  *                      allocator LD_PRELOAD puts in front of it
  *   WORKLOAD  W1..W8; W9a (W1 on THREADS threads), W9b (W3 on THREADS threads)
  *   -q        quick: every workload 1/50 of its length (a smoke test)
+ *   -s DIV    every workload 1/DIV of its length (-q is -s 50)
  *   -o FILE   W6 only: write the latency quantiles there, for the plot
  *
  * Prints "key value" lines (W1 ns per pair, W8 M ops/s, ...), plus
@@ -580,9 +581,11 @@ int main(int argc, char **argv)
 	unsigned threads = 1;
 	const char *out = NULL;
 	int opt;
-	while ((opt = getopt(argc, argv, "qt:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "qs:t:o:")) != -1) {
 		if (opt == 'q')
 			q = 50;
+		else if (opt == 's')
+			q = strtoull(optarg, NULL, 10);
 		else if (opt == 't')
 			threads = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'o')
@@ -590,8 +593,8 @@ int main(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (argc - optind != 2) {
-		fprintf(stderr, "usage: bench kheap|system W1..W8|W9a|W9b [-q] [-t N] [-o FILE]\n");
+	if (argc - optind != 2 || q == 0) {
+		fprintf(stderr, "usage: bench kheap|system W1..W8|W9a|W9b [-q | -s DIV] [-t N] [-o FILE]\n");
 		return 2;
 	}
 	if (strcmp(argv[optind], "kheap") == 0)

@@ -5,7 +5,7 @@
 # tools/setup-bench.sh installs jemalloc, mimalloc, tcmalloc and gnuplot
 # on first use. Outputs: build/bench/results.md, raw.txt, *.png.
 #
-#   make bench            every workload x allocator, RUNS (3) times, medians
+#   make bench            every workload x allocator, BENCH_RUNS (5) times, medians
 #   make bench QUICK=1    a smoke pass: 1/50 of each workload, one run
 #   make bench W="W1 W8"  only these workloads
 
@@ -15,7 +15,7 @@ BENCH_STAMP := $(BENCH_DIR)/.tools-ok
 BENCH_HEAP_S := $(wildcard src/heap/x86_64/*.S)
 BENCH_HEAP_C := $(filter-out $(patsubst src/heap/x86_64/%.S,src/heap/%.c,$(BENCH_HEAP_S)),$(wildcard src/heap/*.c))
 BENCH_CFLAGS := -std=gnu11 -O2 -g $(WARN) -DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap
-RUNS ?= 3
+BENCH_RUNS ?= 5
 
 .PHONY: bench bench-build bench-tools
 
@@ -33,4 +33,4 @@ $(BENCH_BIN): bench/bench.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/
 bench-build: $(BENCH_BIN)
 
 bench: $(BENCH_BIN) | $(BENCH_STAMP)
-	@sh tools/bench.sh $(if $(filter 1,$(QUICK)),-q,-r $(RUNS)) $(if $(W),-w "$(W)")
+	@sh tools/bench.sh $(if $(filter 1,$(QUICK)),-q,-r $(BENCH_RUNS)) $(if $(W),-w "$(W)")
