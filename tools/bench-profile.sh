@@ -29,10 +29,12 @@ cg() { # name, preload, mode, workload, divisor -> total Ir; keeps the profile
 	sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$f.log"
 }
 
-selfs() { # callgrind file -> "function self-Ir" lines
+selfs() { # callgrind file -> "function self-Ir" lines; a function's
+	# inlined header code is listed under the header's name: add it up.
 	callgrind_annotate --threshold=100 "$1" 2>/dev/null |
 		awk '/^ *[0-9][0-9,]* .*:/ { n = $1; gsub(",", "", n); f = $0
-			sub(/ \[.*$/, "", f); sub(/^.*:/, "", f); print f, n }'
+			sub(/ \[.*$/, "", f); sub(/^.*:/, "", f); s[f] += n }
+			END { for (f in s) print f, s[f] }'
 }
 
 for w in ${*:-W1 W2 W3 W8}; do
