@@ -83,6 +83,7 @@ help:
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
+	@echo "  make bench-profile  callgrind instructions per op of the bench loops, kheap vs mimalloc"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 

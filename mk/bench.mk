@@ -8,6 +8,7 @@
 #   make bench            every workload x allocator, BENCH_RUNS (5) times, medians
 #   make bench QUICK=1    a smoke pass: 1/50 of each workload, one run
 #   make bench W="W1 W8"  only these workloads
+#   make bench-profile    callgrind Ir per op, kheap vs mimalloc, and kheap's per function
 
 BENCH_DIR := build/bench
 BENCH_BIN := $(BENCH_DIR)/bench
@@ -17,7 +18,7 @@ BENCH_HEAP_C := $(filter-out $(patsubst src/heap/x86_64/%.S,src/heap/%.c,$(BENCH
 BENCH_CFLAGS := -std=gnu11 -O2 -g $(WARN) -DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap
 BENCH_RUNS ?= 5
 
-.PHONY: bench bench-build bench-tools
+.PHONY: bench bench-build bench-tools bench-profile
 
 $(BENCH_STAMP): tools/setup-bench.sh
 	@sh tools/setup-bench.sh
@@ -34,3 +35,6 @@ bench-build: $(BENCH_BIN)
 
 bench: $(BENCH_BIN) | $(BENCH_STAMP)
 	@sh tools/bench.sh $(if $(filter 1,$(QUICK)),-q,-r $(BENCH_RUNS)) $(if $(W),-w "$(W)")
+
+bench-profile: $(BENCH_BIN) | $(BENCH_STAMP)
+	@sh tools/bench-profile.sh $(W)

@@ -101,7 +101,7 @@ md=$OUT/results.md
 {
 	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $cpu ($ncpu CPUs), $(uname -sr),"
 	echo "$(gcc --version | head -n 1), \`-O2\`; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-	echo "Command: \`tools/bench.sh $quick -r $runs\` ($elapsed s). Medians of $runs run(s); in brackets the"
+	echo "Command: \`tools/bench.sh${quick:+ $quick} -r $runs\` ($elapsed s). Medians of $runs run(s); in brackets the"
 	echo "median over runs of the ratio to mimalloc in the same run."
 	echo
 } >"$md"
