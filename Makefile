@@ -90,6 +90,8 @@ help:
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make harden-cost  instructions per alloc+free at each hardening level (valgrind)"
+	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
+	@echo "  make bench-profile  callgrind instructions per op of the bench loops, kheap vs mimalloc"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 
@@ -173,3 +175,6 @@ harden-cost: | $(TOOLS_STAMP)
 
 # ---- QEMU ----------------------------------------------------------------------
 include mk/qemu.mk
+
+# ---- benchmarks (issue 6): not part of `make test` -----------------------------
+include mk/bench.mk

@@ -1,0 +1,40 @@
+# ---- benchmarks (issue 6) -----------------------------------------------------
+# Included from the end of the Makefile. Not part of `make test`: timings
+# are not pass/fail. bench/bench.c is built hosted for x86_64 with the
+# heap's C files and its x86_64 .S files at -O2, whatever ARCH says;
+# tools/setup-bench.sh installs jemalloc, mimalloc, tcmalloc and gnuplot
+# on first use. Outputs: build/bench/results.md, raw.txt, *.png.
+#
+#   make bench            every workload x allocator, BENCH_RUNS (5) times, medians
+#   make bench QUICK=1    a smoke pass: 1/50 of each workload, one run
+#   make bench W="W1 W8"  only these workloads
+#   make bench-profile    callgrind Ir per op, kheap vs mimalloc, and kheap's per function
+
+BENCH_DIR := build/bench
+BENCH_BIN := $(BENCH_DIR)/bench
+BENCH_STAMP := $(BENCH_DIR)/.tools-ok
+BENCH_HEAP_S := $(wildcard src/heap/x86_64/*.S)
+BENCH_HEAP_C := $(filter-out $(patsubst src/heap/x86_64/%.S,src/heap/%.c,$(BENCH_HEAP_S)),$(wildcard src/heap/*.c))
+BENCH_CFLAGS := -std=gnu11 -O2 -g $(WARN) -DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap
+BENCH_RUNS ?= 5
+
+.PHONY: bench bench-build bench-tools bench-profile
+
+$(BENCH_STAMP): tools/setup-bench.sh
+	@sh tools/setup-bench.sh
+	@mkdir -p $(@D) && touch $@
+
+bench-tools:
+	@sh tools/setup-bench.sh
+
+$(BENCH_BIN): bench/bench.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/*.h src/heap/x86_64/*.h) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc $(BENCH_CFLAGS) bench/bench.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) -o $@ -lpthread
+
+bench-build: $(BENCH_BIN)
+
+bench: $(BENCH_BIN) | $(BENCH_STAMP)
+	@sh tools/bench.sh $(if $(filter 1,$(QUICK)),-q,-r $(BENCH_RUNS)) $(if $(W),-w "$(W)")
+
+bench-profile: $(BENCH_BIN) | $(BENCH_STAMP)
+	@sh tools/bench-profile.sh $(W)

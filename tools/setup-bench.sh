@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install what `make bench` needs beyond tools/setup.sh: the allocators it
+# compares kheap with and gnuplot for the plots. Only missing packages are
+# installed; safe to run again. Uses sudo when not root. `make test` never
+# calls this.
+set -eu
+
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+need=""
+lib() { # soname, package
+	for d in /usr/lib/"$multiarch" /usr/lib /lib/"$multiarch"; do
+		[ -e "$d/$1" ] && return 0
+	done
+	need="$need $2"
+}
+lib libjemalloc.so.2 libjemalloc2
+lib libmimalloc.so.2 libmimalloc2.0
+lib libtcmalloc_minimal.so.4 libtcmalloc-minimal4
+command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox"
+command -v bc >/dev/null 2>&1 || need="$need bc"
+command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
+
+[ -z "$need" ] && exit 0
+echo "tools/setup-bench.sh: installing$need"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $need
