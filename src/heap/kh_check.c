@@ -10,14 +10,6 @@
  */
 #include "kh_internal.h"
 
-const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t b)
-{
-	for (unsigned i = 0; i < h->nregions; i++)
-		if (b >= h->regions[i].first && b < h->regions[i].end)
-			return &h->regions[i];
-	return NULL;
-}
-
 struct tally {
 	size_t free_bytes, free_blocks, cached_bytes, cached_blocks, used_bytes, used_blocks;
 	size_t total;

@@ -188,9 +188,9 @@ static inline kh_word *kh_hdr(uintptr_t b) { return (kh_word *)b; }
 
 static inline kh_word kh_cookie(const struct kheap *h, uintptr_t b, kh_word body)
 {
-	kh_word x = (body ^ (kh_word)b ^ h->secret) * (kh_word)0x9e3779b97f4a7c15u;
-	x ^= x >> 29;
-	return (x * (kh_word)0xbf58476d1ce4e5b9u) >> KH_COOKIE_SHIFT;
+	/* One multiply: every input bit reaches the top 18 bits through the
+	 * carries (the white-box test flips each header bit in turn). */
+	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)0x9e3779b97f4a7c15u) >> KH_COOKIE_SHIFT;
 }
 
 /* Write b's header: size, flags and alignment log2, sealed with the cookie. */
@@ -317,8 +317,17 @@ bool kh_poison_ok(uintptr_t b);
 extern unsigned long kh_fault_countdown;
 #endif
 
+/* The region whose blocks include address b, or NULL. O(KHEAP_MAX_REGIONS),
+ * inline because free and the class caches ask on every call. */
+static inline const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t b)
+{
+	for (unsigned i = 0; i < h->nregions; i++)
+		if (b >= h->regions[i].first && b < h->regions[i].end)
+			return &h->regions[i];
+	return NULL;
+}
+
 /* kh_check.c */
-const struct kh_region *kh_region_of(const struct kheap *h, uintptr_t p);
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
 
 /* kh_report.c */
