@@ -3,7 +3,7 @@
  * (next ticket at offset 0, owner at offset 4) in kh_lock.h. SysV ABI; no
  * stack use except around the kheap_spin_yield call.
  *
- * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: rax, flags; and,
+ * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: rax, rcx, flags; and,
  *                  once it has waited KH_SPIN_YIELD spins, whatever the
  *                  C function kheap_spin_yield clobbers (caller-saved).
  * kh_lock_release  in: rdi = lock.  out: none.  clobbers: rax.
