@@ -82,6 +82,8 @@ help:
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
+	@echo "  make preload      build/host/libkheap-preload.so: LD_PRELOAD it to run any program on kheap"
+	@echo "  make preload-test python3, sqlite3, gcc, xz, sort... under the preload, compared with glibc"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 
@@ -152,3 +154,6 @@ callgrind-class: | $(TOOLS_STAMP)
 
 # ---- QEMU ----------------------------------------------------------------------
 include mk/qemu.mk
+
+# ---- preload: kheap as malloc for host programs (issue 7) -----------------------
+include mk/preload.mk
