@@ -18,6 +18,7 @@ want valgrind valgrind
 want sqlite3 sqlite3
 want xz xz-utils
 want zstd zstd
+want bzip2 bzip2
 [ -x /usr/bin/python3 ] || need="$need python3"
 # The static arm64 test binaries need the cross libc.
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need="$need libc6-dev-arm64-cross"

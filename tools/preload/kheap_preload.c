@@ -109,6 +109,12 @@ static void emit(int fd, struct line *l)
 	}
 }
 
+/* libc sets it during its own start-up, which a report may precede. */
+static const char *prog_name(void)
+{
+	return program_invocation_short_name != NULL ? program_invocation_short_name : "?";
+}
+
 /* ---- hooks the heap calls ---------------------------------------------------- */
 
 void kheap_spin_yield(void) { sched_yield(); }
@@ -136,7 +142,7 @@ static void on_report(void *ctx, const struct kheap_report *r)
 	(void)ctx;
 	struct line l = {.n = 0};
 	put_s(&l, "kheap: ");
-	put_s(&l, program_invocation_short_name);
+	put_s(&l, prog_name());
 	put_s(&l, ": misuse (kind ");
 	put_u(&l, (uint64_t)r->kind, 10);
 	put_s(&l, "): ");
@@ -312,7 +318,7 @@ __attribute__((destructor)) static void preload_report(void)
 	int problems = kheap_check(h);
 	struct line l = {.n = 0};
 	put_s(&l, "kheap-stats: prog=");
-	put_s(&l, program_invocation_short_name);
+	put_s(&l, prog_name());
 	put_kv(&l, "pid", (uint64_t)getpid());
 	put_kv(&l, "allocs", st.alloc_count);
 	put_kv(&l, "frees", st.free_count);

@@ -99,9 +99,9 @@ case_cmp gcc "gcc cc1 as" \
 	"gcc -O2 -g -fdebug-prefix-map=\$PWD=. -I$root/src/heap -DKH_ARCH_HEADER='\"x86_64/kh_arch.h\"' -c $root/src/heap/kheap.c -o kheap.o &&
 	 gcc -O2 -I$root/src/heap -S $root/src/heap/kh_tlsf.c -o kh_tlsf.s"
 case_cmp xz xz \
-	"xz -T1 -6 -c $data > data.xz && xz -dc data.xz | cmp - $data && xz -l data.xz"
+	"xz -T1 -3 -c $data > data.xz && xz -dc data.xz | cmp - $data && xz -l data.xz"
 case_cmp xz-T4 xz \
-	"xz -T4 --block-size=1MiB -vv -c $data 2> vv > data.xz && grep -o 'Using up to 4 threads' vv && rm vv &&
+	"xz -T4 -3 --block-size=1MiB -vv -c $data 2> vv > data.xz && grep -o 'Using up to 4 threads' vv && rm vv &&
 	 xz -T4 -dc data.xz | cmp - $data && xz -l data.xz | head -2"
 case_cmp zstd-T4 zstd \
 	"zstd -q -T4 -B1MiB -c $data > data.zst && zstd -q -dc data.zst | cmp - $data"
@@ -109,6 +109,17 @@ case_cmp sort-parallel sort \
 	"sort --parallel=4 -S 16M -k2,2 -k1,1n $data > by-key && sort --parallel=4 -S 16M -c -k2,2 -k1,1n by-key &&
 	 sort --parallel=4 -u $data | md5sum"
 case_cmp fork-stress fork-stress "$bin/fork-stress"
+
+# The wrapper: a bzip2 round trip through tools/kheap-run -s.
+d=$work/kheap-run
+mkdir -p "$d"
+if tools/kheap-run -s bzip2 -1 -c "$data" 2> "$d/err" | bzip2 -dc | cmp -s - "$data" &&
+	grep -q '^kheap-stats: prog=bzip2 .* allocs=[1-9].* errors=0 check=0$' "$d/err"; then
+	ok "tools/kheap-run -s bzip2: round trip, $(grep -c '^kheap-stats' "$d/err") stats line"
+else
+	cat "$d/err"
+	bad "tools/kheap-run -s bzip2"
+fi
 
 # kheap only: the contract (glibc before 2.38 takes aligned_alloc(24, n)).
 d=$work/contract
