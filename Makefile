@@ -92,6 +92,8 @@ help:
 	@echo "  make harden-cost  instructions per alloc+free at each hardening level (valgrind)"
 	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
 	@echo "  make bench-profile  callgrind instructions per op of the bench loops, kheap vs mimalloc"
+	@echo "  make preload      build/host/libkheap-preload.so: LD_PRELOAD it to run any program on kheap"
+	@echo "  make preload-test python3, sqlite3, gcc, xz, sort... under the preload, compared with glibc"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
 
@@ -178,3 +180,6 @@ include mk/qemu.mk
 
 # ---- benchmarks (issue 6): not part of `make test` -----------------------------
 include mk/bench.mk
+
+# ---- preload: kheap as malloc for host programs (issue 7) -----------------------
+include mk/preload.mk

@@ -23,6 +23,7 @@ qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
 qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1
 qemu-arm64      make --no-print-directory qemu-test ARCH=arm64
 qemu-arm64-gen  make --no-print-directory qemu-test ARCH=arm64 GENERIC=1
+preload         make --no-print-directory preload-test
 '
 
 filter=${1:-}

@@ -13,6 +13,13 @@ want qemu-aarch64 qemu-user
 want qemu-system-aarch64 qemu-system-arm
 want qemu-system-x86_64 qemu-system-x86
 want valgrind valgrind
+# The programs make preload-test runs on kheap (python3 on PATH may be a
+# pyenv shim; the test runs Debian's).
+want sqlite3 sqlite3
+want xz xz-utils
+want zstd zstd
+want bzip2 bzip2
+[ -x /usr/bin/python3 ] || need="$need python3"
 # The static arm64 test binaries need the cross libc.
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need="$need libc6-dev-arm64-cross"
 # clang's sanitizer runtime.

@@ -1,0 +1,38 @@
+# ---- preload: kheap as the malloc of host programs (issue 7) -----------------
+# Included from the end of the Makefile; uses its WARN and TOOLS_STAMP.
+# build/host/libkheap-preload.so is the heap sources built hosted and
+# position-independent (with room for 64 regions) plus
+# tools/preload/kheap_preload.c; the version script exports only the malloc
+# family. It ignores ARCH and GENERIC: on an x86_64 host it takes the x86_64
+# assembly (musl-style swap, as for the library), elsewhere the C twins.
+#   make preload        build the library
+#   make preload-test   real programs under it, compared with glibc
+
+PRELOAD_SO := build/host/libkheap-preload.so
+PRELOAD_DIR := build/host/preload
+PRELOAD_ARCH := $(filter x86_64,$(shell uname -m))
+PRELOAD_S := $(if $(PRELOAD_ARCH),$(wildcard src/heap/$(PRELOAD_ARCH)/*.S))
+PRELOAD_SRC := $(filter-out $(PRELOAD_S:src/heap/$(PRELOAD_ARCH)/%.S=src/heap/%.c),$(wildcard src/heap/*.c)) \
+  $(PRELOAD_S) tools/preload/kheap_preload.c
+PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
+  -DKHEAP_MAX_REGIONS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
+PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
+  -Wl,-z,noexecstack
+# Test helpers: ordinary glibc programs, run with and without the preload.
+PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress
+
+.PHONY: preload preload-test
+
+preload: $(PRELOAD_SO)
+
+$(PRELOAD_SO): $(PRELOAD_SRC) $(wildcard src/heap/*.h src/heap/$(PRELOAD_ARCH)/*.h) \
+    tools/preload/kheap_preload.map | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc $(PRELOAD_CFLAGS) $(PRELOAD_SRC) $(PRELOAD_LDFLAGS) -o $@
+
+$(PRELOAD_DIR)/%: tools/preload/%.c | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc -std=gnu11 -O2 -g $(WARN) -Wno-missing-prototypes $< -o $@ -lpthread
+
+preload-test: $(PRELOAD_SO) $(PRELOAD_PROGS)
+	@sh tools/preload/preload-test.sh $(PRELOAD_SO) $(PRELOAD_DIR)
