@@ -87,7 +87,7 @@ enum kheap_error {
 	KHEAP_E_OVERFLOW,     /* size arithmetic overflows (calloc n*size, alignment padding) */
 	KHEAP_E_BAD_ALIGN,    /* alignment is not a power of two */
 	KHEAP_E_REGION,       /* region overlaps, wraps, is misaligned, or too many regions */
-	KHEAP_E_REGION_SMALL, /* region too small to hold one block (returned, never reported) */
+	KHEAP_E_REGION_SMALL, /* region too small to hold one block */
 	KHEAP_E_BAD_HEAP,     /* the heap handle is NULL or not a live kheap */
 	KHEAP_E_NULL,         /* NULL where the function does not accept it */
 	KHEAP_E_USE_AFTER_FREE, /* freed memory was written (KHEAP_HARDEN >= 1) */
@@ -143,11 +143,12 @@ struct kheap *kheap_init(void *base, size_t size);
 size_t kheap_control_size(void);
 
 /* Add a further region (another RAM bank, say). base must be
- * KHEAP_ALIGN-aligned. Returns 0, or a negative enum kheap_error:
- *  -KHEAP_E_REGION_SMALL  size below KHEAP_MIN_REGION (not reported);
+ * KHEAP_ALIGN-aligned. Returns 0, or a negative enum kheap_error, which is
+ * also reported (a refused region is a bug in the caller's memory map):
+ *  -KHEAP_E_REGION_SMALL  size below KHEAP_MIN_REGION;
  *  -KHEAP_E_REGION        NULL or misaligned base, a range that wraps, one that
  *                         overlaps a region or the control block, or
- *                         KHEAP_MAX_REGIONS already in use (reported);
+ *                         KHEAP_MAX_REGIONS already in use;
  *  -KHEAP_E_BAD_HEAP      h is not a heap (reported to kheap_panic).
  * A region's span above 2^40 bytes is not used. O(KHEAP_MAX_REGIONS). */
 int kheap_add_region(struct kheap *h, void *base, size_t size);
@@ -155,8 +156,9 @@ int kheap_add_region(struct kheap *h, void *base, size_t size);
 /* Allocate size bytes. Returns a KHEAP_ALIGN-aligned pointer to at least size
  * bytes, or NULL iff no block that large is free (size above every free block,
  * SIZE_MAX and sizes near it included); never a smaller block. alloc(0)
- * returns a unique minimal block (usable size 24, 16 when KHEAP_HARDEN >= 1)
- * that must be freed. O(1). */
+ * returns a unique minimal block (usually 24 usable bytes, 16 when
+ * KHEAP_HARDEN >= 1; more when the free block it takes is too small to
+ * split) that must be freed. O(1). */
 void *kheap_alloc(struct kheap *h, size_t size);
 
 /* Free a block from kheap_alloc/calloc/realloc/aligned_alloc. free(NULL) does
