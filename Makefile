@@ -81,6 +81,9 @@ help:
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
+	@echo "  make fuzz         libFuzzer+ASan+UBSan on random heap scripts for FUZZ_SECONDS (60) on one core"
+	@echo "  make fuzz-ci      the fuzzer's CI pass: seed corpus (asm and C twins) + a fixed-seed run"
+	@echo "  make fuzz-cov     line coverage of src/heap by the fuzz seed corpus (llvm-cov)"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
 	@echo "  make clean        remove build/"
@@ -152,3 +155,6 @@ callgrind-class: | $(TOOLS_STAMP)
 
 # ---- QEMU ----------------------------------------------------------------------
 include mk/qemu.mk
+
+# ---- fuzzing -------------------------------------------------------------------
+include mk/fuzz.mk

@@ -12,6 +12,7 @@ unit-x86_64     make --no-print-directory test-unit ARCH=x86_64
 unit-x86_64-gen make --no-print-directory test-unit ARCH=x86_64 GENERIC=1
 unit-x86_64-clg make --no-print-directory test-unit ARCH=x86_64 LLVM=1
 asan-ubsan      make --no-print-directory test-asan
+fuzz-short      make --no-print-directory fuzz-ci
 unit-arm64      make --no-print-directory test-unit ARCH=arm64
 unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
 qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
