@@ -88,6 +88,9 @@ help:
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-tsan    the threads stress under ThreadSanitizer"
 	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
+	@echo "  make fuzz         libFuzzer+ASan+UBSan on random heap scripts for FUZZ_SECONDS (60) on one core"
+	@echo "  make fuzz-ci      the fuzzer's CI pass: seed corpus (asm and C twins) + a fixed-seed run"
+	@echo "  make fuzz-cov     line coverage of src/heap by the fuzz seed corpus (llvm-cov)"
 	@echo "  make callgrind-class  instructions per small alloc+free, asm vs C (valgrind)"
 	@echo "  make harden-cost  instructions per alloc+free at each hardening level (valgrind)"
 	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
@@ -183,3 +186,6 @@ include mk/bench.mk
 
 # ---- preload: kheap as malloc for host programs (issue 7) -----------------------
 include mk/preload.mk
+
+# ---- fuzzing -------------------------------------------------------------------
+include mk/fuzz.mk

@@ -17,6 +17,7 @@ unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
 unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
 asan-ubsan      make --no-print-directory test-asan
 tsan            make --no-print-directory test-tsan
+fuzz-short      make --no-print-directory fuzz-ci
 unit-arm64      make --no-print-directory test-unit ARCH=arm64
 unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
 qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64

@@ -1,0 +1,851 @@
+/*
+ * fuzz_heap.c: libFuzzer target for kheap. The input is a script of heap
+ * operations on small arenas; every result is checked against a shadow
+ * model, and any disagreement traps so that libFuzzer keeps the input.
+ *
+ * Input: byte 0 may ask for a refused kheap_init first; bytes 1-2 size the
+ * first arena (control block + 256 bytes up to about 1 MiB). Then each
+ * operation is one opcode byte and its arguments. Reads past the end give
+ * zeros and end the script. Only the public API (kheap.h) is used.
+ *
+ * After every operation: the statistics equal the model (block and byte
+ * counts, alloc/free/OOM/error counters, peak, regions, in use + free +
+ * cached == total), and no report was made unless the operation was a
+ * deliberate misuse, which must draw exactly one report of the kind kheap.h
+ * documents and leave kheap_check at 0. Every 16 operations and at the end:
+ * kheap_check, a kheap_walk that must list exactly the model's live blocks,
+ * and every live block's contents. Regions are carved from one static pool
+ * that AddressSanitizer keeps poisoned except where a region was accepted,
+ * so a touch of a refused region or a foreign pointer is caught too.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kheap.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#endif
+#endif
+#ifndef POISON
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define POOL_SIZE ((size_t)4 << 20)
+#define PAT_TOKENS ((size_t)1 << 16)
+#define NSLOTS 64u
+#define NSTALE 8u
+#define MAX_OPS 4096u
+#define DEEP_EVERY 16u
+#define BIT(k) ((unsigned)1 << (k))
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static _Alignas(4096) uint8_t pool[POOL_SIZE];
+static _Alignas(16) uint8_t alien[4096];     /* never part of any heap */
+static _Alignas(16) uint8_t fake_heap[1024]; /* zeros: not a live heap */
+/* Block contents: a block with token t holds pat[t .. t + usable). */
+static uint8_t pat[POOL_SIZE + PAT_TOKENS];
+
+static uint64_t g_ops, g_inputs;
+static int g_trace; /* FUZZ_TRACE=1 in the environment: one line per operation */
+static struct timespec g_start;
+
+/* ---- input reader ------------------------------------------------------- */
+
+struct rd {
+	const uint8_t *p;
+	size_t n;
+	int end;
+};
+
+static uint8_t u8(struct rd *r)
+{
+	if (r->n == 0) {
+		r->end = 1;
+		return 0;
+	}
+	r->n--;
+	return *r->p++;
+}
+
+static unsigned u16(struct rd *r) { return (unsigned)u8(r) << 8 | u8(r); }
+
+/* ---- the model ---------------------------------------------------------- */
+
+struct blk {
+	uint8_t *p; /* NULL: empty slot */
+	size_t n, usable, align;
+	size_t tok;
+};
+
+struct model {
+	struct kheap *h;
+	struct blk slot[NSLOTS];
+	uint8_t *stale[NSTALE]; /* recently freed pointers, for double frees */
+	unsigned nstale;
+	unsigned live;
+	size_t in_use, peak, total;
+	uint64_t allocs, frees, ooms, errors;
+	unsigned nreg;
+	uintptr_t lo[KHEAP_MAX_REGIONS], hi[KHEAP_MAX_REGIONS];
+	uint8_t *cursor;   /* pool bytes below it may belong to a region */
+	size_t next_tok;
+	unsigned reports;  /* through the report hook */
+	enum kheap_error kind;
+	const void *ptr;
+	unsigned since_deep;
+};
+
+static unsigned g_panics; /* kheap_panic calls: reports about no heap */
+
+static void fail(const char *why)
+{
+	fprintf(stderr, "fuzz_heap: MISMATCH: %s\n", why);
+	__builtin_trap();
+}
+
+#define EXPECT(cond)                                                \
+	do {                                                        \
+		if (!(cond))                                        \
+			fail(#cond " (" __FILE__ ":" XSTR(__LINE__) ")"); \
+	} while (0)
+#define XSTR(x) STR(x)
+#define STR(x) #x
+
+static void on_report(void *ctx, const struct kheap_report *r)
+{
+	struct model *m = ctx;
+	m->reports++;
+	m->kind = r->kind;
+	m->ptr = r->ptr;
+}
+
+/* Overrides the library's weak default (a trap): a bad handle or a NULL
+ * argument is reported here, and the misuse cases expect exactly that. */
+void kheap_panic(const char *msg)
+{
+	(void)msg;
+	g_panics++;
+}
+
+/* Exactly `want` reports since the mark; with one, its kind must be in the
+ * mask and, when ptr is not NULL, name ptr. */
+static void expect_reports(struct model *m, unsigned mark, unsigned want, unsigned kinds,
+			   const void *ptr)
+{
+	EXPECT(m->reports - mark == want);
+	if (want == 1) {
+		EXPECT(BIT(m->kind) & kinds);
+		EXPECT(ptr == NULL || m->ptr == ptr);
+	}
+	m->errors += want;
+}
+
+/* ---- blocks: placement, contents ---------------------------------------- */
+
+static void stamp(struct model *m, struct blk *b)
+{
+	b->tok = m->next_tok;
+	m->next_tok = (m->next_tok + 4099u) % PAT_TOKENS;
+	memcpy(b->p, pat + b->tok, b->usable);
+}
+
+static void verify(const struct blk *b)
+{
+	EXPECT(memcmp(b->p, pat + b->tok, b->usable) == 0);
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Index of the region that holds [p - 8, p + u), or -1. The first region
+ * starts with the control block, which no block may overlap. */
+static int region_of(const struct model *m, const uint8_t *p, size_t u)
+{
+	uintptr_t lo = (uintptr_t)p - 8, hi = (uintptr_t)p + u;
+	for (unsigned i = 0; i < m->nreg; i++) {
+		uintptr_t from = m->lo[i] + (i == 0 ? kheap_control_size() : 0);
+		if (lo >= from && hi <= m->hi[i])
+			return (int)i;
+	}
+	return -1;
+}
+
+static int overlaps(const struct blk *a, const uint8_t *p, size_t u)
+{
+	return a->p != NULL && a->p - 8 < p + u && p - 8 < a->p + a->usable;
+}
+
+/* A block just handed out for slot s: aligned, big enough but not wasteful
+ * (size classes round up by at most a quarter), inside one region, clear of
+ * every other live block. */
+static void place(const struct model *m, unsigned s, const uint8_t *p, size_t n, size_t align,
+		  size_t u)
+{
+	size_t a = align > KHEAP_ALIGN ? align : KHEAP_ALIGN;
+	EXPECT((uintptr_t)p % a == 0);
+	EXPECT(u >= n && u <= n + n / 4 + 64);
+	EXPECT(region_of(m, p, u) >= 0);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		EXPECT(i == s || !overlaps(&m->slot[i], p, u));
+}
+
+static void grant(struct model *m, unsigned s, uint8_t *p, size_t n, size_t align)
+{
+	struct blk *b = &m->slot[s];
+	size_t u = kheap_usable_size(m->h, p);
+	g_ops++;
+	place(m, s, p, n, align, u);
+	*b = (struct blk){p, n, u, align, 0};
+	stamp(m, b);
+	m->live++;
+	m->allocs++;
+	m->in_use += u + 8;
+	if (m->in_use > m->peak)
+		m->peak = m->in_use;
+}
+
+static void remember_stale(struct model *m, uint8_t *p)
+{
+	m->stale[m->nstale++ % NSTALE] = p;
+}
+
+/* The slot's block is gone (freed by the heap): update the model. */
+static void forget(struct model *m, unsigned s)
+{
+	struct blk *b = &m->slot[s];
+	m->live--;
+	m->frees++;
+	m->in_use -= b->usable + 8;
+	remember_stale(m, b->p);
+	b->p = NULL;
+}
+
+static void release(struct model *m, unsigned s)
+{
+	unsigned mark = m->reports;
+	verify(&m->slot[s]);
+	kheap_free(m->h, m->slot[s].p);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	forget(m, s);
+}
+
+/* An allocation of n bytes at alignment align returned NULL without a
+ * report. That is allowed only when no free block could hold it: the
+ * largest sure block (kheap.h: largest_free - 8 bytes always succeed), less
+ * the alignment padding, must be too small. */
+static void null_ok(struct model *m, size_t n, size_t align)
+{
+	struct kheap_stats st;
+	kheap_get_stats(m->h, &st);
+	size_t pad = align > KHEAP_ALIGN ? align + KHEAP_ALIGN : 0;
+	size_t blk = n > SIZE_MAX - 64 ? SIZE_MAX : (n + 8 + 15) & ~(size_t)15;
+	if (blk < 32)
+		blk = 32; /* the minimum block */
+	if (blk <= SIZE_MAX - pad && blk + pad <= st.largest_free)
+		fail("allocation returned NULL though a free block was big enough");
+	m->ooms++;
+}
+
+/* ---- checks ----------------------------------------------------------------- */
+
+static void check_stats(struct model *m)
+{
+	struct kheap_stats st;
+	kheap_get_stats(m->h, &st);
+	EXPECT(st.used_blocks == m->live);
+	EXPECT(st.alloc_count == m->allocs && st.free_count == m->frees);
+	EXPECT(st.alloc_count - st.free_count == m->live);
+	EXPECT(st.in_use_bytes == m->in_use && st.peak_in_use_bytes == m->peak);
+	EXPECT(st.oom_count == m->ooms && st.error_count == m->errors);
+	EXPECT(st.regions == m->nreg && st.total_bytes == m->total);
+	EXPECT(st.in_use_bytes + st.free_bytes + st.cached_bytes == st.total_bytes);
+	EXPECT(st.largest_free <= st.free_bytes);
+	EXPECT(st.free_bytes >= 32 * st.free_blocks && (st.free_bytes == 0) == (st.free_blocks == 0));
+	EXPECT(st.cached_bytes >= 32 * st.cached_blocks &&
+	       (st.cached_bytes == 0) == (st.cached_blocks == 0));
+	EXPECT(g_panics == 0);
+}
+
+struct walker {
+	const struct model *m;
+	size_t bytes, used;
+	int bad;
+};
+
+static void walk_fn(void *ctx, void *ptr, size_t size, int used)
+{
+	struct walker *w = ctx;
+	w->bytes += size + 8;
+	if (region_of(w->m, ptr, size) < 0)
+		w->bad = 1;
+	if (!used)
+		return;
+	w->used++;
+	unsigned i = 0;
+	while (i < NSLOTS && w->m->slot[i].p != ptr)
+		i++;
+	if (i == NSLOTS || w->m->slot[i].usable != size)
+		w->bad = 1;
+}
+
+/* kheap_check, a walk that must list exactly the live blocks and tile the
+ * managed bytes, and every live block's contents. */
+static void deep_check(struct model *m)
+{
+	struct walker w = {m, 0, 0, 0};
+	EXPECT(kheap_check(m->h) == 0);
+	kheap_walk(m->h, walk_fn, &w);
+	EXPECT(!w.bad && w.used == m->live && w.bytes == m->total);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		if (m->slot[i].p)
+			verify(&m->slot[i]);
+	m->since_deep = 0;
+}
+
+/* ---- argument decoding -------------------------------------------------- */
+
+/* Request sizes: mostly size-class and small backend sizes, some large
+ * ones, some right at the largest free block, some absurd. */
+static size_t get_size(struct model *m, struct rd *r)
+{
+	unsigned k = u8(r), v = u16(r);
+	struct kheap_stats st;
+	switch (k >> 5) {
+	case 0: case 1: return v & 1023u;
+	case 2: return v & 127u;
+	case 3: return v & 4095u;
+	case 4: return v;
+	case 5: return (size_t)v << (k & 3u);
+	case 6:
+		kheap_get_stats(m->h, &st);
+		return st.largest_free > 40 + (v & 63u) ? st.largest_free - 40 + (v & 63u) : v & 63u;
+	default:
+		return (k & 1u) ? SIZE_MAX - (v & 255u) : (size_t)1 << (20 + v % 44u);
+	}
+}
+
+static size_t get_align(struct rd *r) { return (size_t)1 << (u8(r) % 14u); }
+
+static unsigned get_slot(struct rd *r) { return u8(r) % NSLOTS; }
+
+static void clear_slot(struct model *m, unsigned s)
+{
+	if (m->slot[s].p)
+		release(m, s);
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+/* alloc(0) is not held to the 24 usable bytes kheap.h names: a free block
+ * too small to split is handed out whole, so it may get 40. */
+static void op_alloc(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark;
+	size_t n = get_size(m, r);
+	clear_slot(m, s);
+	mark = m->reports;
+	uint8_t *p = kheap_alloc(m->h, n);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (p == NULL) {
+		null_ok(m, n, 1);
+		return;
+	}
+	grant(m, s, p, n, 1);
+}
+
+static void op_free(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark = m->reports;
+	if (m->slot[s].p) {
+		release(m, s);
+		return;
+	}
+	kheap_free(m->h, NULL);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+}
+
+static void op_aligned(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark;
+	size_t align = get_align(r), n = get_size(m, r);
+	clear_slot(m, s);
+	mark = m->reports;
+	uint8_t *p = kheap_aligned_alloc(m->h, align, n);
+	g_ops++;
+	if (n > SIZE_MAX - align) { /* documented: reported as an overflow */
+		EXPECT(p == NULL);
+		expect_reports(m, mark, 1, BIT(KHEAP_E_OVERFLOW), NULL);
+		return;
+	}
+	expect_reports(m, mark, 0, 0, NULL);
+	if (p == NULL)
+		null_ok(m, n, align);
+	else
+		grant(m, s, p, n, align);
+}
+
+static void op_calloc(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark;
+	size_t cnt = u8(r) & 15u, sz = get_size(m, r);
+	clear_slot(m, s);
+	mark = m->reports;
+	uint8_t *p = kheap_calloc(m->h, cnt, sz);
+	g_ops++;
+	if (cnt != 0 && sz > SIZE_MAX / cnt) {
+		EXPECT(p == NULL);
+		expect_reports(m, mark, 1, BIT(KHEAP_E_OVERFLOW), NULL);
+		return;
+	}
+	expect_reports(m, mark, 0, 0, NULL);
+	if (p == NULL) {
+		null_ok(m, cnt * sz, 1);
+		return;
+	}
+	EXPECT(all_zero(p, cnt * sz));
+	grant(m, s, p, cnt * sz, 1);
+}
+
+/* realloc of a live block: contents kept up to the smaller size, the
+ * alignment kept, the old block intact on failure. */
+static void realloc_live(struct model *m, unsigned s, size_t n)
+{
+	struct blk old = m->slot[s];
+	unsigned mark = m->reports;
+	verify(&old);
+	uint8_t *q = kheap_realloc(m->h, old.p, n);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (n == 0) { /* documented: frees and returns NULL */
+		EXPECT(q == NULL);
+		forget(m, s);
+		return;
+	}
+	if (q == NULL) {
+		verify(&old);
+		EXPECT(kheap_usable_size(m->h, old.p) == old.usable);
+		g_ops++;
+		null_ok(m, n, old.align);
+		return;
+	}
+	size_t keep = old.usable < n ? old.usable : n, u = kheap_usable_size(m->h, q);
+	g_ops++;
+	EXPECT(memcmp(q, pat + old.tok, keep) == 0);
+	place(m, s, q, n, old.align, u);
+	if (q != old.p) { /* moved: both blocks were held at once */
+		if (m->in_use + u + 8 > m->peak)
+			m->peak = m->in_use + u + 8;
+		m->allocs++;
+		m->frees++;
+		remember_stale(m, old.p);
+	}
+	m->in_use = m->in_use - (old.usable + 8) + (u + 8);
+	if (m->in_use > m->peak)
+		m->peak = m->in_use;
+	m->slot[s] = (struct blk){q, n, u, old.align, 0};
+	stamp(m, &m->slot[s]);
+}
+
+static void op_realloc(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark = m->reports;
+	size_t n = get_size(m, r);
+	if (m->slot[s].p) {
+		realloc_live(m, s, n);
+		return;
+	}
+	uint8_t *p = kheap_realloc(m->h, NULL, n); /* documented: alloc(n) */
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (p == NULL)
+		null_ok(m, n, 1);
+	else
+		grant(m, s, p, n, 1);
+}
+
+static void op_usable(struct model *m, struct rd *r)
+{
+	unsigned s = get_slot(r), mark = m->reports;
+	size_t u = kheap_usable_size(m->h, m->slot[s].p);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	EXPECT(u == (m->slot[s].p ? m->slot[s].usable : 0));
+}
+
+static void op_trim(struct model *m)
+{
+	unsigned mark = m->reports;
+	struct kheap_stats st;
+	kheap_trim(m->h);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	kheap_get_stats(m->h, &st);
+	EXPECT(st.cached_blocks == 0 && st.cached_bytes == 0);
+}
+
+/* Allocate one size into every empty slot until the heap runs dry. */
+static void op_fill(struct model *m, struct rd *r)
+{
+	size_t n = get_size(m, r);
+	for (unsigned s = 0; s < NSLOTS; s++) {
+		if (m->slot[s].p)
+			continue;
+		unsigned mark = m->reports;
+		uint8_t *p = kheap_alloc(m->h, n);
+		g_ops++;
+		expect_reports(m, mark, 0, 0, NULL);
+		if (p == NULL) {
+			null_ok(m, n, 1);
+			return;
+		}
+		grant(m, s, p, n, 1);
+	}
+}
+
+/* Free every k-th slot: all of them, or a comb that fragments the heap. */
+static void op_drain(struct model *m, struct rd *r)
+{
+	unsigned k = (u8(r) & 3u) + 1;
+	for (unsigned s = 0; s < NSLOTS; s += k)
+		clear_slot(m, s);
+}
+
+/* ---- regions ------------------------------------------------------------ */
+
+static uint8_t *align16(uint8_t *p)
+{
+	return pool + (((size_t)(p - pool) + 15) & ~(size_t)15);
+}
+
+static void attach(struct model *m, uint8_t *base, size_t size, size_t total_before)
+{
+	struct kheap_stats st;
+	kheap_get_stats(m->h, &st);
+	/* The region's managed bytes: all of it less the end marker and
+	 * the alignment of its end. */
+	EXPECT(st.total_bytes > total_before && st.total_bytes - total_before <= size &&
+	       st.total_bytes - total_before + 48 >= size);
+	m->total = st.total_bytes;
+	m->lo[m->nreg] = (uintptr_t)base;
+	m->hi[m->nreg] = (uintptr_t)base + size;
+	m->nreg++;
+	m->cursor = base + size;
+}
+
+/* A fresh region at the cursor: accepted unless KHEAP_MAX_REGIONS are in use. */
+static void region_good(struct model *m, struct rd *r, unsigned k)
+{
+	unsigned g = u8(r);
+	size_t size = KHEAP_MIN_REGION + ((size_t)u16(r) << (k >> 7));
+	uint8_t *base = align16(m->cursor) + ((g & 3u) ? 16u * (g >> 2) : 0);
+	if (base + size > pool + POOL_SIZE)
+		return;
+	int full = m->nreg == KHEAP_MAX_REGIONS;
+	unsigned mark = m->reports;
+	if (!full)
+		UNPOISON(base, size);
+	int rc = kheap_add_region(m->h, base, size);
+	g_ops++;
+	if (full) {
+		EXPECT(rc == -KHEAP_E_REGION);
+		expect_reports(m, mark, 1, BIT(KHEAP_E_REGION), base);
+		return;
+	}
+	EXPECT(rc == 0);
+	expect_reports(m, mark, 0, 0, NULL);
+	attach(m, base, size, m->total);
+}
+
+/* A region kheap.h says must be refused: too small, misaligned, NULL,
+ * wrapping, or overlapping an existing region (the first one's control
+ * block included). Its memory stays poisoned: the heap must not touch it. */
+static void region_bad(struct model *m, struct rd *r, unsigned k)
+{
+	unsigned v = u16(r), mark = m->reports, want = BIT(KHEAP_E_REGION);
+	uintptr_t base = (uintptr_t)align16(m->cursor);
+	size_t size = KHEAP_MIN_REGION + (v & 4095u);
+	switch (k % 5u) {
+	case 0: size = v % KHEAP_MIN_REGION; break;
+	case 1: base += 1 + v % 15u; break;
+	case 2: base = 0; break;
+	case 3: base = (UINTPTR_MAX - 4095u) & ~(uintptr_t)15; size = 8192; break;
+	default: {
+		unsigned i = v % m->nreg;
+		uintptr_t span = m->hi[i] - m->lo[i];
+		base = (m->lo[i] + (u16(r) % span)) & ~(uintptr_t)15;
+		if (v & 1u) { /* start below it, end inside it */
+			base = m->lo[i] - 16 * (1 + (v >> 1 & 31u));
+			size += m->lo[i] - base;
+		}
+	}
+	}
+	if (base + size > (uintptr_t)pool + POOL_SIZE && base >= (uintptr_t)pool)
+		return;
+	int rc = kheap_add_region(m->h, (void *)base, size);
+	g_ops++;
+	if (size < KHEAP_MIN_REGION) { /* too small: returned and reported, like every refusal */
+		EXPECT(rc == -KHEAP_E_REGION_SMALL ||
+		       (m->nreg == KHEAP_MAX_REGIONS && rc == -KHEAP_E_REGION));
+		expect_reports(m, mark, 1, want | BIT(KHEAP_E_REGION_SMALL), (void *)base);
+		return;
+	}
+	EXPECT(rc == -KHEAP_E_REGION);
+	expect_reports(m, mark, 1, want, (void *)base);
+}
+
+static void op_region(struct model *m, struct rd *r)
+{
+	unsigned k = u8(r);
+	if (k & 0x40u)
+		region_good(m, r, k);
+	else
+		region_bad(m, r, k);
+}
+
+/* ---- deliberate misuse ---------------------------------------------------- */
+
+/* A freed pointer that is no live block and lies in no live block, so that
+ * freeing it again is a pure double free; NULL if none. */
+static uint8_t *pick_stale(const struct model *m, unsigned v)
+{
+	unsigned n = m->nstale < NSTALE ? m->nstale : NSTALE;
+	for (unsigned j = 0; j < n; j++) {
+		uint8_t *p = m->stale[(v + j) % n];
+		unsigned i = 0;
+		while (i < NSLOTS && !overlaps(&m->slot[i], p, 0))
+			i++;
+		if (i == NSLOTS)
+			return p;
+	}
+	return NULL;
+}
+
+/* A live slot (the first from v on), or NSLOTS. */
+static unsigned pick_live(const struct model *m, unsigned v)
+{
+	for (unsigned j = 0; j < NSLOTS; j++)
+		if (m->slot[(v + j) % NSLOTS].p)
+			return (v + j) % NSLOTS;
+	return NSLOTS;
+}
+
+/* Hand a bad pointer to free, realloc or usable_size (by how): each must
+ * refuse it with one report of a kind in kinds, and change nothing. */
+static void bad_pointer(struct model *m, uint8_t *p, unsigned how, unsigned kinds)
+{
+	unsigned mark = m->reports;
+	if (how % 3u == 0) {
+		kheap_free(m->h, p);
+	} else if (how % 3u == 1) {
+		EXPECT(kheap_realloc(m->h, p, 64) == NULL);
+	} else {
+		EXPECT(kheap_usable_size(m->h, p) == 0);
+	}
+	g_ops++;
+	expect_reports(m, mark, 1, kinds, p);
+}
+
+/* A pointer that is in no region: poisoned pool beyond every region, a
+ * separate array, or the control block at the start of the first region. */
+static uint8_t *foreign(const struct model *m, unsigned v)
+{
+	switch (v % 3u) {
+	case 0: return align16(m->cursor) + 4096 + 16 * (v >> 2 & 255u);
+	case 1: return alien + 16 + 16 * (v >> 2 & 127u);
+	default: return pool + 16 * (1 + (v >> 2) % (kheap_control_size() / 16 - 1));
+	}
+}
+
+static void misuse_alloc(struct model *m, unsigned k, unsigned v)
+{
+	unsigned mark = m->reports;
+	if (k == 5) {
+		static const size_t bad[] = {0, 3, 24, 48, 100, 1000, 4097, SIZE_MAX};
+		size_t a = bad[v % 8u];
+		EXPECT(kheap_aligned_alloc(m->h, a, 16 + v % 512u) == NULL);
+		g_ops++;
+		expect_reports(m, mark, 1, BIT(KHEAP_E_BAD_ALIGN), (void *)a);
+	} else if (k == 6) {
+		size_t sz = 2 + (v >> 8), n = SIZE_MAX / sz + 1 + (v & 255u);
+		EXPECT(kheap_calloc(m->h, n, sz) == NULL);
+		g_ops++;
+		expect_reports(m, mark, 1, BIT(KHEAP_E_OVERFLOW), NULL);
+	} else if (k == 7) { /* no heap at all: reported through kheap_panic */
+		EXPECT(kheap_alloc((struct kheap *)(void *)fake_heap, 16) == NULL);
+		g_ops++;
+		EXPECT(g_panics == 1 && m->reports == mark);
+		g_panics = 0;
+	} else {
+		kheap_get_stats(m->h, NULL);
+		EXPECT(g_panics == 1 && m->reports == mark);
+		g_panics = 0;
+	}
+}
+
+static void op_misuse(struct model *m, struct rd *r)
+{
+	unsigned k = u8(r) % 9u, v = u16(r), s = pick_live(m, v);
+	const unsigned header = BIT(KHEAP_E_BAD_HEADER) | BIT(KHEAP_E_DOUBLE_FREE);
+	uint8_t *p;
+	if (k == 0 && (p = pick_stale(m, v)) != NULL) {
+		bad_pointer(m, p, v >> 8, header);
+	} else if (k == 1 && s < NSLOTS && m->slot[s].usable > 16) {
+		size_t off = 16 * (1 + (v >> 8) % (m->slot[s].usable / 16));
+		if (off < m->slot[s].usable)
+			bad_pointer(m, m->slot[s].p + off, v, header);
+	} else if (k == 2 && s < NSLOTS) {
+		bad_pointer(m, m->slot[s].p + 1 + (v >> 8) % 15u, v >> 2, BIT(KHEAP_E_MISALIGNED));
+	} else if (k == 3 || k == 4) {
+		bad_pointer(m, foreign(m, v), v >> 12, BIT(KHEAP_E_FOREIGN));
+	} else if (k >= 5) {
+		misuse_alloc(m, k, v);
+	}
+	if (s < NSLOTS && m->slot[s].p)
+		verify(&m->slot[s]);
+	EXPECT(kheap_check(m->h) == 0);
+}
+
+/* ---- one input ---------------------------------------------------------- */
+
+/* Refused kheap_init calls: too small, misaligned, NULL, wrapping. The pool
+ * is poisoned, so a refused init must not write to it either. */
+static void bad_init(unsigned v, unsigned w)
+{
+	size_t ctl = kheap_control_size();
+	switch (v % 5u) {
+	case 0: EXPECT(kheap_init(pool, ctl + KHEAP_MIN_REGION - 1 - w) == NULL); break;
+	case 1: EXPECT(kheap_init(pool, w) == NULL); break;
+	case 2: EXPECT(kheap_init(pool + 8, 65536) == NULL); break;
+	case 3: EXPECT(kheap_init(NULL, 65536) == NULL); break;
+	default: EXPECT(kheap_init((void *)((UINTPTR_MAX - 4095u) & ~(uintptr_t)15), 8192) == NULL);
+	}
+	g_ops++;
+}
+
+static int start(struct model *m, struct rd *r)
+{
+	unsigned a = u8(r), b = u8(r), c = u8(r);
+	size_t ctl = kheap_control_size();
+	size_t size = ctl + KHEAP_MIN_REGION + ((size_t)c << (b % 13u)) + (b >> 4);
+	memset(m, 0, sizeof *m);
+	if ((a & 15u) == 0)
+		bad_init(a >> 4, c);
+	UNPOISON(pool, size);
+	m->h = kheap_init(pool, size);
+	g_ops++;
+	EXPECT(m->h == (struct kheap *)(void *)pool);
+	kheap_set_report(m->h, on_report, m);
+	m->nreg = 1;
+	m->lo[0] = (uintptr_t)pool;
+	m->hi[0] = (uintptr_t)pool + size;
+	m->cursor = pool + size;
+	struct kheap_stats st;
+	kheap_get_stats(m->h, &st);
+	EXPECT(st.total_bytes <= size - ctl && st.total_bytes + 48 >= size - ctl);
+	EXPECT(st.free_blocks == 1 && st.free_bytes == st.total_bytes && st.largest_free > 0);
+	m->total = st.total_bytes;
+	return 1;
+}
+
+/* Everything back: the heap must return to one free block per region. */
+static void finish(struct model *m)
+{
+	struct kheap_stats st;
+	deep_check(m);
+	for (unsigned s = 0; s < NSLOTS; s++)
+		clear_slot(m, s);
+	kheap_trim(m->h);
+	g_ops++;
+	check_stats(m);
+	kheap_get_stats(m->h, &st);
+	EXPECT(st.in_use_bytes == 0 && st.cached_bytes == 0);
+	EXPECT(st.free_blocks == m->nreg && st.free_bytes == st.total_bytes);
+	EXPECT(kheap_check(m->h) == 0);
+	EXPECT(m->reports == m->errors);
+	POISON(pool, (size_t)(m->cursor - pool));
+}
+
+static void step(struct model *m, struct rd *r)
+{
+	static void (*const ops[])(struct model *, struct rd *) = {
+		op_alloc, op_free, op_realloc, op_aligned, op_calloc, op_usable,
+		op_region, op_fill, op_drain, op_misuse,
+	};
+	/* Weights out of 64: alloc 18, free 14, realloc 10, aligned 5,
+	 * calloc 4, usable 3, region 3, fill 1, drain 1, misuse 3, trim 1,
+	 * deep check 1. */
+	static const uint8_t weight[] = {18, 14, 10, 5, 4, 3, 3, 1, 1, 3};
+	unsigned x = u8(r) & 63u, i = 0;
+	while (i < sizeof weight && x >= weight[i])
+		x -= weight[i++];
+	if (g_trace)
+		fprintf(stderr, "op %u (x %u), %u live\n", i, x, m->live);
+	if (i < sizeof weight)
+		ops[i](m, r);
+	else if (x == 0)
+		op_trim(m);
+	else
+		deep_check(m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct model m;
+	struct rd r = {data, size, 0};
+	g_inputs++;
+	if (!start(&m, &r))
+		return 0;
+	for (unsigned i = 0; i < MAX_OPS && !r.end; i++) {
+		step(&m, &r);
+		check_stats(&m);
+		if (++m.since_deep >= DEEP_EVERY)
+			deep_check(&m);
+	}
+	finish(&m);
+	return 0;
+}
+
+/* ---- set-up and the totals line ------------------------------------------- */
+
+static void totals(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double s = (double)(now.tv_sec - g_start.tv_sec) + (double)(now.tv_nsec - g_start.tv_nsec) / 1e9;
+	printf("fuzz_heap: %llu heap operations in %llu inputs, %.1f s, %.0f ops/s, %.0f inputs/s\n",
+	       (unsigned long long)g_ops, (unsigned long long)g_inputs, s, s > 0 ? (double)g_ops / s : 0.0,
+	       s > 0 ? (double)g_inputs / s : 0.0);
+	fflush(stdout);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	uint64_t x = 0x6b68656170f022u;
+	for (size_t i = 0; i < sizeof pat; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		pat[i] = (uint8_t)(x >> 24);
+	}
+	g_trace = getenv("FUZZ_TRACE") != NULL;
+	POISON(pool, sizeof pool);
+	POISON(alien, sizeof alien);
+	clock_gettime(CLOCK_MONOTONIC, &g_start);
+	atexit(totals);
+	return 0;
+}
