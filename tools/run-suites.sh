@@ -2,50 +2,74 @@
 # Run every test suite, each as its own make invocation, and add up the
 # "N passed, N failed" line each one ends with. A suite that ends without
 # that line (build error, crash, hang past its timeout) counts as one
-# failure. Prints a per-suite summary, then the total line; exits 1 on any
-# failure. Usage: tools/run-suites.sh [suite-name-substring]
+# failure. Prints each suite's log, a per-suite summary, then the total
+# line; exits 1 on any failure. Usage: tools/run-suites.sh [name-substring]
+#
+# The machine has two cores. Suites marked S run one after the other: they
+# build every tree, or run four threads that race for a fair lock and crawl
+# when a neighbour takes a core. The rest use one core each (QEMU with
+# thread=single, the fuzzer) and run afterwards in two chains, A and B, whose
+# build trees are disjoint (x86_64 and host; arm64, one board per suite).
 set -u
 
 SUITES='
-builds          make --no-print-directory test-builds
-unit-x86_64     make --no-print-directory test-unit ARCH=x86_64
-unit-x86_64-gen make --no-print-directory test-unit ARCH=x86_64 GENERIC=1
-unit-x86_64-clg make --no-print-directory test-unit ARCH=x86_64 LLVM=1
-unit-x86_64-h1  make --no-print-directory test-unit ARCH=x86_64 HARDEN=1
-unit-x86_64-h2  make --no-print-directory test-unit ARCH=x86_64 HARDEN=2
-unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
-unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
-asan-ubsan      make --no-print-directory test-asan
-tsan            make --no-print-directory test-tsan
-fuzz-short      make --no-print-directory fuzz-ci
-unit-arm64      make --no-print-directory test-unit ARCH=arm64
-unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
-qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
-qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1
-qemu-arm64      make --no-print-directory qemu-test ARCH=arm64
-qemu-arm64-gen  make --no-print-directory qemu-test ARCH=arm64 GENERIC=1
-preload         make --no-print-directory preload-test
+S builds          make --no-print-directory test-builds
+S unit-x86_64     make --no-print-directory test-unit ARCH=x86_64
+S unit-x86_64-gen make --no-print-directory test-unit ARCH=x86_64 GENERIC=1
+S unit-x86_64-clg make --no-print-directory test-unit ARCH=x86_64 LLVM=1
+S unit-x86_64-h1  make --no-print-directory test-unit ARCH=x86_64 HARDEN=1
+S unit-x86_64-h2  make --no-print-directory test-unit ARCH=x86_64 HARDEN=2
+S unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
+S unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
+S asan-ubsan      make --no-print-directory test-asan
+S tsan            make --no-print-directory test-tsan
+S unit-arm64      make --no-print-directory test-unit ARCH=arm64
+S unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
+S preload         make --no-print-directory preload-test
+A qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
+A qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1
+A fuzz-short      make --no-print-directory fuzz-ci
+A qemu-virt       make --no-print-directory qemu-test ARCH=arm64 QEMU_BOARDS=virt
+A qemu-virt-gen   make --no-print-directory qemu-test ARCH=arm64 GENERIC=1 QEMU_BOARDS=virt
+B qemu-raspi3b    make --no-print-directory qemu-test ARCH=arm64 QEMU_BOARDS=raspi3b
+B qemu-raspi3b-gen make --no-print-directory qemu-test ARCH=arm64 GENERIC=1 QEMU_BOARDS=raspi3b
 '
 
 filter=${1:-}
 log_dir=build/logs
 mkdir -p "$log_dir"
+echo "$SUITES" | while read -r chain name cmd; do
+	[ -n "$name" ] || continue
+	case "$name" in *"$filter"*) ;; *) continue ;; esac
+	echo "$chain $name $cmd"
+done > "$log_dir/plan"
+
+# Run the suites listed in file $1, one after the other; each leaves its
+# log, exit status and duration in $log_dir.
+run_chain() {
+	while read -r chain name cmd; do
+		echo "=== suite $name: $cmd" > "$log_dir/$name.log"
+		start=$(date +%s)
+		timeout 900 sh -c "$cmd" >> "$log_dir/$name.log" 2>&1
+		echo $? > "$log_dir/$name.rc"
+		echo $(( $(date +%s) - start )) > "$log_dir/$name.secs"
+	done < "$1"
+}
+
+for c in S A B; do grep "^$c " "$log_dir/plan" > "$log_dir/plan.$c"; done
+echo "running $(wc -l < "$log_dir/plan") suites: $(wc -l < "$log_dir/plan.S") in turn, then two chains"
+run_chain "$log_dir/plan.S"
+run_chain "$log_dir/plan.A" &
+run_chain "$log_dir/plan.B" &
+wait
+
 total_pass=0
 total_fail=0
 summary=""
-echo "$SUITES" | while read -r name cmd; do
-	[ -n "$name" ] || continue
-	case "$name" in *"$filter"*) ;; *) continue ;; esac
-	echo "$name $cmd"
-done > "$log_dir/plan"
-
-while read -r name cmd; do
-	echo "=== suite $name: $cmd"
-	start=$(date +%s)
-	timeout 900 sh -c "$cmd" > "$log_dir/$name.log" 2>&1
-	rc=$?
+while read -r chain name cmd; do
 	cat "$log_dir/$name.log"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log_dir/$name.log" | tail -n 1)
+	rc=$(cat "$log_dir/$name.rc" 2>/dev/null || echo 1)
+	line=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed' "$log_dir/$name.log" | tail -n 1)
 	if [ -n "$line" ]; then
 		p=$(echo "$line" | cut -d' ' -f1)
 		f=$(echo "$line" | cut -d' ' -f3)
@@ -57,7 +81,7 @@ while read -r name cmd; do
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-	summary="$summary$(printf '  %-16s %4d passed, %d failed (%ss)' "$name" "$p" "$f" $(( $(date +%s) - start )))
+	summary="$summary$(printf '  %-16s %4d passed, %d failed (%ss)' "$name" "$p" "$f" "$(cat "$log_dir/$name.secs" 2>/dev/null)")
 "
 done < "$log_dir/plan"
 
