@@ -122,38 +122,40 @@ static void count_grant(struct kheap *h, uintptr_t b)
 
 /* ---- size-class caches -------------------------------------------------- */
 
+/* A class list found corrupt is emptied, so it is never followed again, and
+ * reported as KHEAP_E_FREELIST, which makes leave() rebuild every list from
+ * the headers: the blocks it held are not lost. Returns 0. */
+static uintptr_t drop_class(struct kh_class *cl, struct kh_err *e, const void *p, const char *msg)
+{
+	kh_fail(e, KHEAP_E_FREELIST, p, msg);
+	cl->head = 0, cl->count = 0;
+	return 0;
+}
+
 /* Pop a cached block of class c and make it a plain used block, or 0. A
- * corrupt list is emptied and reported; the backend then serves. */
+ * corrupt list is dropped (drop_class); the backend then serves. */
 static uintptr_t cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 {
 	struct kh_class *cl = &h->classes[c];
 	void *p = kh_class_pop(cl, kh_key(h));
 	if (p == NULL)
 		return 0;
-	if (p == KH_CLASS_BAD) {
-		kh_fail(e, KHEAP_E_FREELIST, (void *)cl->head, "size-class link corrupt (write after free?)");
-		cl->head = 0, cl->count = 0;
-		return 0;
-	}
+	if (p == KH_CLASS_BAD)
+		return drop_class(cl, e, (void *)cl->head, "size-class link corrupt (write after free?)");
 	uintptr_t b = kh_block_of(p);
 	kh_word w = *kh_hdr(b);
 	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED)) != (KH_USED | KH_CACHED) ||
-	    (size_t)(w & KH_SIZE_MASK) != kh_class_block_size(c)) {
-		kh_fail(e, KHEAP_E_FREELIST, p, "size-class list holds a block that is not cached");
-		cl->head = 0, cl->count = 0;
-		return 0;
+	    (size_t)(w & KH_SIZE_MASK) != kh_class_block_size(c))
+		return drop_class(cl, e, p, "size-class list holds a block that is not cached");
+	if (KHEAP_HARDEN >= 2 && (!kh_ok(h, b + kh_size(b)) || kh_prev_free(b + kh_size(b)))) {
+		/* The list is sound, the neighbour is not: put b back, refuse it. */
+		kh_class_push(cl, p, kh_key(h));
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees"), 0;
 	}
-	if (cl->head != 0 && kh_region_of(h, kh_block_of((void *)cl->head)) == NULL) {
+	if (cl->head != 0 && kh_region_of(h, kh_block_of((void *)cl->head)) == NULL)
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
-		kh_fail(e, KHEAP_E_FREELIST, p, "size-class link points outside the heap");
-		cl->head = 0, cl->count = 0;
-	}
-	if (KHEAP_HARDEN >= 2 && (!kh_ok(h, b + kh_size(b)) || kh_prev_free(b + kh_size(b)))) {
-		kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
-		cl->head = 0, cl->count = 0;
-		return 0;
-	}
+		drop_class(cl, e, p, "size-class link points outside the heap");
 	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
 	kh_set(h, b, kh_class_block_size(c), KH_USED | (w & KH_PREV_FREE), 0);

@@ -457,6 +457,30 @@ KT_CASE(misuse_free_footer_overwritten_found_at_handout)
 	KT_EQ(kt_heap_check(f.h), 0);
 	KT_EQ(f.rec.count, 0);
 }
+
+
+/* A cached block whose right neighbour's header was overwritten: level 2
+ * refuses to hand it out, leaves it cached, and the backend serves. */
+KT_CASE(misuse_cached_block_neighbour_overwritten)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 64), *b = kheap_alloc(f.h, 64), *c = kheap_alloc(f.h, 64);
+	kheap_free(f.h, c);
+	kheap_free(f.h, a); /* cached, on top; b is its right neighbour */
+	uint64_t *hdr = (uint64_t *)(void *)(b - 8), saved = *hdr;
+	*hdr ^= 0x100;
+	char *d = kheap_alloc(f.h, 64);
+	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	KT_CHECK(d != NULL && d != a);
+	*hdr = saved;
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, d);
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, b);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
 #endif
 
 #if KHEAP_HARDEN >= 3
