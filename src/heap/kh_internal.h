@@ -171,10 +171,11 @@ struct kh_err {
 	enum kheap_error kind;
 	const void *ptr;
 	const char *msg;
-	size_t oom; /* size asked for + 1; 0 when memory did not run out */
+	bool oom;        /* memory ran out: call the OOM hook */
+	size_t oom_size; /* with the size asked for */
 };
 
-#define KH_ERR_INIT {KHEAP_OK, NULL, NULL, 0}
+#define KH_ERR_INIT {KHEAP_OK, NULL, NULL, false, 0}
 
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)

@@ -55,14 +55,14 @@ static void leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const v
 	if (e->kind != KHEAP_OK)
 		kh_report(h, e, caller);
 	if (oom != NULL)
-		oom(oom_ctx, e->oom - 1);
+		oom(oom_ctx, e->oom_size);
 }
 
 static inline void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
 {
 	if (KHEAP_HARDEN >= 3 && ++h->ops % KHEAP_CHECK_EVERY == 0)
 		kh_check_locked(h, first_problem, e);
-	if (__builtin_expect(e->kind != KHEAP_OK || e->oom != 0, 0)) {
+	if (__builtin_expect(e->kind != KHEAP_OK || e->oom, 0)) {
 		leave_slow(h, irq, e, caller);
 		return;
 	}
@@ -227,7 +227,8 @@ static uintptr_t out_of_memory(struct kheap *h, size_t n, struct kh_err *e)
 {
 	if (e->kind == KHEAP_OK) {
 		h->n.ooms++;
-		e->oom = n + 1 != 0 ? n + 1 : n;
+		e->oom = true;
+		e->oom_size = n;
 	}
 	return 0;
 }

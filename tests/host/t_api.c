@@ -439,3 +439,37 @@ KT_CASE(api_bad_heap_handle_goes_to_panic)
 	KT_CHECK(kheap_check(NULL) != 0);
 	kt_panic_expected = 0;
 }
+
+struct oom_seen {
+	unsigned calls;
+	size_t size;
+};
+
+static void note_oom(void *ctx, size_t size)
+{
+	struct oom_seen *o = ctx;
+	o->calls++;
+	o->size = size;
+}
+
+KT_CASE(api_oom_hook_gets_the_size_asked_for)
+{
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct oom_seen o = {0, 0};
+	KT_CHECK(kheap_set_oom(h, note_oom, &o) == NULL);
+	static const size_t asked[] = {SIZE_MAX, SIZE_MAX - 1, ARENA, 0};
+	for (unsigned i = 0; asked[i] != 0; i++) {
+		KT_CHECK(kheap_alloc(h, asked[i]) == NULL);
+		KT_EQ(o.calls, i + 1);
+		KT_EQ(o.size, asked[i]);
+	}
+	KT_CHECK(kheap_aligned_alloc(h, 4096, ARENA) == NULL);
+	KT_EQ(o.size, ARENA);
+	KT_CHECK(kheap_alloc(h, 100) != NULL); /* success: no call */
+	KT_EQ(o.calls, 4);
+	KT_CHECK(kheap_aligned_alloc(h, 48, 100) == NULL); /* misuse, not OOM */
+	KT_REPORTED(&rec, KHEAP_E_BAD_ALIGN);
+	KT_EQ(o.calls, 4);
+	KT_CHECK(kheap_set_oom(h, NULL, NULL) == note_oom);
+}
