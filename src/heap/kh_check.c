@@ -207,11 +207,9 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
 			fn(ctx, h, "not a live heap handle");
 		return 1;
 	}
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
+	uintptr_t irq = kh_enter(h);
 	int problems = kh_check_locked(h, fn, ctx);
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 	return problems;
 }
 
@@ -225,8 +223,7 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 	}
 	if (fn == NULL)
 		return;
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
+	uintptr_t irq = kh_enter(h);
 	for (unsigned i = 0; i < h->nregions; i++) {
 		const struct kh_region *r = &h->regions[i];
 		for (uintptr_t b = r->first; b < r->end; b += kh_size(b)) {
@@ -236,6 +233,5 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 			fn(ctx, kh_payload(b), s - KH_HDR, kh_used(b) && !kh_cached(b));
 		}
 	}
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 }

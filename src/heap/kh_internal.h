@@ -183,6 +183,21 @@ static inline bool kh_live(const struct kheap *h)
 	return h != NULL && ((uintptr_t)h & (KHEAP_ALIGN - 1)) == 0 && h->magic == (KH_MAGIC ^ (uintptr_t)h);
 }
 
+/* Take the heap lock with interrupts masked; give both back. Every entry
+ * point that reads or changes the heap brackets its work with these. */
+static inline uintptr_t kh_enter(struct kheap *h)
+{
+	uintptr_t irq = kheap_irq_save();
+	kh_lock_acquire(&h->lock);
+	return irq;
+}
+
+static inline void kh_exit(struct kheap *h, uintptr_t irq)
+{
+	kh_lock_release(&h->lock);
+	kheap_irq_restore(irq);
+}
+
 /* ---- header accessors --------------------------------------------------- */
 
 static inline kh_word *kh_hdr(uintptr_t b) { return (kh_word *)b; }
@@ -261,6 +276,13 @@ static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_s
 static inline kh_word kh_canary(const struct kheap *h, uintptr_t b)
 {
 	return ((kh_word)b ^ h->secret) * (kh_word)0xd6e8feb86659fd93u;
+}
+
+/* Arm used block b's canary once its size is final (level 1 and up). */
+static inline void kh_arm_canary(const struct kheap *h, uintptr_t b)
+{
+	if (KHEAP_HARDEN >= 1)
+		*kh_canary_slot(b) = kh_canary(h, b);
 }
 
 /* ---- size arithmetic ---------------------------------------------------- */

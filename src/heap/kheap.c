@@ -27,13 +27,6 @@ static bool live(const struct kheap *h, const void *caller)
 	return false;
 }
 
-static uintptr_t enter(struct kheap *h)
-{
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
-	return irq;
-}
-
 static void first_problem(void *ctx, const void *addr, const char *what)
 {
 	struct kh_err *e = ctx;
@@ -50,8 +43,7 @@ static void leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const v
 		kh_rebuild(h);
 	kheap_oom_fn oom = e->oom ? h->oom : NULL;
 	void *oom_ctx = h->oom_ctx;
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 	if (e->kind != KHEAP_OK)
 		kh_report(h, e, caller);
 	if (oom != NULL)
@@ -66,8 +58,7 @@ static inline void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const
 		leave_slow(h, irq, e, caller);
 		return;
 	}
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 }
 
 /* ---- block validation --------------------------------------------------- */
@@ -111,8 +102,7 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 /* Hand used block b to the caller: its canary, and the counters. */
 static void count_grant(struct kheap *h, uintptr_t b)
 {
-	if (KHEAP_HARDEN >= 1)
-		*kh_canary_slot(b) = kh_canary(h, b);
+	kh_arm_canary(h, b);
 	h->n.in_use += kh_size(b);
 	h->n.used_blocks++;
 	h->n.allocs++;
@@ -362,7 +352,7 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t lo = (uintptr_t)base;
 	struct kh_region r;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	if (base == NULL)
 		kh_fail(&e, KHEAP_E_REGION, base, "region base is NULL");
 	else if (lo & (KHEAP_ALIGN - 1))
@@ -389,7 +379,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	if (!live(h, caller))
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	uintptr_t b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
 	return b ? kh_payload(b) : NULL;
@@ -402,7 +392,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t b = 0;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	if (align == 0 || (align & (align - 1)) != 0)
 		kh_fail(&e, KHEAP_E_BAD_ALIGN, (void *)align, "alignment is not a power of two");
 	else if (size > SIZE_MAX - align)
@@ -420,7 +410,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t b = 0;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	if (size != 0 && n > SIZE_MAX / size)
 		kh_fail(&e, KHEAP_E_OVERFLOW, (void *)n, "calloc count * size overflows");
 	else
@@ -438,7 +428,7 @@ void kheap_free(struct kheap *h, void *ptr)
 	if (!live(h, caller) || ptr == NULL)
 		return;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	if (b != 0)
 		free_locked(h, b, &e);
@@ -451,7 +441,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	if (!live(h, caller))
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
 		leave(h, irq, &e, caller);
@@ -466,8 +456,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		h->n.in_use = h->n.in_use - old + kh_size(b);
 		if (h->n.in_use > h->n.peak)
 			h->n.peak = h->n.in_use;
-		if (KHEAP_HARDEN >= 1)
-			*kh_canary_slot(b) = kh_canary(h, b);
+		kh_arm_canary(h, b);
 		nb = b;
 	} else if (b != 0 && e.kind == KHEAP_OK) {
 		nb = kh_alg(b) ? aligned_locked(h, (size_t)1 << kh_alg(b), size, &e)
@@ -480,7 +469,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	size_t keep = kh_size(nb) < old ? kh_size(nb) : old;
 	copy_words(kh_payload(nb), ptr, keep - KH_HDR - KH_TAIL);
 	e.kind = KHEAP_OK;
-	irq = enter(h);
+	irq = kh_enter(h);
 	free_locked(h, b, &e);
 	leave(h, irq, &e, caller);
 	return kh_payload(nb);
@@ -492,7 +481,7 @@ size_t kheap_usable_size(struct kheap *h, const void *ptr)
 	if (!live(h, caller) || ptr == NULL)
 		return 0;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	size_t n = b ? kh_usable(b) : 0;
 	leave(h, irq, &e, caller);
@@ -507,8 +496,7 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 		kh_report_global(KHEAP_E_NULL, out, CALLER(), "kheap_get_stats: out is NULL");
 		return;
 	}
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
+	uintptr_t irq = kh_enter(h);
 	out->total_bytes = h->n.total;
 	out->in_use_bytes = h->n.in_use;
 	out->peak_in_use_bytes = h->n.peak;
@@ -523,21 +511,18 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 	out->oom_count = h->n.ooms;
 	out->error_count = h->n.errors;
 	out->regions = h->nregions;
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 }
 
 kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx)
 {
 	if (!live(h, CALLER()))
 		return NULL;
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
+	uintptr_t irq = kh_enter(h);
 	kheap_report_fn old = h->report;
 	h->report = fn;
 	h->report_ctx = ctx;
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 	return old;
 }
 
@@ -545,13 +530,11 @@ kheap_oom_fn kheap_set_oom(struct kheap *h, kheap_oom_fn fn, void *ctx)
 {
 	if (!live(h, CALLER()))
 		return NULL;
-	uintptr_t irq = kheap_irq_save();
-	kh_lock_acquire(&h->lock);
+	uintptr_t irq = kh_enter(h);
 	kheap_oom_fn old = h->oom;
 	h->oom = fn;
 	h->oom_ctx = ctx;
-	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_exit(h, irq);
 	return old;
 }
 
@@ -561,7 +544,7 @@ void kheap_trim(struct kheap *h)
 	if (!live(h, caller))
 		return;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = enter(h);
+	uintptr_t irq = kh_enter(h);
 	flush_caches(h, &e);
 	leave(h, irq, &e, caller);
 }
