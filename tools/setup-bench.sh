@@ -20,11 +20,5 @@ command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox"
 command -v bc >/dev/null 2>&1 || need="$need bc"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 
-[ -z "$need" ] && exit 0
-echo "tools/setup-bench.sh: installing$need"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $need
+sh "$(dirname "$0")/apt-install.sh" tools/setup-bench.sh $need

@@ -28,11 +28,5 @@ clang -fsanitize=address,undefined /tmp/kheap-probe.c -o /tmp/kheap-probe >/dev/
 	need="$need libclang-rt-dev"
 rm -f /tmp/kheap-probe /tmp/kheap-probe.c
 
-[ -z "$need" ] && exit 0
-echo "tools/setup.sh: installing$need"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $need
+sh "$(dirname "$0")/apt-install.sh" tools/setup.sh $need
