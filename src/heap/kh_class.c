@@ -38,3 +38,33 @@ int kh_class_push(struct kh_class *c, void *p, uintptr_t key)
 	c->count++;
 	return 1;
 }
+
+/* The count and the token word are read by other CPUs (statistics, the walk)
+ * while the owner changes them: relaxed atomics, which compile to plain
+ * loads and stores, keep that a defined race. */
+void *kh_cpu_pop(struct kh_class *c, uintptr_t key, uintptr_t tkey)
+{
+	uintptr_t p = c->head;
+	if (p == 0)
+		return NULL;
+	uintptr_t *w = (uintptr_t *)p;
+	uintptr_t next = w[0] ^ p ^ key;
+	if (__atomic_load_n(&w[1], __ATOMIC_RELAXED) != (p ^ tkey) || (next & 15u))
+		return KH_CLASS_BAD;
+	c->head = next;
+	__atomic_store_n(&c->count, c->count - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&w[1], 0, __ATOMIC_RELAXED);
+	return (void *)p;
+}
+
+int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey)
+{
+	if (c->count >= c->limit)
+		return 0;
+	uintptr_t *w = p;
+	w[0] = c->head ^ (uintptr_t)p ^ key;
+	__atomic_store_n(&w[1], (uintptr_t)p ^ tkey, __ATOMIC_RELAXED);
+	c->head = (uintptr_t)p;
+	__atomic_store_n(&c->count, c->count + 1, __ATOMIC_RELAXED);
+	return 1;
+}

@@ -54,6 +54,30 @@ void *kh_class_pop(struct kh_class *c, uintptr_t key);
  * heap lock. O(1). */
 int kh_class_push(struct kh_class *c, void *p, uintptr_t key);
 
+/*
+ * Per-CPU lists (struct kh_class too, one per class per CPU). Only the owning
+ * CPU touches its lists, with interrupts masked, so there are no atomics and
+ * no heap lock. A block on a per-CPU list keeps its header untouched (the
+ * backend may rewrite its KH_PREV_FREE flag under the lock at any time); it
+ * is marked instead by a token in its second payload word, p ^ tkey, where
+ * tkey is the owning CPU's token key. The token is what tells a double free
+ * on the fast path, and which CPU's list a block sits on.
+ */
+
+/* Pop the newest block of a per-CPU list. Returns NULL when empty;
+ * KH_CLASS_BAD, leaving the list unchanged, when the head's token is not
+ * head ^ tkey or its link does not decode to a 16-aligned pointer; else the
+ * head payload pointer p, after head = decoded link, count -= 1 and p's
+ * token word = 0. The caller checks that the new head lies in the heap
+ * before the next pop reads it. Owner CPU only, interrupts masked. O(1). */
+void *kh_cpu_pop(struct kh_class *c, uintptr_t key, uintptr_t tkey);
+
+/* Push payload pointer p (16-aligned, a used block of this class). Returns 0
+ * without touching anything when count >= limit; else writes p's link and
+ * its token (p ^ tkey), sets head = p, count += 1 and returns 1. Owner CPU
+ * only, interrupts masked. O(1). */
+int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
+
 /* Block size of class c (c < KH_NCLASSES). */
 static inline size_t kh_class_block_size(unsigned c)
 {

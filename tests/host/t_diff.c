@@ -85,6 +85,8 @@ struct model {
 	unsigned char on[SLOTS];
 	uint32_t limit;
 	uintptr_t key;
+	int cpu;        /* 1: kh_cpu_pop/push, which also keep a token in word 1 */
+	uintptr_t tkey; /* their token key */
 };
 
 #define GUARD 0x6b68677561726421ull
@@ -95,12 +97,14 @@ static void *slot(struct side *s, unsigned i) { return s->mem + (size_t)i * SLOT
 
 static uintptr_t slot_addr(struct side *s, unsigned i) { return (uintptr_t)slot(s, i); }
 
-static uintptr_t word0(struct side *s, unsigned i)
+static uintptr_t word_at(struct side *s, unsigned i, unsigned k)
 {
 	uintptr_t w;
-	__builtin_memcpy(&w, slot(s, i), sizeof w);
+	__builtin_memcpy(&w, (char *)slot(s, i) + k * sizeof w, sizeof w);
 	return w;
 }
+
+static uintptr_t word0(struct side *s, unsigned i) { return word_at(s, i, 0); }
 
 static void side_reset(struct side *s, const struct model *m)
 {
@@ -131,14 +135,17 @@ static int side_matches(struct side *s, const struct model *m)
 	for (unsigned d = 0; d < m->depth; d++) {
 		unsigned i = m->stack[d];
 		ok &= KT_EQ(word0(s, i), link_at(s, m, d));
+		if (m->cpu)
+			ok &= KT_EQ(word_at(s, i, 1), slot_addr(s, i) ^ m->tkey);
 	}
+	unsigned kept = m->cpu ? 16 : 8; /* link, and the per-CPU token */
 	for (unsigned i = 0; i < SLOTS; i++) {
 		const unsigned char *b = slot(s, i);
 		if (m->on[i]) {
-			/* Bytes past the link word keep their fill. */
+			/* Bytes past the link (and token) keep their fill. */
 			unsigned char ref[SLOT_BYTES];
 			kt_fill(ref, SLOT_BYTES, slot_token(i));
-			ok &= KT_CHECK(__builtin_memcmp(b + 8, ref + 8, SLOT_BYTES - 8) == 0);
+			ok &= KT_CHECK(__builtin_memcmp(b + kept, ref + kept, SLOT_BYTES - kept) == 0);
 		} else {
 			ok &= KT_CHECK(kt_verify(b, SLOT_BYTES, slot_token(i)));
 		}
@@ -157,8 +164,14 @@ static uintptr_t offset_of(struct side *s, void *p)
 
 static int do_push(struct model *m, unsigned i)
 {
-	int ra = kh_class_push(&side_a.c, slot(&side_a, i), m->key);
-	int rb = twin_class_push(&side_b.c, slot(&side_b, i), m->key);
+	int ra, rb;
+	if (m->cpu) {
+		ra = kh_cpu_push(&side_a.c, slot(&side_a, i), m->key, m->tkey);
+		rb = twin_cpu_push(&side_b.c, slot(&side_b, i), m->key, m->tkey);
+	} else {
+		ra = kh_class_push(&side_a.c, slot(&side_a, i), m->key);
+		rb = twin_class_push(&side_b.c, slot(&side_b, i), m->key);
+	}
 	int want = m->depth < m->limit;
 	int ok = KT_EQ(ra, rb) & KT_EQ(ra, want);
 	if (want) {
@@ -168,10 +181,16 @@ static int do_push(struct model *m, unsigned i)
 	return ok;
 }
 
-static int do_pop(struct model *m, uintptr_t key, void *want_a)
+static int do_pop_tk(struct model *m, uintptr_t key, uintptr_t tkey, void *want_a)
 {
-	void *pa = kh_class_pop(&side_a.c, key);
-	void *pb = twin_class_pop(&side_b.c, key);
+	void *pa, *pb;
+	if (m->cpu) {
+		pa = kh_cpu_pop(&side_a.c, key, tkey);
+		pb = twin_cpu_pop(&side_b.c, key, tkey);
+	} else {
+		pa = kh_class_pop(&side_a.c, key);
+		pb = twin_class_pop(&side_b.c, key);
+	}
 	int ok = KT_EQ(offset_of(&side_a, pa), offset_of(&side_b, pb));
 	ok &= KT_EQ(offset_of(&side_a, pa), offset_of(&side_a, want_a));
 	if (pa != NULL && pa != KH_CLASS_BAD) {
@@ -180,11 +199,18 @@ static int do_pop(struct model *m, uintptr_t key, void *want_a)
 		 * and, here, refilled as an owner would. */
 		ok &= KT_EQ(word0(&side_a, i), link_at(&side_a, m, m->depth));
 		ok &= KT_EQ(word0(&side_b, i), link_at(&side_b, m, m->depth));
+		if (m->cpu) /* and clears the token */
+			ok &= KT_EQ(word_at(&side_a, i, 1), 0) & KT_EQ(word_at(&side_b, i, 1), 0);
 		m->on[i] = 0;
 		kt_fill(slot(&side_a, i), SLOT_BYTES, slot_token(i));
 		kt_fill(slot(&side_b, i), SLOT_BYTES, slot_token(i));
 	}
 	return ok;
+}
+
+static int do_pop(struct model *m, uintptr_t key, void *want_a)
+{
+	return do_pop_tk(m, key, m->tkey, want_a);
 }
 
 static void *model_top(const struct model *m)
@@ -237,6 +263,19 @@ static int random_step(struct model *m, uint64_t *s)
 		corrupt_head(m, delta);
 		return ok;
 	}
+	if (m->cpu && m->depth && op < 97) {
+		/* A wrong token: the block is not on this CPU's list. */
+		unsigned i = m->stack[m->depth - 1];
+		uintptr_t delta = (uintptr_t)kt_rand(s) | 1;
+		uintptr_t ta = word_at(&side_a, i, 1), tb = word_at(&side_b, i, 1);
+		uintptr_t xa = ta ^ delta, xb = tb ^ delta;
+		__builtin_memcpy((char *)slot(&side_a, i) + 8, &xa, sizeof xa);
+		__builtin_memcpy((char *)slot(&side_b, i) + 8, &xb, sizeof xb);
+		int ok = do_pop(m, m->key, KH_CLASS_BAD);
+		__builtin_memcpy((char *)slot(&side_a, i) + 8, &ta, sizeof ta);
+		__builtin_memcpy((char *)slot(&side_b, i) + 8, &tb, sizeof tb);
+		return ok & do_pop_tk(m, m->key, m->tkey ^ (delta << 4), KH_CLASS_BAD);
+	}
 	if (m->depth) {
 		/* The wrong key is a corrupt link too. */
 		uintptr_t bad_key = m->key ^ (uintptr_t)(1 + kt_below(s, 15));
@@ -245,9 +284,9 @@ static int random_step(struct model *m, uint64_t *s)
 	return do_pop(m, m->key, NULL);
 }
 
-static void run_random(uint64_t seed, uintptr_t key, unsigned steps)
+static void run_random_mode(uint64_t seed, uintptr_t key, unsigned steps, int cpu, uintptr_t tkey)
 {
-	struct model m = {.limit = SLOTS, .key = key};
+	struct model m = {.limit = SLOTS, .key = key, .cpu = cpu, .tkey = tkey};
 	side_reset(&side_a, &m);
 	side_reset(&side_b, &m);
 	uint64_t s = seed;
@@ -259,6 +298,19 @@ static void run_random(uint64_t seed, uintptr_t key, unsigned steps)
 			return;
 		}
 	}
+}
+
+static void run_random(uint64_t seed, uintptr_t key, unsigned steps)
+{
+	run_random_mode(seed, key, steps, 0, 0);
+}
+
+/* The per-CPU pop/push against their twins: links, tokens, refusals. */
+KT_CASE(diff_cpu_random)
+{
+	run_random_mode(0xc0fe0001, 0x9e3779b97f4a7c10u, 20000, 1, ~(uintptr_t)0x9e3779b97f4a7c10u ^ 3);
+	run_random_mode(0xc0fe0002, (uintptr_t)0 - 16, 20000, 1, 0);
+	run_random_mode(0xc0fe0003, 0, 5000, 1, (uintptr_t)0 - 1);
 }
 
 KT_CASE(diff_class_random)

@@ -10,9 +10,17 @@
  *                 clobbers: rsi, flags.
  * kh_class_push   in: rdi = c, rsi = p, rdx = key.  out: eax = 1 when pushed,
  *                 0 when count >= limit.          clobbers: rdx, flags.
+ * kh_cpu_pop      in: rdi = c, rsi = key, rdx = tkey.  out: rax = payload
+ *                 pointer, 0 when empty, 1 (KH_CLASS_BAD) on a wrong token
+ *                 or a misaligned link.        clobbers: rsi, rdx, flags.
+ * kh_cpu_push     in: rdi = c, rsi = p, rdx = key, rcx = tkey.  out: eax = 1
+ *                 when pushed, 0 when count >= limit.
+ *                 clobbers: rdx, rcx, flags.
  *
- * State assumed: the caller holds the heap lock (no atomics here); the IRQ
- * state is whatever the caller set. Unlike the C, kh_size_class uses the
+ * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
+ * that owns the list, with interrupts masked (aligned 8-byte moves are
+ * single-copy atomic, which is all that another CPU reading the count or a
+ * token needs). No atomics here; the IRQ state is whatever the caller set. Unlike the C, kh_size_class uses the
  * granule count g - 1 = (n + 7) / 16 throughout; the classes are the same.
  */
 #include "kh_asm.h"
@@ -70,5 +78,44 @@ KH_FUNC(kh_class_push)
 	xorl	%eax, %eax
 	ret
 KH_END(kh_class_push)
+
+KH_FUNC(kh_cpu_pop)
+	movq	(%rdi), %rax		/* p = head */
+	testq	%rax, %rax
+	jz	.Lcpop_out		/* empty: return NULL */
+	xorq	%rax, %rdx
+	cmpq	8(%rax), %rdx		/* token == p ^ tkey? */
+	jne	.Lcpop_bad
+	xorq	%rax, %rsi
+	xorq	(%rax), %rsi		/* next = link ^ p ^ key */
+	testb	$15, %sil
+	jnz	.Lcpop_bad
+	movq	%rsi, (%rdi)
+	subl	$1, 8(%rdi)
+	movq	$0, 8(%rax)		/* clear the token */
+.Lcpop_out:
+	ret
+.Lcpop_bad:
+	movl	$1, %eax		/* KH_CLASS_BAD, list untouched */
+	ret
+KH_END(kh_cpu_pop)
+
+KH_FUNC(kh_cpu_push)
+	movl	8(%rdi), %eax
+	cmpl	12(%rdi), %eax		/* unsigned: count >= limit refuses */
+	jae	.Lcpush_full
+	xorq	(%rdi), %rdx
+	xorq	%rsi, %rdx		/* link = head ^ p ^ key */
+	xorq	%rsi, %rcx		/* token = p ^ tkey */
+	movq	%rdx, (%rsi)
+	movq	%rcx, 8(%rsi)
+	movq	%rsi, (%rdi)
+	addl	$1, 8(%rdi)
+	movl	$1, %eax
+	ret
+.Lcpush_full:
+	xorl	%eax, %eax
+	ret
+KH_END(kh_cpu_push)
 
 KH_NOEXEC_STACK
