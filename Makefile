@@ -64,7 +64,8 @@ TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
 TEST_CFLAGS := -std=gnu11 -O$(OPT) -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) $(HARDEN_DEF) -DKH_PRIVATE= -DKH_FAULT_INJECT \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
-TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c
+TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c \
+  tests/host/host_cpu.c
 TEST_BIN := $(BUILD)/kt-unit
 SAN_BIN := build/host-asan/kt-unit
 TSAN_BIN := build/host-tsan/kt-unit
@@ -135,11 +136,13 @@ $(SAN_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	clang $(TEST_CFLAGS) $(SAN_FLAGS) -DKT_SANITIZED $(TEST_SRC) -o $@ -lpthread
 
+# KT_PERCPU=1: every test thread gets a per-CPU cache (tests/host/host_cpu.c).
+KT_PERCPU ?= 0
 test-unit: $(TEST_BIN)
-	$(QEMU_USER) $(TEST_BIN)
+	KT_PERCPU=$(KT_PERCPU) $(QEMU_USER) $(TEST_BIN)
 
 test-asan: $(SAN_BIN)
-	$(SAN_BIN)
+	KT_PERCPU=$(KT_PERCPU) $(SAN_BIN)
 
 # ThreadSanitizer on the threads stress. The C twins (GENERIC=1), whose C11
 # atomics TSan understands; it cannot see through the assembly lock.
@@ -149,7 +152,7 @@ $(TSAN_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
 	  $(filter-out $(HEAP_S),$(TEST_SRC)) $(HEAP_S:src/heap/$(ARCH)/%.S=src/heap/%.c) -o $@ -lpthread
 
 test-tsan: $(TSAN_BIN)
-	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BIN) threads_
+	KT_PERCPU=$(KT_PERCPU) TSAN_OPTIONS=halt_on_error=1 $(TSAN_BIN) threads_
 
 test-builds: | $(TOOLS_STAMP)
 	@sh tools/check-builds.sh

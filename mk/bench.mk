@@ -27,9 +27,10 @@ $(BENCH_STAMP): tools/setup-bench.sh
 bench-tools:
 	@sh tools/setup-bench.sh
 
-$(BENCH_BIN): bench/bench.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/*.h src/heap/x86_64/*.h) | $(TOOLS_STAMP)
+# tests/host/host_cpu.c makes each bench thread a CPU with its own cache.
+$(BENCH_BIN): bench/bench.c tests/host/host_cpu.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/*.h src/heap/x86_64/*.h) | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	gcc $(BENCH_CFLAGS) bench/bench.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) -o $@ -lpthread
+	gcc $(BENCH_CFLAGS) -Itests/host bench/bench.c tests/host/host_cpu.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) -o $@ -lpthread
 
 bench-build: $(BENCH_BIN)
 

@@ -21,10 +21,17 @@ S unit-x86_64-h1  make --no-print-directory test-unit ARCH=x86_64 HARDEN=1
 S unit-x86_64-h2  make --no-print-directory test-unit ARCH=x86_64 HARDEN=2
 S unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
 S unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
+S unit-x86_64-pcpu make --no-print-directory test-unit ARCH=x86_64 KT_PERCPU=1
+S unit-x86_64-h2-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=2 KT_PERCPU=1
+S unit-x86_64-h3-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=3 KT_PERCPU=1
 S asan-ubsan      make --no-print-directory test-asan
+S asan-ubsan-pcpu make --no-print-directory test-asan KT_PERCPU=1
 S tsan            make --no-print-directory test-tsan
+S tsan-pcpu       make --no-print-directory test-tsan KT_PERCPU=1
 S unit-arm64      make --no-print-directory test-unit ARCH=arm64
 S unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
+S unit-arm64-pcpu make --no-print-directory test-unit ARCH=arm64 KT_PERCPU=1
+S unit-arm64-gen-pcpu make --no-print-directory test-unit ARCH=arm64 GENERIC=1 KT_PERCPU=1
 S preload         make --no-print-directory preload-test
 A qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
 A qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1

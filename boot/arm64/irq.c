@@ -1,7 +1,7 @@
 /*
  * irq.c: the kernel's kheap_irq_save/kheap_irq_restore overrides (see
  * kheap.h): save DAIF and mask D, A, I, F; restore the saved DAIF. Also the
- * kernel's kheap_spin_yield.
+ * kernel's kheap_spin_yield, and kheap_cpu_id while board_percpu is set.
  */
 #include "kheap.h"
 
@@ -15,6 +15,19 @@ uintptr_t kheap_irq_save(void)
 void kheap_irq_restore(uintptr_t state)
 {
 	__asm__ volatile("msr daif, %0" ::"r"((uint64_t)state) : "memory");
+}
+
+int board_percpu;
+
+/* MPIDR_EL1.Aff0 is the CPU number on both boards (virt starts CPU n with
+ * Aff0 = n; raspi3b's four cores are 0-3). */
+unsigned kheap_cpu_id(void)
+{
+	uint64_t mpidr;
+	if (!board_percpu)
+		return KHEAP_NO_CPU;
+	__asm__ volatile("mrs %0, mpidr_el1" : "=r"(mpidr));
+	return (unsigned)(mpidr & 0xff);
 }
 
 /* The heap lock's spin loop calls this every 256 spins. A spin-wait hint:

@@ -31,6 +31,10 @@ _Noreturn void board_exit(int status);
  * caller then waits for the CPU to check in. fn must not return. */
 int board_cpu_start(unsigned cpu, void (*fn)(unsigned cpu));
 
+/* Non-zero: kheap_cpu_id (irq.c) names the running CPU, so kheap serves
+ * small blocks from per-CPU caches; zero (the start): KHEAP_NO_CPU. */
+extern int board_percpu;
+
 /* Spin-wait hint (arm64 YIELD, x86 PAUSE). Under QEMU's round-robin TCG
  * (-accel tcg,thread=single) it also hands the host thread to the next
  * vCPU, so a waiting CPU does not burn its whole time slice. */

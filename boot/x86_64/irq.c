@@ -1,7 +1,8 @@
 /*
  * irq.c: the kernel's kheap_irq_save/kheap_irq_restore overrides (see
  * kheap.h): save RFLAGS and clear IF; restore the saved RFLAGS (and so IF).
- * Also the kernel's kheap_spin_yield.
+ * Also the kernel's kheap_spin_yield, and kheap_cpu_id while board_percpu is
+ * set.
  */
 #include "kheap.h"
 
@@ -15,6 +16,17 @@ uintptr_t kheap_irq_save(void)
 void kheap_irq_restore(uintptr_t state)
 {
 	__asm__ volatile("pushq %0; popfq" ::"r"((uint64_t)state) : "memory", "cc");
+}
+
+int board_percpu;
+
+/* The local APIC ID register (0xfee00020, bits 31:24): QEMU numbers the
+ * CPUs of the pc board 0, 1, ... (pc.c starts them by that ID). */
+unsigned kheap_cpu_id(void)
+{
+	if (!board_percpu)
+		return KHEAP_NO_CPU;
+	return *(volatile uint32_t *)(uintptr_t)0xfee00020u >> 24;
 }
 
 /* The heap lock's spin loop calls this every 256 spins. A spin-wait hint:

@@ -7,12 +7,15 @@
  * (I5), the class lists (I6) and the counters (I7) say. List walks are
  * bounded by what the region walk found, so a cycle is a finding, not a
  * hang. It reads only, allocates nothing, and holds the lock throughout.
+ * Per-CPU lists (I8) are checked for the calling CPU only: the others
+ * change under it without the lock. Their blocks count as used (I7).
  */
 #include "kh_internal.h"
 
 struct tally {
 	size_t free_bytes, free_blocks, cached_bytes, cached_blocks, used_bytes, used_blocks;
 	size_t total;
+	size_t mine; /* used blocks whose token names the calling CPU */
 };
 
 struct checker {
@@ -21,6 +24,7 @@ struct checker {
 	void *ctx;
 	int problems;
 	struct tally t;
+	unsigned cpu; /* the calling CPU, or KHEAP_NO_CPU */
 };
 
 static void bad(struct checker *k, uintptr_t addr, const char *what)
@@ -88,6 +92,8 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 		} else {
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
+			if (KH_PERCPU && kh_token_cpu(h, b) == k->cpu)
+				k->t.mine++;
 		}
 		prev_free = is_free;
 		b += s;
@@ -168,6 +174,36 @@ static void check_classes(struct checker *k)
 		bad(k, (uintptr_t)h->classes, "class lists and region walk disagree on cached blocks");
 }
 
+/* I8 for the calling CPU's lists. */
+static void check_cpu(struct checker *k)
+{
+	const struct kheap *h = k->h;
+	if (!KH_PERCPU || k->cpu >= KHEAP_MAX_CPUS)
+		return;
+	const struct kh_cpu *cpu = &h->cpus[k->cpu];
+	size_t blocks = 0;
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		const struct kh_class *l = &cpu->cls[c];
+		uintptr_t p = l->head;
+		uint32_t n = 0;
+		for (; p != 0 && n <= l->count; n++) {
+			uintptr_t b = kh_block_of((void *)p);
+			if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
+			    (kh_flags(b) & (KH_USED | KH_CACHED)) != KH_USED ||
+			    kh_size(b) != kh_class_block_size(c) || kh_token_cpu(h, b) != k->cpu) {
+				bad(k, p, "per-CPU list holds a block that is not cached there");
+				break;
+			}
+			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
+		}
+		if (n != l->count || l->count > l->limit)
+			bad(k, (uintptr_t)l, "per-CPU list count wrong or over its limit");
+		blocks += n;
+	}
+	if (blocks != k->t.mine)
+		bad(k, (uintptr_t)cpu, "per-CPU lists and region walk disagree on this CPU's blocks");
+}
+
 /* I7: counters. */
 static void check_counts(struct checker *k)
 {
@@ -187,7 +223,7 @@ static void check_counts(struct checker *k)
 
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
-	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0}};
+	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0, 0}, kheap_cpu_id()};
 	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
 		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
 	} else {
@@ -195,6 +231,7 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 			walk_region(&k, &h->regions[i]);
 		check_bins(&k);
 		check_classes(&k);
+		check_cpu(&k);
 		check_counts(&k);
 	}
 	return k.problems;
@@ -230,7 +267,9 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 			size_t s = kh_size(b);
 			if (!kh_ok(h, b) || s < KH_MIN_BLOCK || s > r->end - b)
 				break;
-			fn(ctx, kh_payload(b), s - KH_HDR, kh_used(b) && !kh_cached(b));
+			bool held = kh_used(b) && !kh_cached(b) &&
+				    !(KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS);
+			fn(ctx, kh_payload(b), s - KH_HDR, held);
 		}
 	}
 	kh_exit(h, irq);

@@ -51,8 +51,22 @@
  *     kh_class_block_size(c), at most its limit;
  *  I7 the counters equal what a walk adds up.
  *
+ * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
+ * (kh_class.h: kh_cpu_pop/push), touched only by that CPU with interrupts
+ * masked, never under the lock. A block on CPU k's list keeps its used
+ * header (KH_CACHED clear: the backend may rewrite its KH_PREV_FREE flag
+ * under the lock at any moment, so the owner never writes the header);
+ * its first payload word is the encoded link and its second the token
+ * p ^ kh_tkey(h, k), which no held block carries. For the counters in
+ * struct kh_counts such a block is in use: blocks move into and out of the
+ * per-CPU lists only in batches under the lock (refill, drain), and the
+ * CPU's own list counts say how many of the in-use ones are really cached;
+ * kheap_get_stats subtracts them.
+ *  I8 CPU k's list c holds exactly the used blocks of class c whose token
+ *     names k, at most its limit (kheap_check verifies the calling CPU's).
+ *
  * Locking: every function here expects h->lock held, except the kh_*_init
- * helpers used before the heap is shared.
+ * helpers used before the heap is shared, and the per-CPU fast path.
  */
 #ifndef KH_INTERNAL_H
 #define KH_INTERNAL_H
@@ -90,6 +104,16 @@
 #endif
 #ifndef KHEAP_CACHE_SHARE
 #define KHEAP_CACHE_SHARE 16u
+#endif
+
+/* Per-CPU lists: at most KHEAP_CPU_CACHE_MAX blocks and KHEAP_CPU_CACHE_BYTES
+ * per class per CPU, and all CPUs' together at most 1/KHEAP_CACHE_SHARE of
+ * the managed bytes. A refill or a drain moves half a list. */
+#ifndef KHEAP_CPU_CACHE_MAX
+#define KHEAP_CPU_CACHE_MAX 128u
+#endif
+#ifndef KHEAP_CPU_CACHE_BYTES
+#define KHEAP_CPU_CACHE_BYTES 16384u
 #endif
 
 /* ---- derived constants -------------------------------------------------- */
@@ -134,6 +158,27 @@ _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possi
 
 /* ---- control block ------------------------------------------------------ */
 
+#define KH_PERCPU (KHEAP_MAX_CPUS > 0)
+#define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
+
+_Static_assert(KHEAP_MAX_CPUS < 4096, "a token's CPU number must not look like an address");
+_Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
+	       "a cached block's payload holds a link and a token");
+
+/* One CPU's cache. Written only by its CPU (the drain flag excepted); other
+ * CPUs read the counts and op counters for the statistics. The size is
+ * padded to whole cache lines so that neighbours do not share one. */
+struct kh_cpu {
+	struct kh_class cls[KH_NCLASSES];
+	uintptr_t tkey;  /* token key, kh_tkey(h, this CPU) */
+	uint64_t allocs; /* operations served without the lock */
+	uint64_t frees;
+	uint32_t drain;  /* another CPU asks for everything back (kheap_trim, OOM) */
+	uint32_t pad_[(64 - (KH_NCLASSES * sizeof(struct kh_class) + sizeof(uintptr_t) + 20) % 64) / 4];
+};
+
+_Static_assert(sizeof(struct kh_cpu) % 64 == 0, "per-CPU caches do not share cache lines");
+
 struct kh_region {
 	uintptr_t lo, hi; /* the caller's range, for overlap tests */
 	uintptr_t first;  /* first block */
@@ -163,6 +208,8 @@ struct kheap {
 	struct kh_region regions[KHEAP_MAX_REGIONS];
 	unsigned nregions;
 	struct kh_counts n;
+	uint32_t cpu_limit[KH_NCLASSES]; /* per-CPU list limits; owners copy them */
+	struct kh_cpu cpus[KH_NCPU];
 };
 
 /* What an operation found wrong, reported once the lock is released; and
@@ -215,7 +262,8 @@ static inline void kh_set(const struct kheap *h, uintptr_t b, size_t size, kh_wo
 {
 	kh_word body = ((kh_word)size & KH_SIZE_MASK) | (flags & KH_FLAGS) |
 		       ((kh_word)alg << KH_ALG_SHIFT);
-	*kh_hdr(b) = body | (kh_cookie(h, b, body) << KH_COOKIE_SHIFT);
+	/* Relaxed: the per-CPU fast path reads headers without the lock. */
+	__atomic_store_n(kh_hdr(b), body | (kh_cookie(h, b, body) << KH_COOKIE_SHIFT), __ATOMIC_RELAXED);
 }
 
 static inline bool kh_sealed(const struct kheap *h, uintptr_t b, kh_word w)
@@ -253,6 +301,18 @@ static inline uintptr_t kh_key(const struct kheap *h) { return (uintptr_t)h->sec
 static inline uintptr_t kh_enc(const struct kheap *h, const void *slot, uintptr_t v)
 {
 	return v ^ (uintptr_t)slot ^ kh_key(h);
+}
+
+/* Per-CPU token key of CPU k: a payload p on k's lists has p ^ kh_tkey(h, k)
+ * in its second word, so that word ^ p ^ ~key gives k back. */
+static inline uintptr_t kh_tkey(const struct kheap *h, unsigned k) { return ~kh_key(h) ^ (uintptr_t)k; }
+
+/* The CPU whose list holds used block b, going by its token; KHEAP_MAX_CPUS
+ * or above when it is on none. */
+static inline uintptr_t kh_token_cpu(const struct kheap *h, uintptr_t b)
+{
+	const uintptr_t *w = (const uintptr_t *)(b + KH_HDR);
+	return __atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ (b + KH_HDR) ^ ~kh_key(h);
 }
 
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */

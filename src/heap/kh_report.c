@@ -22,6 +22,8 @@ WEAK uint64_t kheap_entropy(void) { return 0; }
 
 WEAK void kheap_spin_yield(void) {}
 
+WEAK unsigned kheap_cpu_id(void) { return KHEAP_NO_CPU; }
+
 static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_OK] = "ok",
 	[KHEAP_E_DOUBLE_FREE] = "double free",

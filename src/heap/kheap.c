@@ -12,6 +12,12 @@
  * class's LIFO list (kh_class.h) unless the list is full, else to the
  * coalescing backend (kh_tlsf.c). An allocation the backend cannot meet
  * flushes the class lists back and tries once more.
+ *
+ * Per-CPU caches (layout and invariants in kh_internal.h) sit in front:
+ * kheap_alloc/calloc/free of a class-size block first try the calling
+ * CPU's list with interrupts masked and no lock (alloc_fast, free_fast);
+ * an empty list is refilled and a full one drained half-way under the lock
+ * (refill, drain), the refill carving one backend block into a batch.
  */
 #include "kh_internal.h"
 
@@ -94,6 +100,8 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 	}
 	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
+	if (KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
+		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a per-CPU cache)"), 0;
 	return b;
 }
 
@@ -108,6 +116,21 @@ static void count_grant(struct kheap *h, uintptr_t b)
 	h->n.allocs++;
 	if (h->n.in_use > h->n.peak)
 		h->n.peak = h->n.in_use;
+}
+
+/* Blocks leave or rejoin the in-use counters (per-CPU refill and drain). */
+static void count_out(struct kheap *h, size_t bytes, size_t blocks)
+{
+	h->n.in_use += bytes;
+	h->n.used_blocks += blocks;
+	if (h->n.in_use > h->n.peak)
+		h->n.peak = h->n.in_use;
+}
+
+static void count_back(struct kheap *h, size_t bytes, size_t blocks)
+{
+	h->n.in_use -= bytes;
+	h->n.used_blocks -= blocks;
 }
 
 /* ---- size-class caches -------------------------------------------------- */
@@ -197,6 +220,8 @@ static void set_class_limits(struct kheap *h)
 
 /* ---- allocation and release --------------------------------------------- */
 
+static void flush_all(struct kheap *h, struct kh_err *e);
+
 /* A used block of at least s bytes from the backend, flushing the caches and
  * retrying once when it runs dry. align > KHEAP_ALIGN asks for an aligned one. */
 static uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh_err *e)
@@ -204,9 +229,12 @@ static uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh
 	for (int tries = 0; tries < 2; tries++) {
 		uintptr_t b = align > KHEAP_ALIGN ? kh_backend_aligned(h, s, align, e)
 						  : kh_backend_alloc(h, s, e);
-		if (b != 0 || h->n.cached_blocks == 0 || e->kind != KHEAP_OK)
+		if (b != 0 || tries == 1 || e->kind != KHEAP_OK)
 			return b;
-		flush_caches(h, e);
+		size_t before = h->n.free;
+		flush_all(h, e);
+		if (h->n.free == before)
+			return 0;
 	}
 	return 0;
 }
@@ -284,6 +312,305 @@ static void copy_words(void *dst, const void *src, size_t n)
 		d[i] = s[i];
 }
 
+/* ---- per-CPU caches --------------------------------------------------------- */
+
+/* The calling CPU's cache, or NULL. Interrupts must be masked. */
+static inline struct kh_cpu *this_cpu(struct kheap *h)
+{
+	unsigned id = kheap_cpu_id();
+	return KH_PERCPU && id < KHEAP_MAX_CPUS ? &h->cpus[id] : NULL;
+}
+
+static void cpu_limits(struct kheap *h)
+{
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		size_t s = kh_class_block_size(c);
+		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * KH_NCPU * s);
+		if (cap > KHEAP_CPU_CACHE_BYTES / s)
+			cap = KHEAP_CPU_CACHE_BYTES / s;
+		__atomic_store_n(&h->cpu_limit[c], cap < KHEAP_CPU_CACHE_MAX ? (uint32_t)cap : KHEAP_CPU_CACHE_MAX,
+				 __ATOMIC_RELAXED);
+	}
+}
+
+/* A per-CPU list found corrupt (wrong token, a link that does not decode,
+ * or a head outside the heap) is emptied, so it is never followed again;
+ * the blocks whose tokens still say they were on it go back to the
+ * backend (a linear walk, only on this error). Reported as KHEAP_E_FREELIST. */
+static void cpu_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "per-CPU list corrupt (write after free?)");
+	cpu->cls[c].head = 0;
+	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
+	size_t s = kh_class_block_size(c);
+	unsigned k = (unsigned)(cpu - h->cpus);
+	for (unsigned i = 0; i < h->nregions; i++) {
+		const struct kh_region *r = &h->regions[i];
+		for (uintptr_t b = r->first, nx; b < r->end; b = nx) {
+			if (!kh_ok(h, b) || kh_size(b) < KH_MIN_BLOCK || kh_size(b) > r->end - b)
+				break;
+			nx = b + kh_size(b);
+			if (kh_size(b) != s || !kh_used(b) || kh_cached(b) || kh_token_cpu(h, b) != k)
+				continue;
+			__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
+			uintptr_t f = kh_backend_free(h, b, e);
+			if (f != 0) { /* merged, maybe both ways: go on after it */
+				count_back(h, s, 1);
+				nx = f + kh_size(f);
+			}
+		}
+	}
+}
+
+/* Pop from CPU cpu's class-c list. A popped block is sound (its token
+ * was right); *bad says the list is corrupt past it (or at it, when the
+ * result is KH_CLASS_BAD) and needs cpu_repair under the lock. */
+static void *cpu_take(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool *bad)
+{
+	struct kh_class *l = &cpu->cls[c];
+	void *p = kh_cpu_pop(l, kh_key(h), cpu->tkey);
+	if (__builtin_expect(p == KH_CLASS_BAD, 0) ||
+	    (l->head != 0 && kh_region_of(h, kh_block_of((void *)l->head)) == NULL))
+		*bad = true;
+	return p;
+}
+
+/* Hand up to n blocks of CPU cpu's class c back: to the shared class list
+ * when it has room and bins is false, else to the backend. Lock held. */
+static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, bool bins, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	for (; n > 0; n--) {
+		bool bad = false;
+		void *p = cpu_take(h, cpu, c, &bad);
+		if (p != NULL && p != KH_CLASS_BAD) {
+			uintptr_t b = kh_block_of(p);
+			count_back(h, s, 1);
+			if ((bins || !cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
+				count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
+		}
+		if (bad)
+			cpu_repair(h, cpu, c, e);
+		if (p == NULL || bad)
+			return;
+	}
+}
+
+static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
+
+/* Everything on CPU cpu's lists back to the bins (kheap_trim, OOM). */
+static void drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+{
+	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
+	for (unsigned c = 0; c < KH_NCLASSES; c++)
+		drain(h, cpu, c, cpu->cls[c].count, true, e);
+}
+
+/* Everything cached back to the backend: the shared lists and this CPU's
+ * cache now, the other CPUs' at their next call. Lock held. */
+static void flush_all(struct kheap *h, struct kh_err *e)
+{
+	if (KH_PERCPU) {
+		struct kh_cpu *me = this_cpu(h);
+		for (unsigned k = 0; k < KHEAP_MAX_CPUS; k++)
+			if (&h->cpus[k] != me)
+				__atomic_store_n(&h->cpus[k].drain, 1, __ATOMIC_RELAXED);
+		if (me != NULL)
+			drain_cpu(h, me, e);
+	}
+	flush_caches(h, e);
+}
+
+/* Carve one backend block into up to n class-c blocks on CPU cpu's list.
+ * The backend's block may be 16 bytes over (too little to split off); that
+ * last piece is not a class size and goes straight back. Lock held. */
+static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	uintptr_t b = kh_backend_alloc(h, n * s, e);
+	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
+		b = kh_backend_alloc(h, s, e), n = 1;
+	if (b == 0)
+		return;
+	uintptr_t end = b + kh_size(b);
+	kh_word flags = KH_USED | (kh_flags(b) & KH_PREV_FREE);
+	uint32_t got = 0;
+	for (uintptr_t x = b; x < end; x += s, flags = KH_USED) {
+		if (end - x != s && end - x < 2 * s) { /* the odd last piece */
+			kh_set(h, x, end - x, flags, 0);
+			if (kh_backend_free(h, x, e) == 0)
+				count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
+			break;
+		}
+		kh_set(h, x, s, flags, 0);
+		if (KHEAP_HARDEN >= 1)
+			kh_poison(x);
+		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
+		got++;
+	}
+	count_out(h, got * s, got);
+}
+
+/* Fill CPU cpu's class-c list half-way: from the shared list first, then
+ * by carving. Lock held. */
+static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	struct kh_class *l = &cpu->cls[c];
+	l->limit = h->cpu_limit[c];
+	uint32_t want = (l->limit + 1) / 2;
+	uintptr_t b;
+	while (want > 0 && l->count < l->limit && (b = cache_take(h, c, e)) != 0) {
+		count_out(h, kh_size(b), 1);
+		if (KHEAP_HARDEN >= 1) /* cache_take checked it; the pop checks again */
+			kh_poison(b);
+		kh_cpu_push(l, kh_payload(b), kh_key(h), cpu->tkey);
+		want--;
+	}
+	if (want > 0 && e->kind == KHEAP_OK && l->count + want <= l->limit)
+		carve(h, cpu, c, want, e);
+}
+
+/* Under the lock, from the fast path: honour a drain request, repair a
+ * corrupt list, refill an empty one. */
+/* Close a locked stretch of the fast path: count an error, rebuild the
+ * shared lists after a corrupt link, unlock; the report comes later. */
+static void slow_done(struct kheap *h, struct kh_err *e)
+{
+	if (e->kind != KHEAP_OK)
+		h->n.errors++;
+	if (e->kind == KHEAP_E_FREELIST)
+		kh_rebuild(h);
+	kh_lock_release(&h->lock);
+}
+
+static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
+{
+	kh_lock_acquire(&h->lock);
+	if (drain_asked(cpu))
+		drain_cpu(h, cpu, e);
+	if (bad)
+		cpu_repair(h, cpu, c, e);
+	else
+		refill(h, cpu, c, e);
+	slow_done(h, e);
+}
+
+/* Level 3: the full check every KHEAP_CHECK_EVERY operations of this CPU. */
+static void fast_check(struct kheap *h, const struct kh_cpu *cpu, struct kh_err *e)
+{
+	if (KHEAP_HARDEN >= 3 && (cpu->allocs + cpu->frees) % KHEAP_CHECK_EVERY == 0) {
+		kh_lock_acquire(&h->lock);
+		kh_check_locked(h, first_problem, e);
+		slow_done(h, e);
+	}
+}
+
+/* Level 2: used block b's right neighbour is sealed and knows b is used. */
+static bool next_ok(const struct kheap *h, uintptr_t b)
+{
+	uintptr_t nx = b + kh_size(b);
+	kh_word w = __atomic_load_n(kh_hdr(nx), __ATOMIC_RELAXED);
+	return kh_sealed(h, nx, w) && !(w & KH_PREV_FREE);
+}
+
+/* Level 1 and up: what the locked path checks and arms on hand-out. */
+static void fast_grant(struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b))
+		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
+	kh_arm_canary(h, b);
+}
+
+/* The lock-free allocation of a class-size block, or 0: the caller then
+ * takes the locked path, which also reports what this one could not serve. */
+static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
+{
+	unsigned c = kh_size_class(kh_want(n));
+	if (c >= KH_NCLASSES || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
+		return 0;
+	struct kh_err e = KH_ERR_INIT;
+	uintptr_t irq = kheap_irq_save(), b = 0;
+	struct kh_cpu *cpu = this_cpu(h);
+	if (cpu != NULL) {
+		bool bad = false;
+		void *p = drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
+		if (bad || p == NULL || p == KH_CLASS_BAD) {
+			cpu_slow(h, cpu, c, bad, &e);
+			if (p == NULL || p == KH_CLASS_BAD) {
+				bad = false;
+				p = cpu_take(h, cpu, c, &bad);
+				if (bad) /* corrupt again at once: leave it to the next call */
+					p = p == KH_CLASS_BAD ? NULL : p;
+			}
+		}
+		if (p != NULL && p != KH_CLASS_BAD && KHEAP_HARDEN >= 2 && !next_ok(h, kh_block_of(p))) {
+			/* The list is sound, the neighbour is not: put it back, refuse it. */
+			kh_cpu_push(&cpu->cls[c], p, kh_key(h), cpu->tkey);
+			kh_fail(&e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
+			p = NULL;
+		}
+		if (p != NULL && p != KH_CLASS_BAD) {
+			b = kh_block_of(p);
+			fast_grant(h, b, &e);
+			__atomic_store_n(&cpu->allocs, cpu->allocs + 1, __ATOMIC_RELAXED);
+			fast_check(h, cpu, &e);
+		}
+	}
+	kheap_irq_restore(irq);
+	if (e.kind != KHEAP_OK)
+		kh_report(h, &e, caller);
+	return b;
+}
+
+/* The lock-free free of class-size block b. Returns false when b is not
+ * plainly a held class-size block, or this CPU has no cache: the locked
+ * path then frees it or says what is wrong with it. */
+static bool free_fast(struct kheap *h, void *ptr, const void *caller)
+{
+	uintptr_t b = kh_block_of(ptr);
+	if (((uintptr_t)ptr & (KHEAP_ALIGN - 1)) || kh_region_of(h, b) == NULL)
+		return false;
+	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_USED ||
+	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
+		return false;
+	unsigned c = kh_size_class(s - KH_HDR);
+	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
+		return false;
+	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+		return false;
+	if (KHEAP_HARDEN >= 2 && !next_ok(h, b))
+		return false;
+	struct kh_err e = KH_ERR_INIT;
+	uintptr_t irq = kheap_irq_save();
+	struct kh_cpu *cpu = this_cpu(h);
+	bool done = false;
+	if (cpu != NULL) {
+		struct kh_class *l = &cpu->cls[c];
+		if (KHEAP_HARDEN >= 1)
+			kh_poison(b);
+		if (drain_asked(cpu) || l->count >= l->limit) {
+			kh_lock_acquire(&h->lock);
+			if (drain_asked(cpu))
+				drain_cpu(h, cpu, &e);
+			l->limit = h->cpu_limit[c];
+			if (l->count >= l->limit)
+				drain(h, cpu, c, l->count - l->limit / 2, false, &e);
+			slow_done(h, &e);
+		}
+		done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;
+		if (done) {
+			__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
+			fast_check(h, cpu, &e);
+		}
+	}
+	kheap_irq_restore(irq);
+	if (e.kind != KHEAP_OK)
+		kh_report(h, &e, caller);
+	return done;
+}
+
 /* ---- public API ----------------------------------------------------------- */
 
 size_t kheap_control_size(void)
@@ -313,6 +640,7 @@ static void region_attach(struct kheap *h, const struct kh_region *r)
 	kh_region_seed(h, slot);
 	h->n.total += slot->end - slot->first;
 	set_class_limits(h);
+	cpu_limits(h);
 }
 
 static kh_word mix64(kh_word x)
@@ -340,6 +668,8 @@ struct kheap *kheap_init(void *base, size_t size)
 	zero_words(h, ctl);
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
+		h->cpus[k].tkey = kh_tkey(h, k);
 	region_attach(h, &r);
 	return h;
 }
@@ -378,9 +708,12 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
+	uintptr_t b = KH_PERCPU ? alloc_fast(h, size, caller) : 0;
+	if (b != 0)
+		return kh_payload(b);
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = kh_enter(h);
-	uintptr_t b = alloc_locked(h, size, &e);
+	b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
 	return b ? kh_payload(b) : NULL;
 }
@@ -410,12 +743,16 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t b = 0;
-	uintptr_t irq = kh_enter(h);
-	if (size != 0 && n > SIZE_MAX / size)
-		kh_fail(&e, KHEAP_E_OVERFLOW, (void *)n, "calloc count * size overflows");
-	else
-		b = alloc_locked(h, n * size, &e);
-	leave(h, irq, &e, caller);
+	if (KH_PERCPU && (size == 0 || n <= SIZE_MAX / size))
+		b = alloc_fast(h, n * size, caller);
+	if (b == 0) {
+		uintptr_t irq = kh_enter(h);
+		if (size != 0 && n > SIZE_MAX / size)
+			kh_fail(&e, KHEAP_E_OVERFLOW, (void *)n, "calloc count * size overflows");
+		else
+			b = alloc_locked(h, n * size, &e);
+		leave(h, irq, &e, caller);
+	}
 	if (b == 0)
 		return NULL;
 	zero_words(kh_payload(b), kh_usable(b)); /* outside the lock */
@@ -426,6 +763,8 @@ void kheap_free(struct kheap *h, void *ptr)
 {
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
+		return;
+	if (KH_PERCPU && free_fast(h, ptr, caller))
 		return;
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = kh_enter(h);
@@ -496,18 +835,30 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 		kh_report_global(KHEAP_E_NULL, out, CALLER(), "kheap_get_stats: out is NULL");
 		return;
 	}
+	size_t bytes = 0, blocks = 0;
+	uint64_t allocs = 0, frees = 0;
 	uintptr_t irq = kh_enter(h);
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+		const struct kh_cpu *cpu = &h->cpus[k];
+		for (unsigned c = 0; c < KH_NCLASSES; c++) {
+			uint32_t n = __atomic_load_n(&cpu->cls[c].count, __ATOMIC_RELAXED);
+			blocks += n;
+			bytes += n * kh_class_block_size(c);
+		}
+		allocs += __atomic_load_n(&cpu->allocs, __ATOMIC_RELAXED);
+		frees += __atomic_load_n(&cpu->frees, __ATOMIC_RELAXED);
+	}
 	out->total_bytes = h->n.total;
-	out->in_use_bytes = h->n.in_use;
+	out->in_use_bytes = h->n.in_use - bytes;
 	out->peak_in_use_bytes = h->n.peak;
 	out->free_bytes = h->n.free;
-	out->cached_bytes = h->n.cached;
+	out->cached_bytes = h->n.cached + bytes;
 	out->largest_free = kh_largest_free(h);
-	out->used_blocks = h->n.used_blocks;
+	out->used_blocks = h->n.used_blocks - blocks;
 	out->free_blocks = h->n.free_blocks;
-	out->cached_blocks = h->n.cached_blocks;
-	out->alloc_count = h->n.allocs;
-	out->free_count = h->n.frees;
+	out->cached_blocks = h->n.cached_blocks + blocks;
+	out->alloc_count = h->n.allocs + allocs;
+	out->free_count = h->n.frees + frees;
 	out->oom_count = h->n.ooms;
 	out->error_count = h->n.errors;
 	out->regions = h->nregions;
@@ -545,6 +896,6 @@ void kheap_trim(struct kheap *h)
 		return;
 	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = kh_enter(h);
-	flush_caches(h, &e);
+	flush_all(h, &e);
 	leave(h, irq, &e, caller);
 }

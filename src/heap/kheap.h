@@ -12,12 +12,22 @@
  *  - Alignment: every returned pointer is aligned to KHEAP_ALIGN (16) bytes,
  *    or to the requested alignment when larger.
  *  - Overhead: 8 bytes per allocated block on 64-bit targets.
- *  - Locking: every function takes the heap's spinlock with interrupts saved
- *    and disabled through kheap_irq_save()/kheap_irq_restore(), so it may be
- *    called from any CPU, thread or interrupt handler, but not from an NMI
- *    that may have interrupted the same heap: the lock is not recursive. The
- *    report hook runs with the lock released; the kheap_walk and
+ *  - Locking: every function masks interrupts through kheap_irq_save()/
+ *    kheap_irq_restore() and takes the heap's spinlock, so it may be called
+ *    from any CPU, thread or interrupt handler, but not from an NMI that may
+ *    have interrupted the same heap: the lock is not recursive. The report
+ *    hook runs with the lock released; the kheap_walk and
  *    kheap_check_verbose callbacks run with it held.
+ *  - Per-CPU caches: when kheap_cpu_id() names a CPU, kheap_alloc,
+ *    kheap_calloc and kheap_free of small blocks (up to 1016 bytes) are
+ *    served from that CPU's own lists with interrupts masked but without the
+ *    lock; the lists are refilled and drained in batches under the lock.
+ *    Interrupts stay masked from the CPU lookup to the end of the list
+ *    operation, so a handler that allocates on the same CPU cannot
+ *    interleave, and no other CPU ever touches those lists: another CPU can
+ *    only ask for them to be drained (kheap_trim). A double free that races
+ *    with the first free of the same block on another CPU is not
+ *    guaranteed to be caught.
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.
@@ -41,6 +51,14 @@ extern "C" {
 #ifndef KHEAP_MAX_REGIONS
 #define KHEAP_MAX_REGIONS 8u
 #endif
+
+/* Per-CPU caches: CPUs (or, on a host, threads) numbered below this get a
+ * lock-free cache of small blocks each (kheap_cpu_id). 0 builds without. */
+#ifndef KHEAP_MAX_CPUS
+#define KHEAP_MAX_CPUS 8u
+#endif
+/* What kheap_cpu_id returns for "no per-CPU cache: take the locked path". */
+#define KHEAP_NO_CPU (~0u)
 
 /*
  * Hardening level, fixed when the library is built (-DKHEAP_HARDEN=n); the
@@ -111,13 +129,18 @@ typedef void (*kheap_report_fn)(void *ctx, const struct kheap_report *r);
 
 /* Counters kept in O(1) on every operation. Byte counts are block bytes
  * (usable bytes plus KHEAP_BLOCK_OVERHEAD), so in_use + free + cached add up
- * to the managed bytes. */
+ * to the managed bytes. The per-CPU caches keep their own counters, which
+ * kheap_get_stats adds in; the sums are exact whenever no CPU is inside a
+ * kheap call (while one is, a snapshot may be one operation out per CPU). */
 struct kheap_stats {
 	size_t total_bytes;    /* bytes under management in all regions */
 	size_t in_use_bytes;   /* bytes in blocks the caller holds */
-	size_t peak_in_use_bytes;
+	size_t peak_in_use_bytes; /* highest in_use_bytes, where blocks in the
+				   * per-CPU caches count as in use (they move
+				   * there in batches, under the lock) */
 	size_t free_bytes;     /* bytes in free blocks (bins) */
-	size_t cached_bytes;   /* bytes in freed small blocks held by size-class caches */
+	size_t cached_bytes;   /* bytes in freed small blocks held by size-class
+				* caches, the per-CPU ones included */
 	size_t largest_free;   /* largest block an allocation is sure to get: an
 				* allocation of up to largest_free -
 				* KHEAP_BLOCK_OVERHEAD bytes succeeds */
@@ -189,7 +212,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size);
  * invalid pointer, which is also reported. O(1). */
 size_t kheap_usable_size(struct kheap *h, const void *ptr);
 
-/* Copy the counters into *out. O(1). */
+/* Copy the counters into *out. O(KHEAP_MAX_CPUS), with the lock held. */
 void kheap_get_stats(struct kheap *h, struct kheap_stats *out);
 
 /* Install the report hook (NULL restores the default, which formats a message
@@ -224,8 +247,13 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx);
 typedef void (*kheap_walk_fn)(void *ctx, void *ptr, size_t size, int used);
 void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx);
 
-/* Return every block held by the size-class caches to the coalescing bins.
- * O(cached blocks), which is bounded by a compile-time constant. */
+/* Return every block held by the shared size-class caches and by the calling
+ * CPU's per-CPU cache to the coalescing bins, and ask every other CPU to
+ * drain its own at its next kheap call (a CPU cannot reach into another's
+ * lists without atomics on the fast path). For everything at once, call it
+ * on every CPU, e.g. from an IPI handler. An allocation that runs out of
+ * memory does the same before it gives up. O(cached blocks), which is
+ * bounded by a compile-time constant. */
 void kheap_trim(struct kheap *h);
 
 /*
@@ -250,6 +278,14 @@ void kheap_irq_restore(uintptr_t state);
  * should make it sched_yield(), or a fair lock's next holder may sit
  * descheduled while the others spin out their time slices. */
 void kheap_spin_yield(void);
+
+/* This CPU's number, below KHEAP_MAX_CPUS, for its per-CPU cache; or
+ * KHEAP_NO_CPU to take the locked path. Called with interrupts masked
+ * (inside kheap_irq_save), and the answer must stay true until they are
+ * restored: no migration in between. On a host, a thread is a CPU: return a
+ * per-thread number, never the same for two live threads. Default:
+ * KHEAP_NO_CPU, so a kernel that does not say gets no per-CPU caches. */
+unsigned kheap_cpu_id(void);
 
 /* 64 bits of entropy for the per-heap secret that keys header cookies and
  * free-list link encoding, called once from kheap_init. Default: a fixed

@@ -53,6 +53,13 @@ void kt_log(const char *s); /* one line, prefixed with the case name */
  * case and "N passed, N failed"; returns the number failed. */
 int kt_run(const char *filter);
 
+/* Per-CPU caches for the heap calls that follow (kheap_cpu_id answers
+ * KHEAP_NO_CPU while off). Each case starts with kt_percpu_default, which
+ * the host's main takes from KT_PERCPU=1; a case about the locked path's
+ * exact behaviour turns it off. Supplied by kt_host.c / kt_qemu.c. */
+void kt_percpu(int on);
+extern int kt_percpu_default;
+
 /* Deterministic PRNG (xorshift64*), one state per caller. */
 static inline uint64_t kt_rand(uint64_t *s)
 {

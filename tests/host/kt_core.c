@@ -179,6 +179,8 @@ static int contains(const char *s, const char *sub)
 	return !*sub;
 }
 
+int kt_percpu_default;
+
 int kt_run(const char *filter)
 {
 	unsigned passed = 0, failed = 0;
@@ -187,6 +189,7 @@ int kt_run(const char *filter)
 			continue;
 		current = c;
 		current_failed = 0;
+		kt_percpu(kt_percpu_default);
 		kt_panic_expected = 0;
 		c->fn();
 		kt_out(current_failed ? "FAIL " : "ok   ");

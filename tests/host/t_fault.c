@@ -90,6 +90,7 @@ static void workload(struct run *r)
 
 KT_CASE(fault_every_backend_allocation_in_turn)
 {
+	kt_percpu(0); /* the locked path; t_percpu.c has the per-CPU one */
 	unsigned injected = 0, total_nulls = 0;
 	for (unsigned long n = 1; n < 1000; n++) {
 		struct kt_rec rec;

@@ -134,8 +134,9 @@ KT_CASE(stress_random_ops_shadow_model)
 			if (s->p == NULL) {
 				struct kheap_stats st;
 				kheap_get_stats(h, &st);
-				/* NULL is only allowed when no free block is big enough. */
-				if (align == 16 && ((req + 8 + 15) & ~(size_t)15) <= st.largest_free &&
+				/* NULL is only allowed when no free block is big enough
+				 * (kheap.h: up to largest_free - KHEAP_BLOCK_OVERHEAD). */
+				if (align == 16 && req + KHEAP_BLOCK_OVERHEAD <= st.largest_free &&
 				    !KT_CHECK(0 && "spurious NULL"))
 					failures++;
 				ooms++;

@@ -52,6 +52,7 @@ static void *work(void *arg)
 			w->live--;
 		}
 	}
+	kheap_trim(shared); /* this thread's per-CPU cache, if it has one */
 	return NULL;
 }
 

@@ -116,6 +116,7 @@ KT_CASE(wb_good_fit_takes_first_fitting_bin)
 
 KT_CASE(wb_class_cache_is_lifo_and_bounded)
 {
+	kt_percpu(0); /* the shared lists, not the per-CPU ones */
 	struct kheap *h = kheap_init(arena, sizeof arena);
 	unsigned c = kh_size_class(kh_want(40));
 	uint32_t limit = h->classes[c].limit;

@@ -10,6 +10,8 @@
 
 void kt_out(const char *s) { con_puts(s); }
 
+void kt_percpu(int on) { board_percpu = on; }
+
 void kmain(void)
 {
 	con_puts("kheap test kernel\n");

@@ -207,6 +207,7 @@ static unsigned report(const char *what, int ok)
 void kmain(void)
 {
 	size_t size = (size_t)(__heap_end - __heap_start);
+	board_percpu = 1; /* small blocks through each CPU's own cache */
 	heap = kheap_init(__heap_start, size < ARENA_MAX ? size : ARENA_MAX);
 	if (heap == 0)
 		board_exit(report("kheap_init on the linker arena", 0));
