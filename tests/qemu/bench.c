@@ -73,6 +73,49 @@ static void cache_path(size_t n)
 	row("free ", "to class cache", n);
 }
 
+/* The same with per-CPU caches on (board_percpu): the lock-free path. */
+static void percpu_path(size_t n)
+{
+	static uint64_t f[SAMPLES];
+	void *p = kheap_alloc(h, n);
+	kheap_free(h, p);
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		p = kheap_alloc(h, n);
+		t[i] = since(t0);
+		t0 = board_counter();
+		kheap_free(h, p);
+		f[i] = since(t0);
+	}
+	row("alloc", "per-CPU cache hit", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", "to per-CPU cache", n);
+}
+
+/* Runs of SAMPLES allocations, then frees, of one class with per-CPU caches
+ * on: the max is a refill (carving a batch) or a drain (half a list). */
+static void percpu_batch(size_t n)
+{
+	static void *p[SAMPLES];
+	static uint64_t f[SAMPLES];
+	kheap_trim(h);
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		p[i] = kheap_alloc(h, n);
+		t[i] = since(t0);
+	}
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		kheap_free(h, p[i]);
+		f[i] = since(t0);
+	}
+	row("alloc", "per-CPU, refills included", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", "per-CPU, drains included", n);
+}
+
 /* Backend (TLSF bins): kheap_trim empties the caches first, so a class size
  * also takes the slow path; the free of a non-class size coalesces. */
 static void backend_path(size_t n)
@@ -164,6 +207,12 @@ void bench_run(void)
 	backend_path((size_t)64 << 10);
 	backend_path((size_t)1 << 20);
 	worst_case();
+	board_percpu = 1;
+	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
+		percpu_path(cls[i]);
+	percpu_batch(64);
+	percpu_batch(1000);
+	board_percpu = 0;
 	con_puts("(instructions per call, ");
 	con_putu(SAMPLES);
 	con_puts(" samples per row)\n");
