@@ -562,48 +562,59 @@ static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
 	return b;
 }
 
+/* The class of ptr if it is plainly a held class-size block that may go to
+ * a per-CPU list, else KH_NCLASSES (the locked path then frees it or says
+ * what is wrong with it). Reads the header without the lock: the backend
+ * may change only its KH_PREV_FREE flag meanwhile, and either value seals. */
+static unsigned fast_class(const struct kheap *h, const void *ptr)
+{
+	uintptr_t b = kh_block_of(ptr);
+	if (((uintptr_t)ptr & (KHEAP_ALIGN - 1)) || kh_region_of(h, b) == NULL)
+		return KH_NCLASSES;
+	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_USED ||
+	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
+		return KH_NCLASSES;
+	unsigned c = kh_size_class(s - KH_HDR);
+	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
+		return KH_NCLASSES;
+	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+		return KH_NCLASSES;
+	if (KHEAP_HARDEN >= 2 && !next_ok(h, b))
+		return KH_NCLASSES;
+	return c;
+}
+
 /* The lock-free free of class-size block b. Returns false when b is not
  * plainly a held class-size block, or this CPU has no cache: the locked
  * path then frees it or says what is wrong with it. */
 static bool free_fast(struct kheap *h, void *ptr, const void *caller)
 {
-	uintptr_t b = kh_block_of(ptr);
-	if (((uintptr_t)ptr & (KHEAP_ALIGN - 1)) || kh_region_of(h, b) == NULL)
-		return false;
-	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
-	size_t s = (size_t)(w & KH_SIZE_MASK);
-	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_USED ||
-	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
-		return false;
-	unsigned c = kh_size_class(s - KH_HDR);
-	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
-		return false;
-	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
-		return false;
-	if (KHEAP_HARDEN >= 2 && !next_ok(h, b))
-		return false;
-	struct kh_err e = KH_ERR_INIT;
 	uintptr_t irq = kheap_irq_save();
 	struct kh_cpu *cpu = this_cpu(h);
-	bool done = false;
-	if (cpu != NULL) {
-		struct kh_class *l = &cpu->cls[c];
-		if (KHEAP_HARDEN >= 1)
-			kh_poison(b);
-		if (drain_asked(cpu) || l->count >= l->limit) {
-			kh_lock_acquire(&h->lock);
-			if (drain_asked(cpu))
-				drain_cpu(h, cpu, &e);
-			l->limit = h->cpu_limit[c];
-			if (l->count >= l->limit)
-				drain(h, cpu, c, l->count - l->limit / 2, false, &e);
-			slow_done(h, &e);
-		}
-		done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;
-		if (done) {
-			__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
-			fast_check(h, cpu, &e);
-		}
+	unsigned c = cpu != NULL ? fast_class(h, ptr) : KH_NCLASSES;
+	if (c >= KH_NCLASSES) {
+		kheap_irq_restore(irq);
+		return false;
+	}
+	struct kh_err e = KH_ERR_INIT;
+	struct kh_class *l = &cpu->cls[c];
+	if (KHEAP_HARDEN >= 1)
+		kh_poison(kh_block_of(ptr));
+	if (drain_asked(cpu) || l->count >= l->limit) {
+		kh_lock_acquire(&h->lock);
+		if (drain_asked(cpu))
+			drain_cpu(h, cpu, &e);
+		l->limit = h->cpu_limit[c];
+		if (l->count >= l->limit)
+			drain(h, cpu, c, l->count - l->limit / 2, false, &e);
+		slow_done(h, &e);
+	}
+	bool done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;
+	if (done) {
+		__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
+		fast_check(h, cpu, &e);
 	}
 	kheap_irq_restore(irq);
 	if (e.kind != KHEAP_OK)
