@@ -135,7 +135,7 @@ KT_CASE(stress_random_ops_shadow_model)
 				struct kheap_stats st;
 				kheap_get_stats(h, &st);
 				/* NULL is only allowed when no free block is big enough. */
-				if (align == 16 && ((req + 8 + 15) & ~(size_t)15) <= st.largest_free &&
+				if (align == 16 && ((req + KHEAP_BLOCK_OVERHEAD + 15) & ~(size_t)15) <= st.largest_free &&
 				    !KT_CHECK(0 && "spurious NULL"))
 					failures++;
 				ooms++;
