@@ -350,12 +350,31 @@ static inline const struct kh_region *kh_region_of(const struct kheap *h, uintpt
 	return NULL;
 }
 
+/* Does header word w, read at b in region r, describe a block that can be
+ * stepped over: sealed, at least KH_MIN_BLOCK, ending inside the region? */
+static inline bool kh_block_sane(const struct kheap *h, const struct kh_region *r, uintptr_t b, kh_word w)
+{
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	return kh_sealed(h, b, w) && s >= KH_MIN_BLOCK && s <= r->end - b;
+}
+
 /* kh_check.c */
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
+/* After a corrupt header at b in r: the next address whose header is sane
+ * and is followed by another sealed header, or r->end. Reads stay in r. */
+uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b);
+
+/* kheap.c: the counters as kheap_get_stats returns them. Lock held, or, for
+ * kheap_dump, a torn read accepted. */
+void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
 
 /* kh_report.c */
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);
 void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
+/* v in base 16 or 10, NUL-terminated, at the end of buf[KH_FMT_LEN];
+ * returns where it starts. */
+#define KH_FMT_LEN 24
+const char *kh_fmt(char *buf, uint64_t v, unsigned base);
 
 /* Record a failed check in *e (the first one wins) and return false. */
 static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *ptr, const char *msg)

@@ -497,6 +497,12 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 		return;
 	}
 	uintptr_t irq = kh_enter(h);
+	kh_stats_locked(h, out);
+	kh_exit(h, irq);
+}
+
+void kh_stats_locked(const struct kheap *h, struct kheap_stats *out)
+{
 	out->total_bytes = h->n.total;
 	out->in_use_bytes = h->n.in_use;
 	out->peak_in_use_bytes = h->n.peak;
@@ -511,7 +517,6 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 	out->oom_count = h->n.ooms;
 	out->error_count = h->n.errors;
 	out->regions = h->nregions;
-	kh_exit(h, irq);
 }
 
 kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx)
