@@ -19,9 +19,17 @@
  *
  * The footer (boundary tag) exists only while a block is free; the next
  * block's KH_PREV_FREE flag says when it is valid. A used block therefore
- * costs 8 bytes of overhead. A cached block (in a size-class list) is used as
- * far as the bins are concerned, flagged KH_CACHED, and holds one encoded
- * link in its first payload word.
+ * costs 8 bytes of overhead, plus its tail when the build has one. A cached
+ * block (in a size-class list) is used as far as the bins are concerned,
+ * flagged KH_CACHED, and holds one encoded link in its first payload word.
+ *
+ * Tail of a used block (KH_TAIL bytes, valid only while the caller holds
+ * it; a free or cached block reuses the space):
+ *
+ *   | usable bytes ... | canary (8) | site (8) | seq (8) | next header
+ *                       HARDEN >= 1  KHEAP_TAGS only
+ *
+ * The canary comes first so that an overflow hits it before anything else.
  *
  * Header word (64 bits on every target):
  *
@@ -171,11 +179,13 @@ struct kh_err {
 	enum kheap_error kind;
 	const void *ptr;
 	const char *msg;
-	bool oom;        /* memory ran out: call the OOM hook */
-	size_t oom_size; /* with the size asked for */
+	bool oom;           /* memory ran out: call the OOM hook */
+	size_t oom_size;    /* with the size asked for */
+	const void *caller; /* return address of the kheap_* call, for tags */
 };
 
-#define KH_ERR_INIT {KHEAP_OK, NULL, NULL, false, 0}
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0, (caller)}
+#define KH_ERR_INIT KH_ERR_AT(NULL)
 
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)
@@ -257,12 +267,20 @@ static inline uintptr_t kh_enc(const struct kheap *h, const void *slot, uintptr_
 
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
 
-/* Bytes a level-1 canary takes from each block's usable size. */
-#define KH_TAIL ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+/* Bytes the tail (canary, then tag) takes from each used block's payload. */
+#define KH_CANARY_BYTES ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+#define KH_TAG_BYTES ((size_t)(KHEAP_TAGS ? 16 : 0))
+#define KH_TAIL (KH_CANARY_BYTES + KH_TAG_BYTES)
 #define KH_POISON ((kh_word)0xa5a5a5a5a5a5a5a5u)
 
 _Static_assert(KHEAP_HARDEN >= 0 && KHEAP_HARDEN <= 3, "hardening levels are 0 to 3");
+_Static_assert(KHEAP_TAGS == 0 || KHEAP_TAGS == 1, "tags are off (0) or on (1)");
 _Static_assert(KHEAP_POISON_BYTES % 8 == 0, "poison is written in words");
+_Static_assert(KH_TAIL % sizeof(kh_word) == 0,
+	       "tail words are aligned: blocks start at 8 mod 16 and sizes are whole granules");
+_Static_assert(KH_HDR + KH_TAIL <= KH_MIN_BLOCK, "the smallest block holds a header and a tail (alloc(0))");
+_Static_assert(KHEAP_BLOCK_OVERHEAD == KH_HDR + KH_TAIL, "the public overhead is the header and the tail");
+_Static_assert(sizeof(const void *) <= sizeof(kh_word), "a site fits in a tail word");
 
 /* Usable bytes of used block b: payload less the canary. */
 static inline size_t kh_usable(uintptr_t b) { return kh_size(b) - KH_HDR - KH_TAIL; }
@@ -270,9 +288,9 @@ static inline size_t kh_usable(uintptr_t b) { return kh_size(b) - KH_HDR - KH_TA
 /* A request of n bytes plus the canary, saturating. */
 static inline size_t kh_want(size_t n) { return n > SIZE_MAX - KH_TAIL ? SIZE_MAX : n + KH_TAIL; }
 
-/* The canary word sits in the last 8 bytes of a used block, right after its
- * usable bytes; its value binds the heap secret and the block address. */
-static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_HDR); }
+/* The canary word sits right after a used block's usable bytes, at the
+ * start of its tail; its value binds the heap secret and the block address. */
+static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_TAIL); }
 static inline kh_word kh_canary(const struct kheap *h, uintptr_t b)
 {
 	return ((kh_word)b ^ h->secret) * (kh_word)0xd6e8feb86659fd93u;
@@ -283,6 +301,35 @@ static inline void kh_arm_canary(const struct kheap *h, uintptr_t b)
 {
 	if (KHEAP_HARDEN >= 1)
 		*kh_canary_slot(b) = kh_canary(h, b);
+}
+
+/* ---- caller tags (KHEAP_TAGS in kheap.h) --------------------------------- */
+
+/* A used block's tag: the last two words of the block, so it moves with the
+ * block's end. No-ops, and site NULL, without KHEAP_TAGS. */
+struct kh_tag {
+	const void *site;
+	uint64_t seq;
+};
+
+static inline kh_word *kh_tag_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_TAG_BYTES); }
+
+static inline struct kh_tag kh_tag_get(uintptr_t b)
+{
+	struct kh_tag t = {NULL, 0};
+	if (KHEAP_TAGS) {
+		t.site = (const void *)(uintptr_t)kh_tag_slot(b)[0];
+		t.seq = kh_tag_slot(b)[1];
+	}
+	return t;
+}
+
+static inline void kh_tag_put(uintptr_t b, struct kh_tag t)
+{
+	if (KHEAP_TAGS) {
+		kh_tag_slot(b)[0] = (kh_word)(uintptr_t)t.site;
+		kh_tag_slot(b)[1] = t.seq;
+	}
 }
 
 /* ---- size arithmetic ---------------------------------------------------- */

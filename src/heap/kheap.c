@@ -99,13 +99,14 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 
 /* ---- accounting --------------------------------------------------------- */
 
-/* Hand used block b to the caller: its canary, and the counters. */
-static void count_grant(struct kheap *h, uintptr_t b)
+/* Hand used block b to the caller: its canary, the counters, and its tag. */
+static void count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
 {
 	kh_arm_canary(h, b);
 	h->n.in_use += kh_size(b);
 	h->n.used_blocks++;
 	h->n.allocs++;
+	kh_tag_put(b, (struct kh_tag){e->caller, h->n.allocs});
 	if (h->n.in_use > h->n.peak)
 		h->n.peak = h->n.in_use;
 }
@@ -238,7 +239,7 @@ static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 		b = backend_take(h, s, KHEAP_ALIGN, e);
 	if (b == 0)
 		return out_of_memory(h, n, e);
-	count_grant(h, b);
+	count_grant(h, b, e);
 	return b;
 }
 
@@ -253,7 +254,7 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 	if (b == 0)
 		return out_of_memory(h, n, e);
 	kh_set(h, b, kh_size(b), kh_flags(b), kh_fls_size(align));
-	count_grant(h, b);
+	count_grant(h, b, e);
 	return b;
 }
 
@@ -349,7 +350,7 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return -KHEAP_E_BAD_HEAP;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t lo = (uintptr_t)base;
 	struct kh_region r;
 	uintptr_t irq = kh_enter(h);
@@ -378,7 +379,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
@@ -390,7 +391,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
 	uintptr_t irq = kh_enter(h);
 	if (align == 0 || (align & (align - 1)) != 0)
@@ -408,7 +409,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
 	uintptr_t irq = kh_enter(h);
 	if (size != 0 && n > SIZE_MAX / size)
@@ -427,7 +428,7 @@ void kheap_free(struct kheap *h, void *ptr)
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	if (b != 0)
@@ -440,7 +441,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
@@ -480,7 +481,7 @@ size_t kheap_usable_size(struct kheap *h, const void *ptr)
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return 0;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	size_t n = b ? kh_usable(b) : 0;
@@ -548,7 +549,7 @@ void kheap_trim(struct kheap *h)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	flush_caches(h, &e);
 	leave(h, irq, &e, caller);
