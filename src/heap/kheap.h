@@ -8,8 +8,8 @@
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
  *    pointer-ownership test, and the total size-class cache capacity for the
  *    cache flush that runs at most once per allocation, only on exhaustion.
- *    kheap_check, kheap_walk, kheap_walk_tags and kheap_trim are the
- *    exceptions (linear).
+ *    kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and kheap_trim
+ *    are the exceptions (linear).
  *  - Alignment: every returned pointer is aligned to KHEAP_ALIGN (16) bytes,
  *    or to the requested alignment when larger.
  *  - Overhead: 8 bytes per allocated block on 64-bit targets
@@ -267,6 +267,41 @@ void kheap_walk_tags(struct kheap *h, kheap_tag_fn fn, void *ctx);
  * Never reports. Takes the lock: callable from the report hook, not from a
  * walk callback. O(KHEAP_MAX_REGIONS). */
 int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *seq);
+
+/* Print the heap, one line at a time, through putc (called once per
+ * character, newline included; ctx is passed back). Nothing is allocated
+ * and nothing is written to the heap, so a panic handler may call it:
+ *  - the lock is tried a bounded number of times without taking a ticket;
+ *    if it stays busy (held by another CPU, or by this one when the panic
+ *    came from inside the heap) the heap is printed anyway, unlocked, and
+ *    the "kheap lock" line says so: the snapshot may then be torn;
+ *  - interrupts are masked through kheap_irq_save/restore while it runs;
+ *  - headers are validated before they are followed, and a corrupt one is
+ *    printed as a "kheap bad" line and stepped over (as kheap_check does),
+ *    so no read leaves a region;
+ *  - at most KHEAP_DUMP_MAX_BLOCKS block and bad lines are printed; the
+ *    rest are counted in one "kheap elided" line.
+ * putc runs with the lock held when it was taken: it must not call into
+ * this heap. A handle that is not a live heap gets one line, and no report.
+ * Lines
+ * (numbers decimal, addresses 0x-hex; ptr is a payload pointer, bytes a
+ * block size, header included, as in kheap_stats):
+ *   kheap dump heap=0x.. harden=N tags=0|1
+ *   kheap lock taken | kheap lock busy: unlocked snapshot, may be torn
+ *   kheap stats total=N in_use=N peak=N free=N cached=N largest_free=N
+ *         used_blocks=N free_blocks=N cached_blocks=N allocs=N frees=N
+ *         ooms=N errors=N regions=N             (one line)
+ *   kheap region i=N lo=0x.. hi=0x.. first=0x.. end=0x..
+ *   kheap block ptr=0x.. bytes=N state=used|free|cached [site=0x.. seq=N]
+ *   kheap bad ptr=0x.. region=N why="..." resume=0x..|end
+ *   kheap elided lines=N used=N free=N cached=N bad=N
+ *   kheap end blocks=N bad=N
+ * site and seq appear on used blocks with KHEAP_TAGS. O(blocks). */
+#ifndef KHEAP_DUMP_MAX_BLOCKS
+#define KHEAP_DUMP_MAX_BLOCKS 4096u
+#endif
+typedef void (*kheap_putc_fn)(void *ctx, char c);
+void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
 
 /* Return every block held by the size-class caches to the coalescing bins.
  * O(cached blocks), which is bounded by a compile-time constant. */
