@@ -179,13 +179,32 @@ struct kh_err {
 	enum kheap_error kind;
 	const void *ptr;
 	const char *msg;
-	bool oom;           /* memory ran out: call the OOM hook */
-	size_t oom_size;    /* with the size asked for */
-	const void *caller; /* return address of the kheap_* call, for tags */
+	bool oom;        /* memory ran out: call the OOM hook */
+	size_t oom_size; /* with the size asked for */
+#if KHEAP_TAGS
+	/* The return address of the kheap_* call, for the tag. Only in tags
+	 * builds: zeroing one more word costs every call 1 instruction. */
+	const void *caller;
+#endif
 };
 
+#if KHEAP_TAGS
 #define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0, (caller)}
+#else
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0}
+#endif
 #define KH_ERR_INIT KH_ERR_AT(NULL)
+
+/* The caller an entry point recorded in e; NULL without KHEAP_TAGS. */
+static inline const void *kh_err_caller(const struct kh_err *e)
+{
+#if KHEAP_TAGS
+	return e->caller;
+#else
+	(void)e;
+	return NULL;
+#endif
+}
 
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)

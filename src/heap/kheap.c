@@ -106,7 +106,7 @@ static void count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
 	h->n.in_use += kh_size(b);
 	h->n.used_blocks++;
 	h->n.allocs++;
-	kh_tag_put(b, (struct kh_tag){e->caller, h->n.allocs});
+	kh_tag_put(b, (struct kh_tag){kh_err_caller(e), h->n.allocs});
 	if (h->n.in_use > h->n.peak)
 		h->n.peak = h->n.in_use;
 }
