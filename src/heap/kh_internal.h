@@ -301,10 +301,10 @@ _Static_assert(KH_HDR + KH_TAIL <= KH_MIN_BLOCK, "the smallest block holds a hea
 _Static_assert(KHEAP_BLOCK_OVERHEAD == KH_HDR + KH_TAIL, "the public overhead is the header and the tail");
 _Static_assert(sizeof(const void *) <= sizeof(kh_word), "a site fits in a tail word");
 
-/* Usable bytes of used block b: payload less the canary. */
+/* Usable bytes of used block b: payload less the tail. */
 static inline size_t kh_usable(uintptr_t b) { return kh_size(b) - KH_HDR - KH_TAIL; }
 
-/* A request of n bytes plus the canary, saturating. */
+/* A request of n bytes plus the tail, saturating. */
 static inline size_t kh_want(size_t n) { return n > SIZE_MAX - KH_TAIL ? SIZE_MAX : n + KH_TAIL; }
 
 /* The canary word sits right after a used block's usable bytes, at the
