@@ -5,14 +5,16 @@
 #   LLVM=1         build with clang instead of gcc
 #   GENERIC=1      build the portable C twins instead of src/heap/<arch>/*.S
 #   HARDEN=n       hardening level 0-3 (KHEAP_HARDEN, see kheap.h)
+#   TAGS=1         caller tags: allocation site and sequence per block (KHEAP_TAGS)
 #   OPT=n          optimisation level of the host tests (default 2)
 #
-# Outputs go under build/<arch>[-generic][-clang][-h<n>][-O<n>]/.
+# Outputs go under build/<arch>[-generic][-clang][-h<n>][-t][-O<n>]/.
 
 ARCH ?= x86_64
 GENERIC ?= 0
 LLVM ?= 0
 HARDEN ?= 0
+TAGS ?= 0
 OPT ?= 2
 
 ifeq ($(ARCH),x86_64)
@@ -42,8 +44,10 @@ else
   VARIANT_CC :=
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)$(if $(filter-out 0,$(HARDEN)),-h$(HARDEN))$(if $(filter-out 2,$(OPT)),-O$(OPT))
+BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)$(if $(filter-out 0,$(HARDEN)),-h$(HARDEN))$(if $(filter 1,$(TAGS)),-t)$(if $(filter-out 2,$(OPT)),-O$(OPT))
 HARDEN_DEF := $(if $(filter-out 0,$(HARDEN)),-DKHEAP_HARDEN=$(HARDEN))
+TAGS_DEF := $(if $(filter 1,$(TAGS)),-DKHEAP_TAGS=1)
+$(if $(filter-out 0 1,$(TAGS)),$(error TAGS=$(TAGS) is not supported: use 0 or 1))
 
 # musl-style selection: src/heap/<arch>/foo.S replaces src/heap/foo.c.
 HEAP_S := $(if $(filter 1,$(GENERIC)),,$(wildcard src/heap/$(ARCH)/*.S))
@@ -53,7 +57,7 @@ ARCH_HDR := $(if $(filter 1,$(GENERIC)),,-DKH_ARCH_HEADER='"$(ARCH)/kh_arch.h"')
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 LIB_CFLAGS := -std=c11 -ffreestanding -nostdlib -fno-builtin -fno-pic -fno-pie \
   -fno-stack-protector -fno-asynchronous-unwind-tables -O2 -g $(WARN) \
-  $(ARCH_CFLAGS) $(ARCH_HDR) $(HARDEN_DEF) -Isrc/heap -MMD -MP
+  $(ARCH_CFLAGS) $(ARCH_HDR) $(HARDEN_DEF) $(TAGS_DEF) -Isrc/heap -MMD -MP
 
 LIB := $(BUILD)/libkheap.a
 LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o)
@@ -61,7 +65,7 @@ LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S
 # Host test programs: the heap sources built hosted (for sanitizers and
 # threads), with the white-box hook opened, plus tests/host/*.c.
 TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
-TEST_CFLAGS := -std=gnu11 -O$(OPT) -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) $(HARDEN_DEF) -DKH_PRIVATE= -DKH_FAULT_INJECT \
+TEST_CFLAGS := -std=gnu11 -O$(OPT) -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) $(HARDEN_DEF) $(TAGS_DEF) -DKH_PRIVATE= -DKH_FAULT_INJECT \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
 TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c \

@@ -6,23 +6,27 @@
 set -u
 pass=0
 fail=0
+# TAGS=1 too: the tag code is compiled out of the default build, so only a
+# tags build shows its warnings.
 for arch in x86_64 arm64; do
 	for llvm in 0 1; do
 		for generic in 0 1; do
-			name="lib $arch $( [ $llvm = 1 ] && echo clang || echo gcc )$( [ $generic = 1 ] && echo ' generic')"
-			dir=build/$arch$( [ $generic = 1 ] && echo -generic)$( [ $llvm = 1 ] && echo -clang)
-			cross=$( [ $arch = arm64 ] && echo aarch64-linux-gnu- )
-			if ! make --no-print-directory -s lib ARCH=$arch LLVM=$llvm GENERIC=$generic >"$dir.build.log" 2>&1; then
-				echo "FAIL $name: build failed"; cat "$dir.build.log"; fail=$((fail + 1)); continue
-			fi
-			${cross}ld -r -o "$dir/whole.o" --whole-archive "$dir/libkheap.a"
-			undef=$(${cross}nm -u "$dir/whole.o")
-			if [ -n "$undef" ]; then
-				echo "FAIL $name: undefined symbols:"; echo "$undef"; fail=$((fail + 1)); continue
-			fi
-			weak=$(${cross}nm "$dir/whole.o" | awk '$2 == "W" { print $3 }' | tr '\n' ' ')
-			echo "ok   $name: no undefined symbols; weak hooks: $weak"
-			pass=$((pass + 1))
+			for tags in 0 1; do
+				name="lib $arch $( [ $llvm = 1 ] && echo clang || echo gcc )$( [ $generic = 1 ] && echo ' generic')$( [ $tags = 1 ] && echo ' tags')"
+				dir=build/$arch$( [ $generic = 1 ] && echo -generic)$( [ $llvm = 1 ] && echo -clang)$( [ $tags = 1 ] && echo -t)
+				cross=$( [ $arch = arm64 ] && echo aarch64-linux-gnu- )
+				if ! make --no-print-directory -s lib ARCH=$arch LLVM=$llvm GENERIC=$generic TAGS=$tags >"$dir.build.log" 2>&1; then
+					echo "FAIL $name: build failed"; cat "$dir.build.log"; fail=$((fail + 1)); continue
+				fi
+				${cross}ld -r -o "$dir/whole.o" --whole-archive "$dir/libkheap.a"
+				undef=$(${cross}nm -u "$dir/whole.o")
+				if [ -n "$undef" ]; then
+					echo "FAIL $name: undefined symbols:"; echo "$undef"; fail=$((fail + 1)); continue
+				fi
+				weak=$(${cross}nm "$dir/whole.o" | awk '$2 == "W" { print $3 }' | tr '\n' ' ')
+				echo "ok   $name: no undefined symbols; weak hooks: $weak"
+				pass=$((pass + 1))
+			done
 		done
 	done
 done

@@ -34,18 +34,24 @@ static void bad(struct checker *k, uintptr_t addr, const char *what)
 		k->fn(k->ctx, (const void *)addr, what);
 }
 
-/* After a corrupt header at b: the next address whose header is sealed, has
- * a plausible size, and is followed by another sealed header (or the end
- * marker). The skipped span is counted as one used block, which is what an
- * overwritten header most likely was. */
-static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t b)
+/* A sound header followed by another sealed one is unlikely to be stale
+ * payload, so that is where the walk picks up again. */
+uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b)
 {
 	uintptr_t x = b + KH_GRANULE;
 	for (; x < r->end; x += KH_GRANULE) {
-		size_t s = kh_size(x);
-		if (kh_ok(k->h, x) && s >= KH_MIN_BLOCK && s <= r->end - x && kh_ok(k->h, x + s))
+		kh_word w = *kh_hdr(x);
+		if (kh_block_sane(h, r, x, w) && kh_ok(h, x + (size_t)(w & KH_SIZE_MASK)))
 			break;
 	}
+	return x;
+}
+
+/* The span skipped after a corrupt header is counted as one used block,
+ * which is what an overwritten header most likely was. */
+static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t b)
+{
+	uintptr_t x = kh_resync(k->h, r, b);
 	k->t.used_bytes += x - b;
 	k->t.used_blocks++;
 	return x;
@@ -61,7 +67,7 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 	while (b < r->end) {
 		kh_word w = *kh_hdr(b);
 		size_t s = (size_t)(w & KH_SIZE_MASK);
-		if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b) {
+		if (!kh_block_sane(h, r, b, w)) {
 			bad(k, b, "block header corrupt (cookie or size)");
 			b = resync(k, r, b);
 			prev_free = b < r->end && kh_prev_free(b);
@@ -265,7 +271,7 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 		const struct kh_region *r = &h->regions[i];
 		for (uintptr_t b = r->first; b < r->end; b += kh_size(b)) {
 			size_t s = kh_size(b);
-			if (!kh_ok(h, b) || s < KH_MIN_BLOCK || s > r->end - b)
+			if (!kh_block_sane(h, r, b, *kh_hdr(b)))
 				break;
 			bool held = kh_used(b) && !kh_cached(b) &&
 				    !(KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS);

@@ -19,9 +19,17 @@
  *
  * The footer (boundary tag) exists only while a block is free; the next
  * block's KH_PREV_FREE flag says when it is valid. A used block therefore
- * costs 8 bytes of overhead. A cached block (in a size-class list) is used as
- * far as the bins are concerned, flagged KH_CACHED, and holds one encoded
- * link in its first payload word.
+ * costs 8 bytes of overhead, plus its tail when the build has one. A cached
+ * block (in a size-class list) is used as far as the bins are concerned,
+ * flagged KH_CACHED, and holds one encoded link in its first payload word.
+ *
+ * Tail of a used block (KH_TAIL bytes, valid only while the caller holds
+ * it; a free or cached block reuses the space):
+ *
+ *   | usable bytes ... | canary (8) | site (8) | seq (8) | next header
+ *                       HARDEN >= 1  KHEAP_TAGS only
+ *
+ * The canary comes first so that an overflow hits it before anything else.
  *
  * Header word (64 bits on every target):
  *
@@ -158,7 +166,8 @@ _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possi
 
 /* ---- control block ------------------------------------------------------ */
 
-#define KH_PERCPU (KHEAP_MAX_CPUS > 0)
+/* Tags need the allocation count at each grant: the locked path only. */
+#define KH_PERCPU (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS)
 #define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
 
 _Static_assert(KHEAP_MAX_CPUS < 4096, "a token's CPU number must not look like an address");
@@ -220,9 +229,30 @@ struct kh_err {
 	const char *msg;
 	bool oom;        /* memory ran out: call the OOM hook */
 	size_t oom_size; /* with the size asked for */
+#if KHEAP_TAGS
+	/* The return address of the kheap_* call, for the tag. Only in tags
+	 * builds: zeroing one more word costs every call 1 instruction. */
+	const void *caller;
+#endif
 };
 
-#define KH_ERR_INIT {KHEAP_OK, NULL, NULL, false, 0}
+#if KHEAP_TAGS
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0, (caller)}
+#else
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0}
+#endif
+#define KH_ERR_INIT KH_ERR_AT(NULL)
+
+/* The caller an entry point recorded in e; NULL without KHEAP_TAGS. */
+static inline const void *kh_err_caller(const struct kh_err *e)
+{
+#if KHEAP_TAGS
+	return e->caller;
+#else
+	(void)e;
+	return NULL;
+#endif
+}
 
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)
@@ -315,24 +345,39 @@ static inline uintptr_t kh_token_cpu(const struct kheap *h, uintptr_t b)
 	return __atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ (b + KH_HDR) ^ ~kh_key(h);
 }
 
+/* Is used, uncached block b on some CPU's per-CPU list (so free, for the
+ * walk, the dump and the tags)? */
+static inline bool kh_on_cpu_list(const struct kheap *h, uintptr_t b)
+{
+	return KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS;
+}
+
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
 
-/* Bytes a level-1 canary takes from each block's usable size. */
-#define KH_TAIL ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+/* Bytes the tail (canary, then tag) takes from each used block's payload. */
+#define KH_CANARY_BYTES ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+#define KH_TAG_BYTES ((size_t)(KHEAP_TAGS ? 16 : 0))
+#define KH_TAIL (KH_CANARY_BYTES + KH_TAG_BYTES)
 #define KH_POISON ((kh_word)0xa5a5a5a5a5a5a5a5u)
 
 _Static_assert(KHEAP_HARDEN >= 0 && KHEAP_HARDEN <= 3, "hardening levels are 0 to 3");
+_Static_assert(KHEAP_TAGS == 0 || KHEAP_TAGS == 1, "tags are off (0) or on (1)");
 _Static_assert(KHEAP_POISON_BYTES % 8 == 0, "poison is written in words");
+_Static_assert(KH_TAIL % sizeof(kh_word) == 0,
+	       "tail words are aligned: blocks start at 8 mod 16 and sizes are whole granules");
+_Static_assert(KH_HDR + KH_TAIL <= KH_MIN_BLOCK, "the smallest block holds a header and a tail (alloc(0))");
+_Static_assert(KHEAP_BLOCK_OVERHEAD == KH_HDR + KH_TAIL, "the public overhead is the header and the tail");
+_Static_assert(sizeof(const void *) <= sizeof(kh_word), "a site fits in a tail word");
 
-/* Usable bytes of used block b: payload less the canary. */
+/* Usable bytes of used block b: payload less the tail. */
 static inline size_t kh_usable(uintptr_t b) { return kh_size(b) - KH_HDR - KH_TAIL; }
 
-/* A request of n bytes plus the canary, saturating. */
+/* A request of n bytes plus the tail, saturating. */
 static inline size_t kh_want(size_t n) { return n > SIZE_MAX - KH_TAIL ? SIZE_MAX : n + KH_TAIL; }
 
-/* The canary word sits in the last 8 bytes of a used block, right after its
- * usable bytes; its value binds the heap secret and the block address. */
-static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_HDR); }
+/* The canary word sits right after a used block's usable bytes, at the
+ * start of its tail; its value binds the heap secret and the block address. */
+static inline kh_word *kh_canary_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_TAIL); }
 static inline kh_word kh_canary(const struct kheap *h, uintptr_t b)
 {
 	return ((kh_word)b ^ h->secret) * (kh_word)0xd6e8feb86659fd93u;
@@ -343,6 +388,35 @@ static inline void kh_arm_canary(const struct kheap *h, uintptr_t b)
 {
 	if (KHEAP_HARDEN >= 1)
 		*kh_canary_slot(b) = kh_canary(h, b);
+}
+
+/* ---- caller tags (KHEAP_TAGS in kheap.h) --------------------------------- */
+
+/* A used block's tag: the last two words of the block, so it moves with the
+ * block's end. No-ops, and site NULL, without KHEAP_TAGS. */
+struct kh_tag {
+	const void *site;
+	uint64_t seq;
+};
+
+static inline kh_word *kh_tag_slot(uintptr_t b) { return (kh_word *)(b + kh_size(b) - KH_TAG_BYTES); }
+
+static inline struct kh_tag kh_tag_get(uintptr_t b)
+{
+	struct kh_tag t = {NULL, 0};
+	if (KHEAP_TAGS) {
+		t.site = (const void *)(uintptr_t)kh_tag_slot(b)[0];
+		t.seq = kh_tag_slot(b)[1];
+	}
+	return t;
+}
+
+static inline void kh_tag_put(uintptr_t b, struct kh_tag t)
+{
+	if (KHEAP_TAGS) {
+		kh_tag_slot(b)[0] = (kh_word)(uintptr_t)t.site;
+		kh_tag_slot(b)[1] = t.seq;
+	}
 }
 
 /* ---- size arithmetic ---------------------------------------------------- */
@@ -410,12 +484,31 @@ static inline const struct kh_region *kh_region_of(const struct kheap *h, uintpt
 	return NULL;
 }
 
+/* Does header word w, read at b in region r, describe a block that can be
+ * stepped over: sealed, at least KH_MIN_BLOCK, ending inside the region? */
+static inline bool kh_block_sane(const struct kheap *h, const struct kh_region *r, uintptr_t b, kh_word w)
+{
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	return kh_sealed(h, b, w) && s >= KH_MIN_BLOCK && s <= r->end - b;
+}
+
 /* kh_check.c */
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
+/* After a corrupt header at b in r: the next address whose header is sane
+ * and is followed by another sealed header, or r->end. Reads stay in r. */
+uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b);
+
+/* kheap.c: the counters as kheap_get_stats returns them. Lock held, or, for
+ * kheap_dump, a torn read accepted. */
+void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
 
 /* kh_report.c */
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);
 void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
+/* v in base 16 or 10, NUL-terminated, at the end of buf[KH_FMT_LEN];
+ * returns where it starts. */
+#define KH_FMT_LEN 24
+const char *kh_fmt(char *buf, uint64_t v, unsigned base);
 
 /* Record a failed check in *e (the first one wins) and return false. */
 static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *ptr, const char *msg)

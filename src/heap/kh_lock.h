@@ -14,6 +14,7 @@
 
 #ifndef __ASSEMBLER__
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Layout shared with the assembly: next ticket at offset 0, ticket being
@@ -34,6 +35,22 @@ void kh_lock_acquire(struct kh_lock *l);
 /* Serve the next ticket. Release ordering: no access before it moves after
  * it. Precondition: the caller holds the lock. */
 void kh_lock_release(struct kh_lock *l);
+
+/* Take the lock iff it is free right now: true when taken (acquire
+ * ordering), false without waiting and without taking a ticket, so a caller
+ * that gives up leaves nothing behind. Only kheap_dump uses it, never on a
+ * hot path, so it is C only; it shares the layout, and therefore works with,
+ * the assembly acquire and release. A free lock has next == owner; taking
+ * ticket `owner` by moving next from owner to owner + 1 is then the whole
+ * acquisition. Succeeding proves owner did not move in between: owner only
+ * advances past a ticket that was handed out, which would have moved next. */
+static inline bool kh_lock_try(struct kh_lock *l)
+{
+	uint32_t o = atomic_load_explicit(&l->owner, memory_order_acquire);
+	uint32_t n = o;
+	return atomic_compare_exchange_strong_explicit(&l->next, &n, o + 1u, memory_order_acquire,
+						       memory_order_relaxed);
+}
 
 #endif /* !__ASSEMBLER__ */
 #endif /* KH_LOCK_H */

@@ -54,17 +54,22 @@ static void put_s(struct line *l, const char *s)
 		*l->p++ = *s++;
 }
 
+const char *kh_fmt(char *buf, uint64_t v, unsigned base)
+{
+	char *p = buf + KH_FMT_LEN - 1;
+	*p = '\0';
+	do {
+		*--p = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	return p;
+}
+
 static void put_x(struct line *l, uintptr_t v)
 {
-	char d[2 + 2 * sizeof v];
-	unsigned n = 0;
-	do {
-		d[n++] = "0123456789abcdef"[v & 15u];
-		v >>= 4;
-	} while (v);
+	char d[KH_FMT_LEN];
 	put_s(l, "0x");
-	while (n && l->p < l->end)
-		*l->p++ = d[--n];
+	put_s(l, kh_fmt(d, v, 16));
 }
 
 /* "kheap: <kind>: <msg> (ptr 0x.., caller 0x..)" */

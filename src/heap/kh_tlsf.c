@@ -269,7 +269,7 @@ uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_
 	return nb;
 }
 
-bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
+static bool resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 {
 	size_t cur = kh_size(b);
 	if (s <= cur) {
@@ -289,6 +289,17 @@ bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 	kh_set_flags(h, b + total, kh_flags(b + total) & ~KH_PREV_FREE);
 	split_tail(h, b, s, e);
 	return true;
+}
+
+/* The tag lives at the block's end, which resizing moves, and a shrink's
+ * freed tail overwrites: carry it over, so that a block resized in place
+ * keeps the tag of the allocation that made it (kheap.h, KHEAP_TAGS). */
+bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
+{
+	struct kh_tag t = kh_tag_get(b);
+	bool ok = resize(h, b, s, e);
+	kh_tag_put(b, t);
+	return ok;
 }
 
 size_t kh_largest_free(const struct kheap *h)

@@ -107,13 +107,14 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 
 /* ---- accounting --------------------------------------------------------- */
 
-/* Hand used block b to the caller: its canary, and the counters. */
-static void count_grant(struct kheap *h, uintptr_t b)
+/* Hand used block b to the caller: its canary, the counters, and its tag. */
+static void count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
 {
 	kh_arm_canary(h, b);
 	h->n.in_use += kh_size(b);
 	h->n.used_blocks++;
 	h->n.allocs++;
+	kh_tag_put(b, (struct kh_tag){kh_err_caller(e), h->n.allocs});
 	if (h->n.in_use > h->n.peak)
 		h->n.peak = h->n.in_use;
 }
@@ -266,7 +267,7 @@ static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 		b = backend_take(h, s, KHEAP_ALIGN, e);
 	if (b == 0)
 		return out_of_memory(h, n, e);
-	count_grant(h, b);
+	count_grant(h, b, e);
 	return b;
 }
 
@@ -281,7 +282,7 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 	if (b == 0)
 		return out_of_memory(h, n, e);
 	kh_set(h, b, kh_size(b), kh_flags(b), kh_fls_size(align));
-	count_grant(h, b);
+	count_grant(h, b, e);
 	return b;
 }
 
@@ -690,7 +691,7 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return -KHEAP_E_BAD_HEAP;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t lo = (uintptr_t)base;
 	struct kh_region r;
 	uintptr_t irq = kh_enter(h);
@@ -722,7 +723,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	uintptr_t b = KH_PERCPU ? alloc_fast(h, size, caller) : 0;
 	if (b != 0)
 		return kh_payload(b);
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
@@ -734,7 +735,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
 	uintptr_t irq = kh_enter(h);
 	if (align == 0 || (align & (align - 1)) != 0)
@@ -752,7 +753,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
 	if (KH_PERCPU && (size == 0 || n <= SIZE_MAX / size))
 		b = alloc_fast(h, n * size, caller);
@@ -777,7 +778,7 @@ void kheap_free(struct kheap *h, void *ptr)
 		return;
 	if (KH_PERCPU && free_fast(h, ptr, caller))
 		return;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	if (b != 0)
@@ -790,7 +791,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
@@ -830,7 +831,7 @@ size_t kheap_usable_size(struct kheap *h, const void *ptr)
 	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return 0;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = held(h, ptr, &e);
 	size_t n = b ? kh_usable(b) : 0;
@@ -846,9 +847,17 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 		kh_report_global(KHEAP_E_NULL, out, CALLER(), "kheap_get_stats: out is NULL");
 		return;
 	}
+	uintptr_t irq = kh_enter(h);
+	kh_stats_locked(h, out);
+	kh_exit(h, irq);
+}
+
+/* The per-CPU counts are read with relaxed loads: their owners change them
+ * without the lock (the sums are exact when no CPU is inside a kheap call). */
+void kh_stats_locked(const struct kheap *h, struct kheap_stats *out)
+{
 	size_t bytes = 0, blocks = 0;
 	uint64_t allocs = 0, frees = 0;
-	uintptr_t irq = kh_enter(h);
 	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
 		const struct kh_cpu *cpu = &h->cpus[k];
 		for (unsigned c = 0; c < KH_NCLASSES; c++) {
@@ -873,7 +882,6 @@ void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
 	out->oom_count = h->n.ooms;
 	out->error_count = h->n.errors;
 	out->regions = h->nregions;
-	kh_exit(h, irq);
 }
 
 kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx)
@@ -905,7 +913,7 @@ void kheap_trim(struct kheap *h)
 	const void *caller = CALLER();
 	if (!live(h, caller))
 		return;
-	struct kh_err e = KH_ERR_INIT;
+	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	flush_all(h, &e);
 	leave(h, irq, &e, caller);

@@ -8,15 +8,17 @@
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
  *    pointer-ownership test, and the total size-class cache capacity for the
  *    cache flush that runs at most once per allocation, only on exhaustion.
- *    kheap_check, kheap_walk and kheap_trim are the exceptions (linear).
+ *    kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and kheap_trim
+ *    are the exceptions (linear).
  *  - Alignment: every returned pointer is aligned to KHEAP_ALIGN (16) bytes,
  *    or to the requested alignment when larger.
- *  - Overhead: 8 bytes per allocated block on 64-bit targets.
+ *  - Overhead: 8 bytes per allocated block on 64-bit targets
+ *    (KHEAP_BLOCK_OVERHEAD: more with KHEAP_HARDEN >= 1 or KHEAP_TAGS).
  *  - Locking: every function masks interrupts through kheap_irq_save()/
  *    kheap_irq_restore() and takes the heap's spinlock, so it may be called
  *    from any CPU, thread or interrupt handler, but not from an NMI that may
  *    have interrupted the same heap: the lock is not recursive. The report
- *    hook runs with the lock released; the kheap_walk and
+ *    hook runs with the lock released; the kheap_walk, kheap_walk_tags and
  *    kheap_check_verbose callbacks run with it held.
  *  - Per-CPU caches: when kheap_cpu_id() names a CPU, kheap_alloc,
  *    kheap_calloc and kheap_free of small blocks (up to 1016 bytes) are
@@ -83,9 +85,27 @@ extern "C" {
 #define KHEAP_CHECK_EVERY 1024u
 #endif
 
-/* Bytes a block costs beyond its usable size: the header, and the canary
- * when KHEAP_HARDEN >= 1. */
-#define KHEAP_BLOCK_OVERHEAD (KHEAP_HARDEN >= 1 ? 16u : 8u)
+/*
+ * Caller tags, fixed when the library is built (-DKHEAP_TAGS=1; default 0).
+ * With tags, every block handed out records, in 16 bytes at the end of the
+ * block, the allocation site (the return address of the kheap_* call that
+ * allocated it) and its sequence number (the alloc_count of kheap_stats just
+ * after that allocation: the first block a heap hands out has seq 1). A
+ * realloc that moves makes a new block, tagged with the realloc's site; one
+ * that resizes in place keeps the block's tag. kheap_walk_tags and
+ * kheap_tag_of read the tags; kheap_dump prints them. The tag is not
+ * checked: at KHEAP_HARDEN 0 an overflow of up to 16 bytes past the usable
+ * size lands in it unnoticed (and garbles it); from level 1 the canary sits
+ * before it and catches that. Code that includes this header must see the
+ * same KHEAP_TAGS as the library.
+ */
+#ifndef KHEAP_TAGS
+#define KHEAP_TAGS 0
+#endif
+
+/* Bytes a block costs beyond its usable size: the header, the canary when
+ * KHEAP_HARDEN >= 1, and the tag when KHEAP_TAGS. */
+#define KHEAP_BLOCK_OVERHEAD (8u + (KHEAP_HARDEN >= 1 ? 8u : 0u) + (KHEAP_TAGS ? 16u : 0u))
 
 /* The smallest region kheap_add_region accepts, after aligning its ends. The
  * first region must also hold the control block (kheap_control_size()). */
@@ -246,6 +266,65 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx);
  * not call into this heap. Stops at the first corrupt header. O(blocks). */
 typedef void (*kheap_walk_fn)(void *ctx, void *ptr, size_t size, int used);
 void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx);
+
+/* Call fn for every block the caller holds (used, not free or cached), in
+ * address order: ptr is the payload pointer, size its usable bytes (what
+ * kheap_usable_size says), site and seq its tag (kheap.h, KHEAP_TAGS). Built
+ * without KHEAP_TAGS, fn still sees every held block, with site NULL and seq
+ * 0. This is the leak report: after the code under test has freed what it
+ * should, the blocks still held are its leaks, and their sites name the
+ * allocating calls. A corrupt header is stepped over to the next sound
+ * header (the resynchronisation kheap_check uses); the damaged span is not
+ * reported. fn runs with the lock held: it must not call into this heap. A
+ * handle that is not a live heap is reported (KHEAP_E_BAD_HEAP). O(blocks). */
+typedef void (*kheap_tag_fn)(void *ctx, void *ptr, size_t size, const void *site, uint64_t seq);
+void kheap_walk_tags(struct kheap *h, kheap_tag_fn fn, void *ctx);
+
+/* The tag of one block: stores its allocation site in *site and its
+ * sequence number in *seq and returns 0; or stores NULL and 0 (where those
+ * pointers are not NULL) and returns -1 iff the library was built without
+ * KHEAP_TAGS, h is not a live heap, or ptr is not the payload of a block the
+ * caller holds (NULL, misaligned, foreign, interior, free, cached, corrupt
+ * header). Only the header is checked, not the canary or the neighbours, so
+ * a report hook can ask who allocated a block whose canary was overwritten.
+ * Never reports. Takes the lock: callable from the report hook, not from a
+ * walk callback. O(KHEAP_MAX_REGIONS). */
+int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *seq);
+
+/* Print the heap, one line at a time, through putc (called once per
+ * character, newline included; ctx is passed back). Nothing is allocated
+ * and nothing is written to the heap, so a panic handler may call it:
+ *  - the lock is tried a bounded number of times without taking a ticket;
+ *    if it stays busy (held by another CPU, or by this one when the panic
+ *    came from inside the heap) the heap is printed anyway, unlocked, and
+ *    the "kheap lock" line says so: the snapshot may then be torn;
+ *  - interrupts are masked through kheap_irq_save/restore while it runs;
+ *  - headers are validated before they are followed, and a corrupt one is
+ *    printed as a "kheap bad" line and stepped over (as kheap_check does),
+ *    so no read leaves a region;
+ *  - at most KHEAP_DUMP_MAX_BLOCKS block and bad lines are printed; the
+ *    rest are counted in one "kheap elided" line.
+ * putc runs with the lock held when it was taken: it must not call into
+ * this heap. A handle that is not a live heap gets one line, and no report.
+ * Lines
+ * (numbers decimal, addresses 0x-hex; ptr is a payload pointer, bytes a
+ * block size, header included, as in kheap_stats):
+ *   kheap dump heap=0x.. harden=N tags=0|1
+ *   kheap lock taken | kheap lock busy: unlocked snapshot, may be torn
+ *   kheap stats total=N in_use=N peak=N free=N cached=N largest_free=N
+ *         used_blocks=N free_blocks=N cached_blocks=N allocs=N frees=N
+ *         ooms=N errors=N regions=N             (one line)
+ *   kheap region i=N lo=0x.. hi=0x.. first=0x.. end=0x..
+ *   kheap block ptr=0x.. bytes=N state=used|free|cached [site=0x.. seq=N]
+ *   kheap bad ptr=0x.. region=N why="..." resume=0x..|end
+ *   kheap elided lines=N used=N free=N cached=N bad=N
+ *   kheap end blocks=N bad=N
+ * site and seq appear on used blocks with KHEAP_TAGS. O(blocks). */
+#ifndef KHEAP_DUMP_MAX_BLOCKS
+#define KHEAP_DUMP_MAX_BLOCKS 4096u
+#endif
+typedef void (*kheap_putc_fn)(void *ctx, char c);
+void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
 
 /* Return every block held by the shared size-class caches and by the calling
  * CPU's per-CPU cache to the coalescing bins, and ask every other CPU to

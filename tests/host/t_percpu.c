@@ -11,6 +11,8 @@
 #include "kh_internal.h"
 #include "kt.h"
 
+#if KH_PERCPU /* not in builds without them (KHEAP_MAX_CPUS=0, KHEAP_TAGS) */
+
 #define ARENA (1u << 20)
 static _Alignas(16) unsigned char arena[ARENA];
 
@@ -314,3 +316,4 @@ KT_CASE(percpu_refill_failures_lose_nothing)
 	KT_CHECK(injected > 50);
 }
 #endif
+#endif /* KH_PERCPU */
