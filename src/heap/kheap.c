@@ -107,19 +107,8 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 
 /* ---- accounting --------------------------------------------------------- */
 
-/* Hand used block b to the caller: its canary, the counters, and its tag. */
-static void count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
-{
-	kh_arm_canary(h, b);
-	h->n.in_use += kh_size(b);
-	h->n.used_blocks++;
-	h->n.allocs++;
-	kh_tag_put(b, (struct kh_tag){kh_err_caller(e), h->n.allocs});
-	if (h->n.in_use > h->n.peak)
-		h->n.peak = h->n.in_use;
-}
-
-/* Blocks leave or rejoin the in-use counters (per-CPU refill and drain). */
+/* Blocks join or leave the in-use counters: handed to the caller or to a
+ * per-CPU list, or given back. */
 static void count_out(struct kheap *h, size_t bytes, size_t blocks)
 {
 	h->n.in_use += bytes;
@@ -132,6 +121,15 @@ static void count_back(struct kheap *h, size_t bytes, size_t blocks)
 {
 	h->n.in_use -= bytes;
 	h->n.used_blocks -= blocks;
+}
+
+/* Hand used block b to the caller: its canary, the counters, and its tag. */
+static void count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
+{
+	kh_arm_canary(h, b);
+	count_out(h, kh_size(b), 1);
+	h->n.allocs++;
+	kh_tag_put(b, (struct kh_tag){kh_err_caller(e), h->n.allocs});
 }
 
 /* ---- size-class caches -------------------------------------------------- */
@@ -201,10 +199,8 @@ static void flush_caches(struct kheap *h, struct kh_err *e)
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		uintptr_t b;
 		while ((b = cache_take(h, c, e)) != 0) {
-			if (kh_backend_free(h, b, e) == 0) { /* neighbour corrupt: keep it held */
-				h->n.in_use += kh_size(b);
-				h->n.used_blocks++;
-			}
+			if (kh_backend_free(h, b, e) == 0) /* neighbour corrupt: keep it held */
+				count_out(h, kh_size(b), 1);
 		}
 	}
 }
@@ -292,8 +288,7 @@ static void free_locked(struct kheap *h, uintptr_t b, struct kh_err *e)
 	size_t s = kh_size(b);
 	if (!cache_put(h, b) && kh_backend_free(h, b, e) == 0)
 		return;
-	h->n.in_use -= s;
-	h->n.used_blocks--;
+	count_back(h, s, 1);
 	h->n.frees++;
 }
 
@@ -804,9 +799,8 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		free_locked(h, b, &e);
 		b = 0;
 	} else if (b != 0 && s != 0 && kh_backend_resize(h, b, s, &e)) {
-		h->n.in_use = h->n.in_use - old + kh_size(b);
-		if (h->n.in_use > h->n.peak)
-			h->n.peak = h->n.in_use;
+		count_back(h, old, 0);
+		count_out(h, kh_size(b), 0);
 		kh_arm_canary(h, b);
 		nb = b;
 	} else if (b != 0 && e.kind == KHEAP_OK) {
