@@ -52,9 +52,10 @@ static inline uint64_t since(uint64_t t0)
 	return d > overhead ? d - overhead : 0;
 }
 
-/* Size-class cache hit: free puts the block on its class list, the next
- * alloc of the same size pops it. */
-static void cache_path(size_t n)
+/* Cache hit: free puts the block on a cache list, the next alloc of the
+ * same size pops it. The shared class lists, or with board_percpu set the
+ * lock-free per-CPU lists; the labels name the path. */
+static void hit_path(size_t n, const char *alloc_path, const char *free_path)
 {
 	static uint64_t f[SAMPLES];
 	void *p = kheap_alloc(h, n);
@@ -67,30 +68,10 @@ static void cache_path(size_t n)
 		kheap_free(h, p);
 		f[i] = since(t0);
 	}
-	row("alloc", "class cache hit", n);
+	row("alloc", alloc_path, n);
 	for (unsigned i = 0; i < SAMPLES; i++)
 		t[i] = f[i];
-	row("free ", "to class cache", n);
-}
-
-/* The same with per-CPU caches on (board_percpu): the lock-free path. */
-static void percpu_path(size_t n)
-{
-	static uint64_t f[SAMPLES];
-	void *p = kheap_alloc(h, n);
-	kheap_free(h, p);
-	for (unsigned i = 0; i < SAMPLES; i++) {
-		uint64_t t0 = board_counter();
-		p = kheap_alloc(h, n);
-		t[i] = since(t0);
-		t0 = board_counter();
-		kheap_free(h, p);
-		f[i] = since(t0);
-	}
-	row("alloc", "per-CPU cache hit", n);
-	for (unsigned i = 0; i < SAMPLES; i++)
-		t[i] = f[i];
-	row("free ", "to per-CPU cache", n);
+	row("free ", free_path, n);
 }
 
 /* Runs of SAMPLES allocations, then frees, of one class with per-CPU caches
@@ -200,7 +181,7 @@ void bench_run(void)
 	con_puts("\n\n| op    | path | size | p50 | p99 | max |\n|---|---|--:|--:|--:|--:|\n");
 	static const size_t cls[] = {16, 64, 240, 500, 1000};
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
-		cache_path(cls[i]);
+		hit_path(cls[i], "class cache hit", "to class cache");
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
 		backend_path(cls[i]);
 	backend_path(4096);
@@ -209,7 +190,7 @@ void bench_run(void)
 	worst_case();
 	board_percpu = 1;
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
-		percpu_path(cls[i]);
+		hit_path(cls[i], "per-CPU cache hit", "to per-CPU cache");
 	percpu_batch(64);
 	percpu_batch(1000);
 	board_percpu = 0;
