@@ -535,8 +535,10 @@ static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
 			if (p == NULL || p == KH_CLASS_BAD) {
 				bad = false;
 				p = cpu_take(h, cpu, c, &bad);
-				if (bad) /* corrupt again at once: leave it to the next call */
+				if (bad) { /* corrupt again at once: repair now, never leave a wild head */
+					cpu_slow(h, cpu, c, true, &e);
 					p = p == KH_CLASS_BAD ? NULL : p;
+				}
 			}
 		}
 		if (p != NULL && p != KH_CLASS_BAD && KHEAP_HARDEN >= 2 && !next_ok(h, kh_block_of(p))) {
