@@ -68,3 +68,69 @@ int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey)
 	__atomic_store_n(&c->count, c->count + 1, __ATOMIC_RELAXED);
 	return 1;
 }
+
+void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n)
+{
+	unsigned c = kh_size_class(n);
+	if (c >= KH_NCLASSES || __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0)
+		return NULL;
+	struct kh_class *l = &cpu->cls[c];
+	uintptr_t p = l->head;
+	if (p == 0)
+		return NULL;
+	uintptr_t *w = (uintptr_t *)p;
+	uintptr_t next = w[0] ^ p ^ cpu->key;
+	if (__atomic_load_n(&w[1], __ATOMIC_RELAXED) != (p ^ cpu->tkey) || (next & 15u) ||
+	    (next != 0 && next - 8 - cpu->lo >= cpu->hi - cpu->lo))
+		return NULL;
+	l->head = next;
+	__atomic_store_n(&l->count, l->count - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&w[1], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&cpu->allocs, cpu->allocs + 1, __ATOMIC_RELAXED);
+	return (void *)p;
+}
+
+/* The class of block size s, or KH_NCLASSES when s is not a class size
+ * (s is a multiple of 16). Above 256 bytes the classes are 4 per power of
+ * two, so a class size of g granules is a multiple of 2^(e-2), where e is
+ * the highest bit of g - 1. */
+static unsigned block_class(uint64_t s)
+{
+	if (s - 32 > 1024 - 32)
+		return KH_NCLASSES;
+	unsigned g = (unsigned)(s >> 4);
+	if (g <= 16)
+		return g - 2;
+	unsigned e = kh_fls64(g - 1);
+	if (g & ((1u << (e - 2)) - 1))
+		return KH_NCLASSES;
+	return 4 * e - 5 + ((g - 1) >> (e - 2));
+}
+
+int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr, b = p - 8, key = cpu->key;
+	if (__atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0 || (p & 15u) || b - cpu->lo >= cpu->hi - cpu->lo)
+		return 0;
+	/* The backend may rewrite PREV_FREE under the lock meanwhile: either
+	 * value seals, and this path never writes the header. */
+	uint64_t h = __atomic_load_n((uint64_t *)b, __ATOMIC_RELAXED);
+	uint64_t body = h & (((uint64_t)1 << KH_FAST_COOKIE_SHIFT) - 1);
+	if ((((body ^ b ^ key) * (uint64_t)KH_FAST_COOKIE_MUL) >> KH_FAST_COOKIE_SHIFT) !=
+		    h >> KH_FAST_COOKIE_SHIFT ||
+	    (h & ((uint64_t)0x3f << 40 | 8u | 4u | 1u)) != 1u)
+		return 0;
+	unsigned c = block_class(h & 0xfffffffff0u);
+	uintptr_t *w = ptr;
+	if (c >= KH_NCLASSES || (__atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ p ^ ~key) < KH_FAST_TOKEN_CPUS)
+		return 0;
+	struct kh_class *l = &cpu->cls[c];
+	if (l->count >= l->limit)
+		return 0;
+	w[0] = l->head ^ p ^ key;
+	__atomic_store_n(&w[1], p ^ cpu->tkey, __ATOMIC_RELAXED);
+	l->head = p;
+	__atomic_store_n(&l->count, l->count + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
+	return 1;
+}

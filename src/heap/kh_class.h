@@ -78,6 +78,71 @@ void *kh_cpu_pop(struct kh_class *c, uintptr_t key, uintptr_t tkey);
  * only, interrupts masked. O(1). */
 int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
 
+/*
+ * The fused fast path: one call per kheap_alloc or kheap_free of a small
+ * block, on the CPU that owns the cache, with interrupts masked. It does the
+ * class lookup, the checks and the list operation in one routine; anything
+ * it does not handle it leaves untouched for the C slow path to sort out.
+ *
+ * struct kh_cpu is one CPU's cache. The first 64 bytes are what the fast path
+ * reads besides the list; the layout is shared with the assembly (offsets
+ * asserted below). kh_internal.h says how the rest of the heap uses it (I8).
+ */
+struct kh_cpu {
+	uintptr_t key;    /* the heap's secret: link encoding, header cookies */
+	uintptr_t tkey;   /* this CPU's token key, kh_tkey(h, CPU number) */
+	uintptr_t lo, hi; /* every region's blocks lie in [lo, hi) */
+	uint64_t allocs;  /* operations served without the lock */
+	uint64_t frees;
+	uint32_t drain;   /* another CPU asks for everything back */
+	uint32_t pad0_;
+	uint64_t pad1_;
+	struct kh_class cls[KH_NCLASSES];
+	uint64_t pad2_[(64 - KH_NCLASSES * sizeof(struct kh_class) % 64) % 64 / 8];
+};
+
+_Static_assert(sizeof(uintptr_t) == 8, "the fast path's layout is for 64-bit targets");
+_Static_assert(offsetof(struct kh_cpu, key) == 0 && offsetof(struct kh_cpu, tkey) == 8 &&
+		       offsetof(struct kh_cpu, lo) == 16 && offsetof(struct kh_cpu, hi) == 24 &&
+		       offsetof(struct kh_cpu, allocs) == 32 && offsetof(struct kh_cpu, frees) == 40 &&
+		       offsetof(struct kh_cpu, drain) == 48 && offsetof(struct kh_cpu, cls) == 64,
+	       "asm reads struct kh_cpu at these offsets");
+_Static_assert(sizeof(struct kh_class) == 16, "asm indexes cls[] by class * 16");
+_Static_assert(sizeof(struct kh_cpu) % 64 == 0, "per-CPU caches do not share cache lines");
+
+/* What kh_cpu_free reads of a block header (kh_internal.h defines the
+ * format and asserts that these agree with it): the block is at payload - 8;
+ * bits 0..3 are USED, PREV_FREE, CACHED and a zero bit, 4..39 the size,
+ * 40..45 the alignment log2, 46..63 the cookie, which is the top 18 bits of
+ * ((bits 0..45) ^ block address ^ key) * KH_FAST_COOKIE_MUL. */
+#define KH_FAST_COOKIE_MUL 0x9e3779b97f4a7c15u
+#define KH_FAST_COOKIE_SHIFT 46
+/* A token word w of the block at payload p names a CPU when
+ * w ^ p ^ ~key < KH_FAST_TOKEN_CPUS (a bound on KHEAP_MAX_CPUS). */
+#define KH_FAST_TOKEN_CPUS 4096u
+
+/* Allocate from cpu's list for n payload bytes (n includes the block's
+ * tail, if any). Returns the payload pointer p of the head of the list of
+ * class kh_size_class(n), after head = decoded link, count -= 1, p's token
+ * word = 0 and allocs += 1. Returns NULL, changing nothing, when n is above
+ * KH_CLASS_MAX_PAYLOAD, cpu->drain is set, the list is empty, the head's
+ * token is not head ^ tkey, or its link does not decode to 0 or to a
+ * 16-aligned payload whose block lies in [lo, hi): the caller then takes
+ * the slow path, which tells these apart. Owner CPU only, interrupts
+ * masked. O(1). */
+void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n);
+
+/* Free payload p to cpu's list if it is plainly a held block of a class
+ * size: p 16-aligned, its block in [lo, hi), the header sealed (cookie and
+ * zero bit) with USED set and CACHED and alignment clear, the size a class
+ * block size, its token word naming no CPU, and cpu->drain clear and the
+ * class list below its limit. Then writes p's link and token, sets head =
+ * p, count += 1, frees += 1 and returns 1; else returns 0 having written
+ * nothing (the slow path frees it or reports what is wrong). Reads only
+ * p's header and token word, and only after the range check. Owner CPU
+ * only, interrupts masked. O(1). */
+int kh_cpu_free(struct kh_cpu *cpu, void *p);
+
 /* Block size of class c (c < KH_NCLASSES). */
 static inline size_t kh_class_block_size(unsigned c)
 {

@@ -170,23 +170,18 @@ _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possi
 #define KH_PERCPU (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS)
 #define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
 
-_Static_assert(KHEAP_MAX_CPUS < 4096, "a token's CPU number must not look like an address");
+_Static_assert(KH_FAST_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
 _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
 
-/* One CPU's cache. Written only by its CPU (the drain flag excepted); other
- * CPUs read the counts and op counters for the statistics. The size is
- * padded to whole cache lines so that neighbours do not share one. */
-struct kh_cpu {
-	struct kh_class cls[KH_NCLASSES];
-	uintptr_t tkey;  /* token key, kh_tkey(h, this CPU) */
-	uint64_t allocs; /* operations served without the lock */
-	uint64_t frees;
-	uint32_t drain;  /* another CPU asks for everything back (kheap_trim, OOM) */
-	uint32_t pad_[(64 - (KH_NCLASSES * sizeof(struct kh_class) + sizeof(uintptr_t) + 20) % 64) / 4];
-};
-
-_Static_assert(sizeof(struct kh_cpu) % 64 == 0, "per-CPU caches do not share cache lines");
+/* One CPU's cache is struct kh_cpu (kh_class.h, shared with the assembly).
+ * Written only by its CPU, except the drain flag and, under the lock while
+ * a region is added, the span [lo, hi); other CPUs read the counts and op
+ * counters for the statistics. */
+_Static_assert(KH_FAST_COOKIE_SHIFT == KH_COOKIE_SHIFT && KH_SIZE_MASK == 0xfffffffff0u &&
+		       KH_ALG_MASK == (kh_word)0x3f << 40 && KH_USED == 1 && KH_CACHED == 4,
+	       "kh_cpu_free's view of the header agrees with the format above");
+_Static_assert(KHEAP_MAX_CPUS <= KH_FAST_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
 
 struct kh_region {
 	uintptr_t lo, hi; /* the caller's range, for overlap tests */
@@ -283,7 +278,7 @@ static inline kh_word kh_cookie(const struct kheap *h, uintptr_t b, kh_word body
 {
 	/* One multiply: every input bit reaches the top 18 bits through the
 	 * carries (the white-box test flips each header bit in turn). */
-	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)0x9e3779b97f4a7c15u) >> KH_COOKIE_SHIFT;
+	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)KH_FAST_COOKIE_MUL) >> KH_COOKIE_SHIFT;
 }
 
 /* Write b's header: size, flags and alignment log2, sealed with the cookie. */

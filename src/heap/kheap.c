@@ -642,14 +642,29 @@ static bool region_geometry(struct kh_region *r, uintptr_t lo, uintptr_t hi, uin
 	return true;
 }
 
+/* Add region r. The per-CPU fast path reads nregions and each CPU's span
+ * without the lock: the region is in place before nregions counts it
+ * (release), and the span widens only after that (release), so a CPU that
+ * sees the wider span also sees more than one region and checks
+ * kh_region_of (free_fast). */
 static void region_attach(struct kheap *h, const struct kh_region *r)
 {
-	struct kh_region *slot = &h->regions[h->nregions++];
+	struct kh_region *slot = &h->regions[h->nregions];
 	*slot = *r;
+	__atomic_store_n(&h->nregions, h->nregions + 1, __ATOMIC_RELEASE);
 	kh_region_seed(h, slot);
 	h->n.total += slot->end - slot->first;
 	set_class_limits(h);
 	cpu_limits(h);
+	uintptr_t lo = slot->first, hi = slot->end;
+	for (unsigned i = 0; i < h->nregions; i++) {
+		lo = h->regions[i].first < lo ? h->regions[i].first : lo;
+		hi = h->regions[i].end > hi ? h->regions[i].end : hi;
+	}
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+		__atomic_store_n(&h->cpus[k].lo, lo, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->cpus[k].hi, hi, __ATOMIC_RELEASE);
+	}
 }
 
 static kh_word mix64(kh_word x)
@@ -677,8 +692,10 @@ struct kheap *kheap_init(void *base, size_t size)
 	zero_words(h, ctl);
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
-	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+		h->cpus[k].key = kh_key(h);
 		h->cpus[k].tkey = kh_tkey(h, k);
+	}
 	region_attach(h, &r);
 	return h;
 }
