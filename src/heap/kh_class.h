@@ -95,7 +95,7 @@ struct kh_cpu {
 	uint64_t allocs;  /* operations served without the lock */
 	uint64_t frees;
 	uint32_t drain;   /* another CPU asks for everything back */
-	uint32_t pad0_;
+	uint32_t regions; /* the heap's region count when lo, hi were copied */
 	uint64_t pad1_;
 	struct kh_class cls[KH_NCLASSES];
 	uint64_t pad2_[(64 - KH_NCLASSES * sizeof(struct kh_class) % 64) % 64 / 8];

@@ -175,9 +175,12 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
 
 /* One CPU's cache is struct kh_cpu (kh_class.h, shared with the assembly).
- * Written only by its CPU, except the drain flag and, under the lock while
- * a region is added, the span [lo, hi); other CPUs read the counts and op
- * counters for the statistics. */
+ * Written only by its CPU, except the drain flag; other CPUs read the
+ * counts and op counters for the statistics. Its span [lo, hi) and region
+ * count are the owner's snapshot of the heap's, taken under the lock
+ * (cpu_sync): a region added since is served by the locked path until the
+ * owner's next locked stretch. With one region the span is exact; with more,
+ * the fast path also asks kh_region_of. */
 _Static_assert(KH_FAST_COOKIE_SHIFT == KH_COOKIE_SHIFT && KH_SIZE_MASK == 0xfffffffff0u &&
 		       KH_ALG_MASK == (kh_word)0x3f << 40 && KH_USED == 1 && KH_CACHED == 4,
 	       "kh_cpu_free's view of the header agrees with the format above");
@@ -213,6 +216,7 @@ struct kheap {
 	unsigned nregions;
 	struct kh_counts n;
 	uint32_t cpu_limit[KH_NCLASSES]; /* per-CPU list limits; owners copy them */
+	uint32_t percpu; /* some CPU has had a number: try the per-CPU path first */
 	struct kh_cpu cpus[KH_NCPU];
 };
 

@@ -15,9 +15,16 @@
  *
  * Per-CPU caches (layout and invariants in kh_internal.h) sit in front:
  * kheap_alloc/calloc/free of a class-size block first try the calling
- * CPU's list with interrupts masked and no lock (alloc_fast, free_fast);
- * an empty list is refilled and a full one drained half-way under the lock
- * (refill, drain), the refill carving one backend block into a batch.
+ * CPU's list with interrupts masked and no lock. kheap_alloc and kheap_free
+ * do it with one fused assembly call (kh_cpu_alloc, kh_cpu_free: class,
+ * checks and list operation) and keep everything else out of line
+ * (alloc_path, free_path), so that their own frames stay small. What the
+ * fused call leaves (a hardened build, several regions, an empty or full
+ * list, a drain request) goes through the same lists in C (alloc_fast,
+ * free_fast); an empty list is refilled and a full one drained half-way
+ * under the lock (refill, drain), the refill carving one backend block
+ * into a batch. Until some CPU has had a number (h->percpu), every call
+ * takes the locked path without asking for one.
  */
 #include "kh_internal.h"
 
@@ -251,6 +258,8 @@ static uintptr_t out_of_memory(struct kheap *h, size_t n, struct kh_err *e)
 /* A used block for n payload bytes, counted, or 0 (counted as OOM). */
 static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 {
+	if (KH_PERCPU && !h->percpu && kheap_cpu_id() < KHEAP_MAX_CPUS)
+		__atomic_store_n(&h->percpu, 1, __ATOMIC_RELAXED); /* from the next call on */
 	uintptr_t b = 0;
 	size_t s = kh_block_for(kh_want(n));
 	unsigned c = kh_size_class(kh_want(n));
@@ -310,11 +319,29 @@ static void copy_words(void *dst, const void *src, size_t n)
 
 /* ---- per-CPU caches --------------------------------------------------------- */
 
+/* Has any CPU had a number for this heap? Until one has, every call takes
+ * the locked path without asking (alloc_locked asks). */
+static inline bool percpu_on(const struct kheap *h) { return __atomic_load_n(&h->percpu, __ATOMIC_RELAXED) != 0; }
+
 /* The calling CPU's cache, or NULL. Interrupts must be masked. */
 static inline struct kh_cpu *this_cpu(struct kheap *h)
 {
 	unsigned id = kheap_cpu_id();
 	return KH_PERCPU && id < KHEAP_MAX_CPUS ? &h->cpus[id] : NULL;
+}
+
+/* Copy the heap's span and region count to CPU cpu's cache (the fast
+ * path's snapshot, kh_internal.h). Lock held, or the heap not yet shared. */
+static void cpu_sync(const struct kheap *h, struct kh_cpu *cpu)
+{
+	uintptr_t lo = h->regions[0].first, hi = h->regions[0].end;
+	for (unsigned i = 1; i < h->nregions; i++) {
+		lo = h->regions[i].first < lo ? h->regions[i].first : lo;
+		hi = h->regions[i].end > hi ? h->regions[i].end : hi;
+	}
+	cpu->lo = lo;
+	cpu->hi = hi;
+	cpu->regions = h->nregions;
 }
 
 static void cpu_limits(struct kheap *h)
@@ -482,6 +509,7 @@ static void slow_done(struct kheap *h, struct kh_err *e)
 static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
 {
 	kh_lock_acquire(&h->lock);
+	cpu_sync(h, cpu);
 	if (drain_asked(cpu))
 		drain_cpu(h, cpu, e);
 	if (bad)
@@ -517,19 +545,23 @@ static void fast_grant(struct kheap *h, uintptr_t b, struct kh_err *e)
 	kh_arm_canary(h, b);
 }
 
-/* The lock-free allocation of a class-size block, or 0: the caller then
- * takes the locked path, which also reports what this one could not serve. */
-static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
+/* The per-CPU allocation of a class-size block in C, for what kheap_alloc's
+ * fused call did not serve: a hardened build, several regions, an empty or
+ * corrupt list, a drain request. Returns the payload, or NULL: the caller
+ * then takes the locked path, which also reports what this one could not
+ * serve. */
+static void *alloc_fast(struct kheap *h, size_t n, const void *caller)
 {
 	unsigned c = kh_size_class(kh_want(n));
-	if (c >= KH_NCLASSES || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
-		return 0;
+	if (c >= KH_NCLASSES)
+		return NULL;
 	struct kh_err e = KH_ERR_INIT;
-	uintptr_t irq = kheap_irq_save(), b = 0;
+	void *p = NULL;
+	uintptr_t irq = kheap_irq_save();
 	struct kh_cpu *cpu = this_cpu(h);
-	if (cpu != NULL) {
+	if (cpu != NULL && __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) != 0) {
 		bool bad = false;
-		void *p = drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
+		p = drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
 		if (bad || p == NULL || p == KH_CLASS_BAD) {
 			cpu_slow(h, cpu, c, bad, &e);
 			if (p == NULL || p == KH_CLASS_BAD) {
@@ -541,15 +573,16 @@ static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
 				}
 			}
 		}
-		if (p != NULL && p != KH_CLASS_BAD && KHEAP_HARDEN >= 2 && !next_ok(h, kh_block_of(p))) {
+		if (p == KH_CLASS_BAD)
+			p = NULL;
+		if (p != NULL && KHEAP_HARDEN >= 2 && !next_ok(h, kh_block_of(p))) {
 			/* The list is sound, the neighbour is not: put it back, refuse it. */
 			kh_cpu_push(&cpu->cls[c], p, kh_key(h), cpu->tkey);
 			kh_fail(&e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
 			p = NULL;
 		}
-		if (p != NULL && p != KH_CLASS_BAD) {
-			b = kh_block_of(p);
-			fast_grant(h, b, &e);
+		if (p != NULL) {
+			fast_grant(h, kh_block_of(p), &e);
 			__atomic_store_n(&cpu->allocs, cpu->allocs + 1, __ATOMIC_RELAXED);
 			fast_check(h, cpu, &e);
 		}
@@ -557,7 +590,7 @@ static uintptr_t alloc_fast(struct kheap *h, size_t n, const void *caller)
 	kheap_irq_restore(irq);
 	if (e.kind != KHEAP_OK)
 		kh_report(h, &e, caller);
-	return b;
+	return p;
 }
 
 /* The class of ptr if it is plainly a held class-size block that may go to
@@ -584,9 +617,11 @@ static unsigned fast_class(const struct kheap *h, const void *ptr)
 	return c;
 }
 
-/* The lock-free free of class-size block b. Returns false when b is not
- * plainly a held class-size block, or this CPU has no cache: the locked
- * path then frees it or says what is wrong with it. */
+/* The per-CPU free of a class-size block in C, for what kheap_free's fused
+ * call did not take: a hardened build, several regions, a drain request, a
+ * full list. Returns false when the block is not plainly a held class-size
+ * block, or this CPU has no cache: the locked path then frees it or says
+ * what is wrong with it. */
 static bool free_fast(struct kheap *h, void *ptr, const void *caller)
 {
 	uintptr_t irq = kheap_irq_save();
@@ -602,6 +637,7 @@ static bool free_fast(struct kheap *h, void *ptr, const void *caller)
 		kh_poison(kh_block_of(ptr));
 	if (drain_asked(cpu) || l->count >= l->limit) {
 		kh_lock_acquire(&h->lock);
+		cpu_sync(h, cpu);
 		if (drain_asked(cpu))
 			drain_cpu(h, cpu, &e);
 		l->limit = h->cpu_limit[c];
@@ -642,29 +678,14 @@ static bool region_geometry(struct kh_region *r, uintptr_t lo, uintptr_t hi, uin
 	return true;
 }
 
-/* Add region r. The per-CPU fast path reads nregions and each CPU's span
- * without the lock: the region is in place before nregions counts it
- * (release), and the span widens only after that (release), so a CPU that
- * sees the wider span also sees more than one region and checks
- * kh_region_of (free_fast). */
 static void region_attach(struct kheap *h, const struct kh_region *r)
 {
-	struct kh_region *slot = &h->regions[h->nregions];
+	struct kh_region *slot = &h->regions[h->nregions++];
 	*slot = *r;
-	__atomic_store_n(&h->nregions, h->nregions + 1, __ATOMIC_RELEASE);
 	kh_region_seed(h, slot);
 	h->n.total += slot->end - slot->first;
 	set_class_limits(h);
 	cpu_limits(h);
-	uintptr_t lo = slot->first, hi = slot->end;
-	for (unsigned i = 0; i < h->nregions; i++) {
-		lo = h->regions[i].first < lo ? h->regions[i].first : lo;
-		hi = h->regions[i].end > hi ? h->regions[i].end : hi;
-	}
-	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
-		__atomic_store_n(&h->cpus[k].lo, lo, __ATOMIC_RELEASE);
-		__atomic_store_n(&h->cpus[k].hi, hi, __ATOMIC_RELEASE);
-	}
 }
 
 static kh_word mix64(kh_word x)
@@ -692,11 +713,15 @@ struct kheap *kheap_init(void *base, size_t size)
 	zero_words(h, ctl);
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
+	region_attach(h, &r);
 	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
 		h->cpus[k].key = kh_key(h);
 		h->cpus[k].tkey = kh_tkey(h, k);
+		cpu_sync(h, &h->cpus[k]);
 	}
-	region_attach(h, &r);
+	uintptr_t irq = kheap_irq_save();
+	h->percpu = KH_PERCPU && kheap_cpu_id() < KHEAP_MAX_CPUS;
+	kheap_irq_restore(irq);
 	return h;
 }
 
@@ -729,19 +754,41 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	return rc;
 }
 
-void *kheap_alloc(struct kheap *h, size_t size)
+/* Everything but the fused fast path: the handle check, the per-CPU path
+ * in C (alloc_fast), the locked path. Out of line, so that kheap_alloc's
+ * own frame stays small. */
+static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, const void *caller)
 {
-	const void *caller = CALLER();
 	if (!live(h, caller))
 		return NULL;
-	uintptr_t b = KH_PERCPU ? alloc_fast(h, size, caller) : 0;
-	if (b != 0)
-		return kh_payload(b);
+	void *p = KH_PERCPU && percpu_on(h) ? alloc_fast(h, size, caller) : NULL;
+	if (p != NULL)
+		return p;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	b = alloc_locked(h, size, &e);
+	uintptr_t b = alloc_locked(h, size, &e);
 	leave(h, irq, &e, caller);
 	return b ? kh_payload(b) : NULL;
+}
+
+/* The fused fast path (kh_cpu_alloc, with interrupts masked) serves a
+ * small block from this CPU's list; anything else, including a hardened
+ * build and a heap of several regions, takes alloc_path. */
+void *kheap_alloc(struct kheap *h, size_t size)
+{
+	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
+		uintptr_t irq = kheap_irq_save();
+		unsigned id = kheap_cpu_id();
+		if (__builtin_expect(id < KHEAP_MAX_CPUS && h->cpus[id].regions == 1, 1)) {
+			void *p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
+			if (__builtin_expect(p != NULL, 1)) {
+				kheap_irq_restore(irq);
+				return p;
+			}
+		}
+		kheap_irq_restore(irq);
+	}
+	return alloc_path(h, size, CALLER());
 }
 
 void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
@@ -769,8 +816,11 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 		return NULL;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
-	if (KH_PERCPU && (size == 0 || n <= SIZE_MAX / size))
-		b = alloc_fast(h, n * size, caller);
+	void *p = NULL;
+	if (KH_PERCPU && percpu_on(h) && (size == 0 || n <= SIZE_MAX / size))
+		p = alloc_fast(h, n * size, caller);
+	if (p != NULL)
+		b = kh_block_of(p);
 	if (b == 0) {
 		uintptr_t irq = kh_enter(h);
 		if (size != 0 && n > SIZE_MAX / size)
@@ -785,12 +835,12 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	return kh_payload(b);
 }
 
-void kheap_free(struct kheap *h, void *ptr)
+/* Everything but the fused fast path, as alloc_path. */
+static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller)
 {
-	const void *caller = CALLER();
 	if (!live(h, caller) || ptr == NULL)
 		return;
-	if (KH_PERCPU && free_fast(h, ptr, caller))
+	if (KH_PERCPU && percpu_on(h) && free_fast(h, ptr, caller))
 		return;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
@@ -798,6 +848,23 @@ void kheap_free(struct kheap *h, void *ptr)
 	if (b != 0)
 		free_locked(h, b, &e);
 	leave(h, irq, &e, caller);
+}
+
+/* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path. */
+void kheap_free(struct kheap *h, void *ptr)
+{
+	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
+		uintptr_t irq = kheap_irq_save();
+		unsigned id = kheap_cpu_id();
+		if (__builtin_expect(id < KHEAP_MAX_CPUS && h->cpus[id].regions == 1 &&
+					     kh_cpu_free(&h->cpus[id], ptr),
+				     1)) {
+			kheap_irq_restore(irq);
+			return;
+		}
+		kheap_irq_restore(irq);
+	}
+	free_path(h, ptr, CALLER());
 }
 
 void *kheap_realloc(struct kheap *h, void *ptr, size_t size)

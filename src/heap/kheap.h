@@ -29,7 +29,9 @@
  *    interleave, and no other CPU ever touches those lists: another CPU can
  *    only ask for them to be drained (kheap_trim). A double free that races
  *    with the first free of the same block on another CPU is not
- *    guaranteed to be caught.
+ *    guaranteed to be caught. kheap_init and the locked allocation path ask
+ *    kheap_cpu_id(); until it has named a CPU once, the other calls do not
+ *    ask and take the locked path at once.
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.

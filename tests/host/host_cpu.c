@@ -45,12 +45,10 @@ static unsigned take(void)
 	}
 }
 
-unsigned kheap_cpu_id(void)
+/* A thread's first call: take a number. Out of line, so that the common
+ * case below needs no stack frame. */
+static __attribute__((noinline)) unsigned first_call(void)
 {
-	if (!host_cpu_enabled)
-		return KHEAP_NO_CPU;
-	if (mine != 0)
-		return mine - 1;
 	if (busy)
 		return KHEAP_NO_CPU;
 	busy = 1; /* pthread_setspecific may allocate: no recursion */
@@ -62,4 +60,12 @@ unsigned kheap_cpu_id(void)
 	}
 	busy = 0;
 	return k;
+}
+
+unsigned kheap_cpu_id(void)
+{
+	if (!host_cpu_enabled)
+		return KHEAP_NO_CPU;
+	unsigned m = mine;
+	return m != 0 ? m - 1 : first_call();
 }

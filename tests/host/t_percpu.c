@@ -279,6 +279,52 @@ KT_CASE(percpu_oom_drains_this_cpu)
 	KT_EQ(rec.count, 0);
 }
 
+/* A second region: each CPU's fast path takes it in at its next locked
+ * stretch (its span snapshot, kh_internal.h), blocks from both regions go
+ * through the per-CPU lists with their contents intact, and a sealed
+ * header in the gap between the regions is refused as foreign. */
+KT_CASE(percpu_second_region)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, 64u << 10, &rec);
+	KT_REQUIRE(h != NULL);
+	kheap_free(h, kheap_alloc(h, 48));
+	const struct kh_cpu *cpu = &h->cpus[kheap_cpu_id()];
+	KT_EQ(cpu->regions, 1);
+	unsigned char *b = arena + (256u << 10);
+	KT_EQ(kheap_add_region(h, b, 512u << 10), 0);
+	KT_EQ(cpu->regions, 1); /* until this CPU's next locked stretch */
+	enum { N = 6000 }; /* 64-byte blocks: more than the first region holds */
+	static void *p[N];
+	unsigned in_b = 0;
+	for (unsigned i = 0; i < N; i++) {
+		p[i] = kheap_alloc(h, 48);
+		KT_REQUIRE(p[i] != NULL);
+		kt_fill(p[i], 48, i);
+		in_b += (unsigned char *)p[i] >= b;
+	}
+	KT_CHECK(in_b > 0 && in_b < N);
+	KT_EQ(cpu->regions, 2);
+	uintptr_t g = (uintptr_t)arena + (128u << 10) + 8; /* a block address in the gap */
+	kh_set(h, g, 64, KH_USED, 0);
+	kheap_free(h, (void *)(g + 8));
+	KT_REPORTED(&rec, KHEAP_E_FOREIGN);
+	for (unsigned i = 0; i < N; i++) {
+		KT_CHECK(kt_verify(p[i], 48, i));
+		kheap_free(h, p[i]);
+		if (i % 1000 == 0)
+			KT_EQ(kt_heap_check(h), 0);
+	}
+	kheap_trim(h);
+	struct kheap_stats st = stats(h);
+	KT_EQ(st.in_use_bytes, 0);
+	KT_EQ(st.cached_bytes, 0);
+	KT_EQ(st.free_blocks, 2);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
 #ifdef KH_FAULT_INJECT
 /* Fail the Nth backend allocation, N = 1, 2, ...: refills and carving give
  * up cleanly, nothing is lost, and contents survive. */

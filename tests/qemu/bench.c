@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "board.h"
 #include "console.h"
+#include "kh_internal.h" /* struct kh_cpu, for the fused calls alone */
 #include "kheap.h"
 
 #define SAMPLES 1000u
@@ -72,6 +73,32 @@ static void hit_path(size_t n, const char *alloc_path, const char *free_path)
 	for (unsigned i = 0; i < SAMPLES; i++)
 		t[i] = f[i];
 	row("free ", free_path, n);
+}
+
+/* The fused per-CPU calls alone (kh_class.h: kh_cpu_alloc, kh_cpu_free),
+ * without the entry point and the IRQ and CPU hooks around them: the
+ * assembly's own cost on a hit. Interrupts masked, as kheap_alloc does. */
+static void fused_path(size_t n)
+{
+	static uint64_t f[SAMPLES];
+	kheap_free(h, kheap_alloc(h, n)); /* this CPU's list now holds one */
+	uintptr_t irq = kheap_irq_save();
+	struct kh_cpu *cpu = &h->cpus[kheap_cpu_id()];
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		void *p = kh_cpu_alloc(cpu, n);
+		t[i] = since(t0);
+		t0 = board_counter();
+		int ok = kh_cpu_free(cpu, p);
+		f[i] = since(t0);
+		if (p == NULL || !ok)
+			t[i] = f[i] = ~(uint64_t)0; /* a miss: shows as the max */
+	}
+	kheap_irq_restore(irq);
+	row("alloc", "fused call alone (kh_cpu_alloc)", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("free ", "fused call alone (kh_cpu_free)", n);
 }
 
 /* Runs of SAMPLES allocations, then frees, of one class with per-CPU caches
@@ -191,6 +218,8 @@ void bench_run(void)
 	board_percpu = 1;
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
 		hit_path(cls[i], "per-CPU cache hit", "to per-CPU cache");
+	fused_path(16);
+	fused_path(1000);
 	percpu_batch(64);
 	percpu_batch(1000);
 	board_percpu = 0;
