@@ -116,12 +116,17 @@
 
 /* Per-CPU lists: at most KHEAP_CPU_CACHE_MAX blocks and KHEAP_CPU_CACHE_BYTES
  * per class per CPU, and all CPUs' together at most 1/KHEAP_CACHE_SHARE of
- * the managed bytes. A refill or a drain moves half a list. */
+ * the managed bytes. A refill or a drain moves KHEAP_CPU_BATCH blocks, or
+ * half a list if that is fewer: the batch bounds the time of one call, the
+ * limits only the memory held. */
 #ifndef KHEAP_CPU_CACHE_MAX
-#define KHEAP_CPU_CACHE_MAX 128u
+#define KHEAP_CPU_CACHE_MAX 512u
 #endif
 #ifndef KHEAP_CPU_CACHE_BYTES
 #define KHEAP_CPU_CACHE_BYTES 16384u
+#endif
+#ifndef KHEAP_CPU_BATCH
+#define KHEAP_CPU_BATCH 32u
 #endif
 
 /* ---- derived constants -------------------------------------------------- */
@@ -163,6 +168,7 @@ _Static_assert(KH_FL_COUNT >= 2, "at least one level above the linear one");
 _Static_assert((KH_FLAGS & KH_SIZE_MASK) == 0 && (KH_ALG_MASK & KH_SIZE_MASK) == 0,
 	       "header fields do not overlap");
 _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possible block");
+_Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CPU batch and limit");
 
 /* ---- control block ------------------------------------------------------ */
 

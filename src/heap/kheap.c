@@ -21,9 +21,9 @@
  * (alloc_path, free_path), so that their own frames stay small. What the
  * fused call leaves (a hardened build, several regions, an empty or full
  * list, a drain request) goes through the same lists in C (alloc_fast,
- * free_fast); an empty list is refilled and a full one drained half-way
- * under the lock (refill, drain), the refill carving one backend block
- * into a batch. Until some CPU has had a number (h->percpu), every call
+ * free_fast); an empty list is refilled and a full one drained by a
+ * batch under the lock (refill, drain), the refill carving one backend
+ * block into a batch. Until some CPU has had a number (h->percpu), every call
  * takes the locked path without asking for one.
  */
 #include "kh_internal.h"
@@ -474,13 +474,20 @@ static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, s
 	count_out(h, got * s, got);
 }
 
-/* Fill CPU cpu's class-c list half-way: from the shared list first, then
+/* How many blocks a refill or a drain of a list with this limit moves. */
+static uint32_t cpu_batch(uint32_t limit)
+{
+	uint32_t half = (limit + 1) / 2;
+	return half < KHEAP_CPU_BATCH ? half : KHEAP_CPU_BATCH;
+}
+
+/* Put a batch on CPU cpu's class-c list: from the shared list first, then
  * by carving. Lock held. */
 static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
 {
 	struct kh_class *l = &cpu->cls[c];
 	l->limit = h->cpu_limit[c];
-	uint32_t want = (l->limit + 1) / 2;
+	uint32_t want = cpu_batch(l->limit);
 	uintptr_t b;
 	while (want > 0 && l->count < l->limit && (b = cache_take(h, c, e)) != 0) {
 		count_out(h, kh_size(b), 1);
@@ -493,8 +500,6 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_er
 		carve(h, cpu, c, want, e);
 }
 
-/* Under the lock, from the fast path: honour a drain request, repair a
- * corrupt list, refill an empty one. */
 /* Close a locked stretch of the fast path: count an error, rebuild the
  * shared lists after a corrupt link, unlock; the report comes later. */
 static void slow_done(struct kheap *h, struct kh_err *e)
@@ -506,6 +511,8 @@ static void slow_done(struct kheap *h, struct kh_err *e)
 	kh_lock_release(&h->lock);
 }
 
+/* Under the lock, from the fast path: honour a drain request, repair a
+ * corrupt list, refill an empty one. */
 static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
 {
 	kh_lock_acquire(&h->lock);
@@ -642,7 +649,7 @@ static bool free_fast(struct kheap *h, void *ptr, const void *caller)
 			drain_cpu(h, cpu, &e);
 		l->limit = h->cpu_limit[c];
 		if (l->count >= l->limit)
-			drain(h, cpu, c, l->count - l->limit / 2, false, &e);
+			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
 		slow_done(h, &e);
 	}
 	bool done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;
