@@ -34,10 +34,20 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __attribute__((tls_model("initial-exec"))) __thread unsigned mine; /* number + 1; 0: none */
 static __attribute__((tls_model("initial-exec"))) __thread int busy;
 
+/* Take the freeze mutex without blocking in it: a thread waiting here must
+ * still answer the IPIs of the round that holds it. Linux delivers signals
+ * to a thread blocked in pthread_mutex_lock, but TSan holds them back until
+ * the call returns; it delivers them as each trylock returns. */
+static void freeze_lock(void)
+{
+	while (pthread_mutex_trylock(&frozen) != 0)
+		sched_yield();
+}
+
 static void give_back(void *v)
 {
 	unsigned k = (unsigned)(unsigned long)v - 1;
-	pthread_mutex_lock(&frozen);
+	freeze_lock();
 	atomic_fetch_and_explicit(&live, ~(1ull << k), memory_order_relaxed);
 	mine = 0;
 	atomic_fetch_and_explicit(&taken, ~(1ull << k), memory_order_release);
@@ -91,7 +101,7 @@ static unsigned long long numbers(void)
 
 unsigned long long host_cpu_freeze(pthread_t threads[HOST_CPU_MAX], unsigned long long *idle)
 {
-	pthread_mutex_lock(&frozen);
+	freeze_lock();
 	unsigned long long all = numbers();
 	unsigned long long t = atomic_load_explicit(&taken, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(&taken, &t, t | all, memory_order_acquire,

@@ -290,13 +290,18 @@ KT_CASE(percpu_oom_drains_this_cpu)
 #define PARKED_MAX 3
 
 /* Threads that each leave a carved batch in their per-CPU cache, then
- * wait on a barrier without calling kheap, as an idle CPU would. */
+ * wait on a condition variable without calling kheap, as an idle CPU
+ * would. (Not a barrier: TSan delivers no signal to a thread blocked in
+ * pthread_barrier_wait, but does in pthread_cond_wait.) */
 struct parked {
 	struct kheap *h;
 	unsigned n;
 	pthread_t t[PARKED_MAX];
 	unsigned cpu[PARKED_MAX]; /* each one's number */
-	pthread_barrier_t ready, go;
+	pthread_barrier_t ready;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int go;
 };
 
 struct park_arg {
@@ -312,16 +317,20 @@ static void *park(void *arg)
 	kheap_free(s->h, kheap_alloc(s->h, 40 + 100 * a->i)); /* a class of its own */
 	s->cpu[a->i] = host_cpu_self();
 	pthread_barrier_wait(&s->ready);
-	pthread_barrier_wait(&s->go);
+	pthread_mutex_lock(&s->m);
+	while (!s->go)
+		pthread_cond_wait(&s->c, &s->m);
+	pthread_mutex_unlock(&s->m);
 	return NULL;
 }
 
 /* n threads parked, their caches full; 0 when one could not start. */
 static int park_start(struct parked *s, struct kheap *h, unsigned n)
 {
-	s->h = h, s->n = n;
+	s->h = h, s->n = n, s->go = 0;
 	pthread_barrier_init(&s->ready, NULL, n + 1);
-	pthread_barrier_init(&s->go, NULL, n + 1);
+	pthread_mutex_init(&s->m, NULL);
+	pthread_cond_init(&s->c, NULL);
 	for (unsigned i = 0; i < n; i++) {
 		park_args[i] = (struct park_arg){s, i};
 		if (pthread_create(&s->t[i], NULL, park, &park_args[i]) != 0)
@@ -334,11 +343,15 @@ static int park_start(struct parked *s, struct kheap *h, unsigned n)
 /* Let them go and wait until they have exited (their caches stay). */
 static void park_end(struct parked *s)
 {
-	pthread_barrier_wait(&s->go);
+	pthread_mutex_lock(&s->m);
+	s->go = 1;
+	pthread_cond_broadcast(&s->c);
+	pthread_mutex_unlock(&s->m);
 	for (unsigned i = 0; i < s->n; i++)
 		pthread_join(s->t[i], NULL);
 	pthread_barrier_destroy(&s->ready);
-	pthread_barrier_destroy(&s->go);
+	pthread_mutex_destroy(&s->m);
+	pthread_cond_destroy(&s->c);
 }
 
 /* Nothing held, nothing cached anywhere: the heap is one free block again. */
@@ -565,6 +578,87 @@ KT_CASE(percpu_ipi_waits_for_a_masked_cpu)
 	KT_EQ(m.seen, theirs); /* nothing drained while it was masked */
 	pthread_barrier_destroy(&m.ready);
 	pthread_barrier_destroy(&m.go);
+	KT_EQ(rec.count, 0);
+}
+
+/* Several CPUs at work, each trimming now and then with the hook on: IPI
+ * rounds overlap with heap calls (masked: the IPI waits), with each other
+ * (one waits for the other's freeze, answering meanwhile), with masked
+ * allocations, and with threads exiting. Contents are stamped; at the end
+ * everything is back in the bins. The name holds "threads_", so that the
+ * TSan suite (make test-tsan) runs it too. */
+#define IPI_WORKERS 4
+#define IPI_OPS 20000u
+#define IPI_SLOTS 64u
+
+static pthread_barrier_t ipi_start;
+
+struct ipi_worker {
+	pthread_t t;
+	struct kheap *h;
+	uint64_t seed;
+	unsigned bad;
+	struct {
+		unsigned char *p;
+		size_t n;
+		uint64_t token;
+	} slot[IPI_SLOTS];
+};
+
+static void *ipi_work(void *arg)
+{
+	struct ipi_worker *w = arg;
+	pthread_barrier_wait(&ipi_start); /* before any heap call: no IPI can wait on it */
+	for (unsigned op = 0; op < IPI_OPS; op++) {
+		unsigned i = (unsigned)kt_below(&w->seed, IPI_SLOTS);
+		if (op % 997 == 0)
+			kheap_trim(w->h);
+		if (w->slot[i].p != NULL) {
+			size_t n = w->slot[i].n < 64 ? w->slot[i].n : 64;
+			w->bad += !kt_verify(w->slot[i].p, n, w->slot[i].token);
+			kheap_free(w->h, w->slot[i].p);
+			w->slot[i].p = NULL;
+			continue;
+		}
+		size_t n = 8 + kt_below(&w->seed, op % 5 ? 500 : 3000);
+		uintptr_t irq = op % 7 == 0 ? kheap_irq_save() : 0; /* an "interrupt handler" */
+		unsigned char *p = kheap_alloc(w->h, n);
+		if (op % 7 == 0)
+			kheap_irq_restore(irq);
+		if (p == NULL)
+			continue;
+		w->slot[i].p = p, w->slot[i].n = n, w->slot[i].token = kt_rand(&w->seed);
+		kt_fill(p, n < 64 ? n : 64, w->slot[i].token);
+	}
+	for (unsigned i = 0; i < IPI_SLOTS; i++)
+		kheap_free(w->h, w->slot[i].p);
+	return NULL;
+}
+
+KT_CASE(percpu_ipi_threads_trim_under_load)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	static struct ipi_worker w[IPI_WORKERS];
+	KT_REQUIRE(pthread_barrier_init(&ipi_start, NULL, IPI_WORKERS) == 0);
+	host_ipi_enabled = 1;
+	unsigned started = 0;
+	for (unsigned i = 0; i < IPI_WORKERS; i++) {
+		w[i] = (struct ipi_worker){.h = h, .seed = 0x9e3779b97f4a7c15ull * (i + 1)};
+		started += pthread_create(&w[i].t, NULL, ipi_work, &w[i]) == 0;
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(w[i].t, NULL);
+	pthread_barrier_destroy(&ipi_start);
+	kheap_trim(h); /* the workers exited: their caches go back through kheap_cpu_dead */
+	host_ipi_enabled = 0;
+	KT_EQ(started, IPI_WORKERS);
+	for (unsigned i = 0; i < started; i++)
+		KT_EQ(w[i].bad, 0);
+	KT_EQ(stats(h).alloc_count, stats(h).free_count);
+	all_in_bins(h);
 	KT_EQ(rec.count, 0);
 }
 
