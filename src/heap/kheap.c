@@ -434,7 +434,8 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 
 static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
 
-/* Everything on CPU cpu's lists back to the bins (kheap_trim, OOM). */
+/* Everything on CPU cpu's lists back to the bins: the calling CPU's
+ * (kheap_trim, OOM, kheap_trim_cpu), or an offline one's (kheap_cpu_dead). */
 static void drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 {
 	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
