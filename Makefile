@@ -63,13 +63,15 @@ LIB := $(BUILD)/libkheap.a
 LIB_OBJ := $(HEAP_C:src/heap/%.c=$(BUILD)/lib/%.o) $(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o)
 
 # Host test programs: the heap sources built hosted (for sanitizers and
-# threads), with the white-box hook opened, plus tests/host/*.c.
+# threads), with the white-box hook opened, plus tests/host/*.c. Only these
+# take host_ipi.c (kheap_flush_others by signals, emulated interrupt
+# masking); bench and the preload library keep the default hooks.
 TEST_CC := $(if $(filter 1,$(LLVM)),clang,$(CROSS_COMPILE)gcc)
 TEST_CFLAGS := -std=gnu11 -O$(OPT) -g $(WARN) -Wno-missing-prototypes $(ARCH_HDR) $(HARDEN_DEF) $(TAGS_DEF) -DKH_PRIVATE= -DKH_FAULT_INJECT \
   -Isrc/heap -Itests/host $(if $(QEMU_USER),-static)
 TEST_HDR := $(wildcard src/heap/*.h src/heap/$(ARCH)/*.h tests/host/*.h)
 TEST_SRC := $(HEAP_C) $(HEAP_S) $(wildcard tests/host/t_*.c) tests/host/kt_core.c tests/host/kt_host.c tests/host/twin_c.c \
-  tests/host/host_cpu.c
+  tests/host/host_cpu.c tests/host/host_ipi.c
 TEST_BIN := $(BUILD)/kt-unit
 SAN_BIN := build/host-asan/kt-unit
 TSAN_BIN := build/host-tsan/kt-unit

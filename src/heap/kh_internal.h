@@ -61,7 +61,14 @@
  *
  * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
  * (kh_class.h: kh_cpu_pop/push), touched only by that CPU with interrupts
- * masked, never under the lock. A block on CPU k's list keeps its used
+ * masked, without the lock on the fast path and with it for refills and
+ * drains. The one exception is a CPU that is offline: kheap_cpu_dead
+ * drains its lists from another CPU under the lock, and its caller
+ * guarantees that the dead CPU's last list writes happen before the call
+ * and that the CPU stays out until it returns. So another CPU never takes
+ * a live CPU's blocks: kheap_trim and the OOM path make each CPU drain its
+ * own (kheap_flush_others, an IPI whose handler calls kheap_trim_cpu), or
+ * set its drain flag for its next call. A block on CPU k's list keeps its used
  * header (KH_CACHED clear: the backend may rewrite its KH_PREV_FREE flag
  * under the lock at any moment, so the owner never writes the header);
  * its first payload word is the encoded link and its second the token
@@ -74,7 +81,9 @@
  *     names k, at most its limit (kheap_check verifies the calling CPU's).
  *
  * Locking: every function here expects h->lock held, except the kh_*_init
- * helpers used before the heap is shared, and the per-CPU fast path.
+ * helpers used before the heap is shared, and the per-CPU fast path. The
+ * kernel's kheap_flush_others is called with it released, since the CPUs it
+ * interrupts take it in kheap_trim_cpu.
  */
 #ifndef KH_INTERNAL_H
 #define KH_INTERNAL_H
@@ -233,7 +242,11 @@ struct kh_err {
 	const void *ptr;
 	const char *msg;
 	bool oom;        /* memory ran out: call the OOM hook */
-	size_t oom_size; /* with the size asked for */
+	bool retry;      /* memory ran out while other CPUs' caches held blocks:
+			  * flush them (kheap_flush_others) and ask again */
+	bool retried;    /* this is that second request: running out is an OOM */
+	uint8_t oom_alg; /* with retry: log2 of the alignment asked for */
+	size_t oom_size; /* with oom or retry: the size asked for */
 #if KHEAP_TAGS
 	/* The return address of the kheap_* call, for the tag. Only in tags
 	 * builds: zeroing one more word costs every call 1 instruction. */
@@ -242,9 +255,9 @@ struct kh_err {
 };
 
 #if KHEAP_TAGS
-#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0, (caller)}
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, false, false, 0, 0, (caller)}
 #else
-#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, 0}
+#define KH_ERR_AT(caller) {KHEAP_OK, NULL, NULL, false, false, false, 0, 0}
 #endif
 #define KH_ERR_INIT KH_ERR_AT(NULL)
 

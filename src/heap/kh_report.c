@@ -24,6 +24,12 @@ WEAK void kheap_spin_yield(void) {}
 
 WEAK unsigned kheap_cpu_id(void) { return KHEAP_NO_CPU; }
 
+WEAK bool kheap_flush_others(struct kheap *h)
+{
+	(void)h;
+	return false;
+}
+
 static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_OK] = "ok",
 	[KHEAP_E_DOUBLE_FREE] = "double free",
@@ -41,6 +47,7 @@ static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_E_USE_AFTER_FREE] = "write after free",
 	[KHEAP_E_CANARY] = "write past the block",
 	[KHEAP_E_CORRUPT] = "heap corrupt",
+	[KHEAP_E_BAD_ARG] = "bad argument",
 };
 
 /* Bounded string builder over a caller's buffer. */

@@ -25,6 +25,15 @@
  * batch under the lock (refill, drain), the refill carving one backend
  * block into a batch. Until some CPU has had a number (h->percpu), every call
  * takes the locked path without asking for one.
+ *
+ * No CPU takes blocks from a live CPU's lists. kheap_trim, and an
+ * allocation still short after flushing the shared lists and its own CPU's
+ * (flush_all), drop the lock and call the kernel's kheap_flush_others,
+ * which makes every other CPU drain its own (kheap_trim_cpu, from an IPI);
+ * the allocation then tries once more, and only a failure after that is an
+ * OOM (out_of_memory asks, leave_alloc retries). A CPU the hook did not
+ * reach drains at its next call (its drain flag); an offline one is
+ * drained by kheap_cpu_dead.
  */
 #include "kh_internal.h"
 
@@ -225,6 +234,7 @@ static void set_class_limits(struct kheap *h)
 /* ---- allocation and release --------------------------------------------- */
 
 static void flush_all(struct kheap *h, struct kh_err *e);
+static size_t cached_elsewhere(struct kheap *h);
 
 /* A used block of at least s bytes from the backend, flushing the caches and
  * retrying once when it runs dry. align > KHEAP_ALIGN asks for an aligned one. */
@@ -243,15 +253,24 @@ static uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh
 	return 0;
 }
 
-/* Count an allocation of n bytes that failed; unless a misuse or corruption
- * was the cause, it is an out-of-memory event for the OOM hook. */
-static uintptr_t out_of_memory(struct kheap *h, size_t n, struct kh_err *e)
+/* Count an allocation of n bytes aligned to align that failed; unless a
+ * misuse or corruption was the cause, it is an out-of-memory event for the
+ * OOM hook. On a first try, while other CPUs' caches hold enough that the
+ * block might fit once they are flushed, it is not counted yet: e->retry
+ * asks leave_alloc to have them flushed and to try again. */
+static uintptr_t out_of_memory(struct kheap *h, size_t align, size_t n, struct kh_err *e)
 {
-	if (e->kind == KHEAP_OK) {
+	if (e->kind != KHEAP_OK)
+		return 0;
+	size_t s = kh_block_for(kh_want(n)), elsewhere = KH_PERCPU && !e->retried ? cached_elsewhere(h) : 0;
+	if (elsewhere != 0 && s != 0 && s <= h->n.free + elsewhere) {
+		e->retry = true;
+		e->oom_alg = (uint8_t)kh_fls_size(align);
+	} else {
 		h->n.ooms++;
 		e->oom = true;
-		e->oom_size = n;
 	}
+	e->oom_size = n;
 	return 0;
 }
 
@@ -271,7 +290,7 @@ static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 	if (b == 0 && s != 0)
 		b = backend_take(h, s, KHEAP_ALIGN, e);
 	if (b == 0)
-		return out_of_memory(h, n, e);
+		return out_of_memory(h, KHEAP_ALIGN, n, e);
 	count_grant(h, b, e);
 	return b;
 }
@@ -285,9 +304,30 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
 	if (s != 0 && align <= KH_MAX_BLOCK && s <= KH_MAX_BLOCK - align - KH_GRANULE)
 		b = backend_take(h, s, align, e);
 	if (b == 0)
-		return out_of_memory(h, n, e);
+		return out_of_memory(h, align, n, e);
 	kh_set(h, b, kh_size(b), kh_flags(b), kh_fls_size(align));
 	count_grant(h, b, e);
+	return b;
+}
+
+/* leave() for an allocating entry point whose locked stretch handed out b
+ * (or 0). When that stretch ran short while other CPUs' caches held blocks
+ * (e->retry), the lock is dropped for kheap_flush_others, which the CPUs it
+ * interrupts need, and the request is made once more if the hook says every
+ * cache is in the bins; a failure then, or a false answer, is the OOM. */
+static uintptr_t leave_alloc(struct kheap *h, uintptr_t irq, uintptr_t b, struct kh_err *e,
+			     const void *caller)
+{
+	if (__builtin_expect(e->retry, 0)) {
+		size_t n = e->oom_size, align = (size_t)1 << e->oom_alg;
+		kh_exit(h, irq);
+		bool flushed = kheap_flush_others(h);
+		irq = kh_enter(h);
+		e->retry = false;
+		e->retried = true;
+		b = flushed ? aligned_locked(h, align, n, e) : out_of_memory(h, align, n, e);
+	}
+	leave(h, irq, e, caller);
 	return b;
 }
 
@@ -421,7 +461,8 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 
 static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
 
-/* Everything on CPU cpu's lists back to the bins (kheap_trim, OOM). */
+/* Everything on CPU cpu's lists back to the bins: the calling CPU's
+ * (kheap_trim, OOM, kheap_trim_cpu), or an offline one's (kheap_cpu_dead). */
 static void drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 {
 	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
@@ -430,7 +471,8 @@ static void drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 }
 
 /* Everything cached back to the backend: the shared lists and this CPU's
- * cache now, the other CPUs' at their next call. Lock held. */
+ * cache now, the other CPUs' when kheap_flush_others reaches them or at
+ * their next call (drain flag). Lock held. */
 static void flush_all(struct kheap *h, struct kh_err *e)
 {
 	if (KH_PERCPU) {
@@ -442,6 +484,19 @@ static void flush_all(struct kheap *h, struct kh_err *e)
 			drain_cpu(h, me, e);
 	}
 	flush_caches(h, e);
+}
+
+/* Bytes on the per-CPU lists of the CPUs other than the calling one: reads
+ * of counts that their owners change without the lock, enough to tell
+ * whether kheap_flush_others can help. Interrupts masked. */
+static size_t cached_elsewhere(struct kheap *h)
+{
+	const struct kh_cpu *me = this_cpu(h);
+	size_t bytes = 0;
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
+		for (unsigned c = 0; &h->cpus[k] != me && c < KH_NCLASSES; c++)
+			bytes += __atomic_load_n(&h->cpus[k].cls[c].count, __ATOMIC_RELAXED) * kh_class_block_size(c);
+	return bytes;
 }
 
 /* Carve one backend block into up to n class-c blocks on CPU cpu's list.
@@ -774,7 +829,7 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	uintptr_t b = alloc_locked(h, size, &e);
-	leave(h, irq, &e, caller);
+	b = leave_alloc(h, irq, b, &e, caller);
 	return b ? kh_payload(b) : NULL;
 }
 
@@ -812,7 +867,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 		kh_fail(&e, KHEAP_E_OVERFLOW, (void *)size, "size + alignment overflows");
 	else
 		b = aligned_locked(h, align, size, &e);
-	leave(h, irq, &e, caller);
+	b = leave_alloc(h, irq, b, &e, caller);
 	return b ? kh_payload(b) : NULL;
 }
 
@@ -834,7 +889,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 			kh_fail(&e, KHEAP_E_OVERFLOW, (void *)n, "calloc count * size overflows");
 		else
 			b = alloc_locked(h, n * size, &e);
-		leave(h, irq, &e, caller);
+		b = leave_alloc(h, irq, b, &e, caller);
 	}
 	if (b == 0)
 		return NULL;
@@ -883,7 +938,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	uintptr_t irq = kh_enter(h);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
-		leave(h, irq, &e, caller);
+		b = leave_alloc(h, irq, b, &e, caller);
 		return b ? kh_payload(b) : NULL;
 	}
 	uintptr_t b = held(h, ptr, &e), nb = 0;
@@ -900,7 +955,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		nb = kh_alg(b) ? aligned_locked(h, (size_t)1 << kh_alg(b), size, &e)
 			       : alloc_locked(h, size, &e);
 	}
-	leave(h, irq, &e, caller);
+	nb = leave_alloc(h, irq, nb, &e, caller);
 	if (nb == 0 || nb == b)
 		return nb ? kh_payload(nb) : NULL;
 	/* Moved: copy outside the lock (both blocks are ours), then free. */
@@ -1003,5 +1058,35 @@ void kheap_trim(struct kheap *h)
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	flush_all(h, &e);
+	bool others = KH_PERCPU && cached_elsewhere(h) != 0;
+	leave(h, irq, &e, caller);
+	if (others)
+		kheap_flush_others(h);
+}
+
+void kheap_trim_cpu(struct kheap *h)
+{
+	const void *caller = CALLER();
+	if (!live(h, caller) || !KH_PERCPU)
+		return;
+	struct kh_err e = KH_ERR_AT(caller);
+	uintptr_t irq = kh_enter(h);
+	struct kh_cpu *cpu = this_cpu(h);
+	if (cpu != NULL)
+		drain_cpu(h, cpu, &e);
+	leave(h, irq, &e, caller);
+}
+
+void kheap_cpu_dead(struct kheap *h, unsigned cpu)
+{
+	const void *caller = CALLER();
+	if (!live(h, caller))
+		return;
+	struct kh_err e = KH_ERR_AT(caller);
+	uintptr_t irq = kh_enter(h);
+	if (cpu >= KHEAP_MAX_CPUS)
+		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)(uintptr_t)cpu, "kheap_cpu_dead: cpu is not below KHEAP_MAX_CPUS");
+	else if (KH_PERCPU)
+		drain_cpu(h, &h->cpus[cpu], &e);
 	leave(h, irq, &e, caller);
 }

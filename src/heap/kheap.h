@@ -8,8 +8,10 @@
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
  *    pointer-ownership test, and the total size-class cache capacity for the
  *    cache flush that runs at most once per allocation, only on exhaustion.
- *    kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and kheap_trim
- *    are the exceptions (linear).
+ *    An allocation that is still short after that flush while other CPUs'
+ *    per-CPU caches hold blocks also waits for kheap_flush_others and tries
+ *    once more. kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and
+ *    kheap_trim are the exceptions (linear).
  *  - Alignment: every returned pointer is aligned to KHEAP_ALIGN (16) bytes,
  *    or to the requested alignment when larger.
  *  - Overhead: 8 bytes per allocated block on 64-bit targets
@@ -18,20 +20,25 @@
  *    kheap_irq_restore() and takes the heap's spinlock, so it may be called
  *    from any CPU, thread or interrupt handler, but not from an NMI that may
  *    have interrupted the same heap: the lock is not recursive. The report
- *    hook runs with the lock released; the kheap_walk, kheap_walk_tags and
- *    kheap_check_verbose callbacks run with it held.
+ *    and OOM hooks and kheap_flush_others run with the lock released; the
+ *    kheap_walk, kheap_walk_tags and kheap_check_verbose callbacks run with
+ *    it held.
  *  - Per-CPU caches: when kheap_cpu_id() names a CPU, kheap_alloc,
  *    kheap_calloc and kheap_free of small blocks (up to 1016 bytes) are
  *    served from that CPU's own lists with interrupts masked but without the
  *    lock; the lists are refilled and drained in batches under the lock.
  *    Interrupts stay masked from the CPU lookup to the end of the list
  *    operation, so a handler that allocates on the same CPU cannot
- *    interleave, and no other CPU ever touches those lists: another CPU can
- *    only ask for them to be drained (kheap_trim). A double free that races
- *    with the first free of the same block on another CPU is not
- *    guaranteed to be caught. kheap_init and the locked allocation path ask
- *    kheap_cpu_id(); until it has named a CPU once, the other calls do not
- *    ask and take the locked path at once.
+ *    interleave, and no other CPU touches those lists while their CPU may
+ *    run kheap: another CPU only asks for them to be drained (kheap_trim,
+ *    an allocation that runs out), through kheap_flush_others, which makes
+ *    each CPU call kheap_trim_cpu, or else at that CPU's next kheap call.
+ *    kheap_cpu_dead drains the cache of a CPU that is offline. A double
+ *    free that races with the first free of the same block on another CPU
+ *    is not guaranteed to be caught.
+ *    kheap_init and the locked allocation path ask kheap_cpu_id(); until it
+ *    has named a CPU once, the other calls do not ask and take the locked
+ *    path at once.
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.
@@ -41,6 +48,7 @@
 #ifndef KHEAP_H
 #define KHEAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -133,6 +141,7 @@ enum kheap_error {
 	KHEAP_E_USE_AFTER_FREE, /* freed memory was written (KHEAP_HARDEN >= 1) */
 	KHEAP_E_CANARY,       /* the word past the usable size was overwritten (KHEAP_HARDEN >= 1) */
 	KHEAP_E_CORRUPT,      /* the periodic full check found a problem (KHEAP_HARDEN >= 3) */
+	KHEAP_E_BAD_ARG,      /* an argument outside its documented range (kheap_cpu_dead's cpu) */
 	KHEAP_E_COUNT_
 };
 
@@ -329,13 +338,36 @@ typedef void (*kheap_putc_fn)(void *ctx, char c);
 void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
 
 /* Return every block held by the shared size-class caches and by the calling
- * CPU's per-CPU cache to the coalescing bins, and ask every other CPU to
- * drain its own at its next kheap call (a CPU cannot reach into another's
- * lists without atomics on the fast path). For everything at once, call it
- * on every CPU, e.g. from an IPI handler. An allocation that runs out of
- * memory does the same before it gives up. O(cached blocks), which is
- * bounded by a compile-time constant. */
+ * CPU's per-CPU cache to the coalescing bins, under the lock; mark every
+ * other CPU's cache to be drained at that CPU's next kheap call (a CPU
+ * cannot reach into another's lists without atomics on the fast path).
+ * Then, with the lock released and when another CPU's cache holds blocks,
+ * call kheap_flush_others: once it returns true, every cache is in the
+ * bins. With the default hook (false) the other CPUs' caches stay where
+ * they are until their next call. An allocation that runs out of memory
+ * does the same before it gives up (it also calls kheap_flush_others, and
+ * tries again when that returns true). O(cached blocks), which is bounded
+ * by a compile-time constant, plus the hook. */
 void kheap_trim(struct kheap *h);
+
+/* Return the calling CPU's per-CPU cache to the coalescing bins. Masks
+ * interrupts and takes the lock inside: meant for the IPI handler behind
+ * kheap_flush_others, which an ordinary (maskable) interrupt delivers
+ * safely, since kheap masks interrupts wherever it holds the lock or
+ * touches this CPU's lists; not from an NMI (see Locking). Does nothing
+ * when kheap_cpu_id names no CPU or the build has no per-CPU caches.
+ * Reports nothing unless it finds a list corrupt. O(KHEAP_CPU_CACHE_MAX
+ * blocks per class). */
+void kheap_trim_cpu(struct kheap *h);
+
+/* CPU cpu is offline (hot-unplugged; on a host, its thread exited): drain
+ * its per-CPU cache to the coalescing bins now, from the calling CPU, under
+ * the lock. The caller guarantees that cpu runs no kheap call until this
+ * returns and it is brought back (e.g. from a CPU-hotplug "dead" callback,
+ * which runs after the CPU has stopped). cpu >= KHEAP_MAX_CPUS is reported
+ * as KHEAP_E_BAD_ARG; in a build without per-CPU caches a valid number is
+ * a no-op. O(KHEAP_CPU_CACHE_MAX blocks per class). */
+void kheap_cpu_dead(struct kheap *h, unsigned cpu);
 
 /*
  * Hooks. The library defines each one weak with the default named here; a
@@ -367,6 +399,22 @@ void kheap_spin_yield(void);
  * per-thread number, never the same for two live threads. Default:
  * KHEAP_NO_CPU, so a kernel that does not say gets no per-CPU caches. */
 unsigned kheap_cpu_id(void);
+
+/* Make every other CPU that may own a per-CPU cache of h call
+ * kheap_trim_cpu(h), and return true once all of them have returned
+ * (e.g. send an IPI whose handler calls kheap_trim_cpu, and wait for each
+ * CPU's acknowledgement; an offline CPU's cache is drained with
+ * kheap_cpu_dead instead). Return false when it did not: those CPUs then
+ * drain at their next kheap call. Called by kheap_trim, and by an
+ * allocation that ran out of memory while other CPUs' caches held blocks,
+ * always with the heap lock released (the other CPUs need it), and with
+ * the caller's interrupt state: an allocation in an interrupt handler
+ * calls it with interrupts masked. An implementation that would deadlock
+ * waiting with interrupts masked (another CPU spinning on an IPI to this
+ * one) must detect that and return false. Two CPUs may call it at once:
+ * each must keep answering IPIs while it waits. It must not allocate from
+ * h. Default: false (no IPIs). */
+bool kheap_flush_others(struct kheap *h);
 
 /* 64 bits of entropy for the per-heap secret that keys header cookies and
  * free-list link encoding, called once from kheap_init. Default: a fixed

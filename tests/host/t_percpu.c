@@ -4,10 +4,16 @@
  * do: exact statistics with blocks in per-CPU lists, double frees caught
  * without the lock (also across CPUs), corrupt lists repaired, kheap_trim's
  * drain requests, the OOM drain, and injected refill failures. Host only:
- * a second CPU is a second thread.
+ * a second CPU is a second thread. The last cases make the other CPUs
+ * drain through kheap_flush_others, which host_ipi.c implements with
+ * signals (off unless a case turns it on, around the calls it tests).
  */
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
+#include "host_cpu.h"
+#include "host_ipi.h"
 #include "kh_internal.h"
 #include "kt.h"
 
@@ -322,6 +328,383 @@ KT_CASE(percpu_second_region)
 	KT_EQ(st.cached_bytes, 0);
 	KT_EQ(st.free_blocks, 2);
 	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
+/* ---- other CPUs made to drain: kheap_flush_others (host_ipi.c) -------------- */
+
+#define PARKED_MAX 3
+
+/* Threads that each leave a carved batch in their per-CPU cache, then
+ * wait on a condition variable without calling kheap, as an idle CPU
+ * would. (Not a barrier: TSan delivers no signal to a thread blocked in
+ * pthread_barrier_wait, but does in pthread_cond_wait.) */
+struct parked {
+	struct kheap *h;
+	unsigned n;
+	pthread_t t[PARKED_MAX];
+	unsigned cpu[PARKED_MAX]; /* each one's number */
+	pthread_barrier_t ready;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int go;
+};
+
+struct park_arg {
+	struct parked *s;
+	unsigned i;
+};
+static struct park_arg park_args[PARKED_MAX];
+
+static void *park(void *arg)
+{
+	struct park_arg *a = arg;
+	struct parked *s = a->s;
+	kheap_free(s->h, kheap_alloc(s->h, 40 + 100 * a->i)); /* a class of its own */
+	s->cpu[a->i] = host_cpu_self();
+	pthread_barrier_wait(&s->ready);
+	pthread_mutex_lock(&s->m);
+	while (!s->go)
+		pthread_cond_wait(&s->c, &s->m);
+	pthread_mutex_unlock(&s->m);
+	return NULL;
+}
+
+/* n threads parked, their caches full; 0 when one could not start. */
+static int park_start(struct parked *s, struct kheap *h, unsigned n)
+{
+	s->h = h, s->n = n, s->go = 0;
+	pthread_barrier_init(&s->ready, NULL, n + 1);
+	pthread_mutex_init(&s->m, NULL);
+	pthread_cond_init(&s->c, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		park_args[i] = (struct park_arg){s, i};
+		if (pthread_create(&s->t[i], NULL, park, &park_args[i]) != 0)
+			return 0;
+	}
+	pthread_barrier_wait(&s->ready);
+	return 1;
+}
+
+/* Let them go and wait until they have exited (their caches stay). */
+static void park_end(struct parked *s)
+{
+	pthread_mutex_lock(&s->m);
+	s->go = 1;
+	pthread_cond_broadcast(&s->c);
+	pthread_mutex_unlock(&s->m);
+	for (unsigned i = 0; i < s->n; i++)
+		pthread_join(s->t[i], NULL);
+	pthread_barrier_destroy(&s->ready);
+	pthread_mutex_destroy(&s->m);
+	pthread_cond_destroy(&s->c);
+}
+
+/* Nothing held, nothing cached anywhere: the heap is one free block again. */
+static void all_in_bins(struct kheap *h)
+{
+	struct kheap_stats st = stats(h);
+	KT_EQ(st.cached_bytes, 0);
+	KT_EQ(st.cached_blocks, 0);
+	KT_EQ(st.in_use_bytes, 0);
+	KT_EQ(st.used_blocks, 0);
+	KT_EQ(st.free_blocks, 1);
+	KT_EQ(st.free_bytes, st.total_bytes);
+	KT_EQ(kt_heap_check(h), 0);
+}
+
+/* kheap_trim with the IPI hook reaches the caches of CPUs that make no
+ * kheap call; without it (the library's default) they stay full. */
+KT_CASE(percpu_ipi_trim_empties_every_cache)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	struct parked s;
+	KT_REQUIRE(park_start(&s, h, 3));
+	size_t theirs = stats(h).cached_bytes;
+	KT_CHECK(theirs > 0);
+	kheap_free(h, kheap_alloc(h, 300)); /* and a batch on this CPU */
+	KT_CHECK(stats(h).cached_bytes > theirs);
+	kheap_trim(h);
+	KT_EQ(stats(h).cached_bytes, theirs); /* hook off: only ours went back */
+	host_ipi_enabled = 1;
+	kheap_trim(h);
+	host_ipi_enabled = 0;
+	all_in_bins(h);
+	park_end(&s);
+	KT_EQ(rec.count, 0);
+}
+
+/* The numbers of threads that exited are free, but their caches are not
+ * empty: the hook drains them with kheap_cpu_dead. */
+KT_CASE(percpu_ipi_trim_drains_exited_threads)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	struct parked s;
+	KT_REQUIRE(park_start(&s, h, 2));
+	park_end(&s);
+	KT_CHECK(stats(h).cached_bytes > 0);
+	host_ipi_enabled = 1;
+	kheap_trim(h);
+	host_ipi_enabled = 0;
+	all_in_bins(h);
+	KT_EQ(rec.count, 0);
+}
+
+static void count_oom(void *ctx, size_t size)
+{
+	(void)size;
+	++*(unsigned *)ctx;
+}
+
+/* Take every free byte, halving the size on each failure. */
+static unsigned fill(struct kheap *h, void **held, unsigned cap)
+{
+	unsigned n = 0;
+	for (size_t size = 65536; size >= 16 && n < cap;) {
+		if ((held[n] = kheap_alloc(h, size)) != NULL)
+			n++;
+		else
+			size /= 2;
+	}
+	return n;
+}
+
+/* The only free memory sits in another CPU's cache: an allocation gets it
+ * when the hook makes that CPU drain, and is an OOM when it does not (hook
+ * off, or this CPU's emulated interrupts masked). */
+KT_CASE(percpu_ipi_oom_takes_from_other_cpus)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	unsigned hook = 0;
+	kheap_set_oom(h, count_oom, &hook);
+	struct parked s;
+	KT_REQUIRE(park_start(&s, h, 1));
+	size_t theirs = stats(h).cached_bytes;
+	static void *held[4096];
+	unsigned n = fill(h, held, 4096);
+	struct kheap_stats st = stats(h);
+	KT_CHECK(n > 10 && n < 4096);
+	KT_EQ(st.free_bytes, 0);
+	KT_EQ(st.cached_bytes, theirs); /* all of it on the parked CPU */
+	KT_CHECK(theirs >= 64);
+	uint64_t ooms = st.oom_count;
+	hook = 0;
+	void *p = kheap_alloc(h, 48); /* hook off */
+	KT_CHECK(p == NULL);
+	KT_EQ(stats(h).oom_count, ooms + 1);
+	KT_EQ(hook, 1);
+	host_ipi_enabled = 1;
+	uintptr_t irq = kheap_irq_save(); /* as if in an interrupt handler */
+	void *q = kheap_alloc(h, 48);
+	kheap_irq_restore(irq);
+	void *r = kheap_alloc(h, 48);
+	host_ipi_enabled = 0;
+	KT_CHECK(q == NULL);
+	KT_CHECK(r != NULL);
+	KT_EQ(stats(h).oom_count, ooms + 2); /* the masked one only */
+	KT_EQ(hook, 2);
+	KT_EQ(stats(h).cached_bytes, 0);
+	KT_CHECK(balanced(h));
+	KT_EQ(kt_heap_check(h), 0);
+	kheap_free(h, r);
+	for (unsigned i = 0; i < n; i++)
+		kheap_free(h, held[i]);
+	park_end(&s);
+	all_back(h);
+	KT_EQ(rec.count, 0);
+}
+
+KT_CASE(percpu_cpu_dead_drains_that_cache)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	struct parked s;
+	KT_REQUIRE(park_start(&s, h, 1));
+	park_end(&s); /* it exited; no other thread runs, so its number stays free */
+	unsigned k = s.cpu[0];
+	KT_REQUIRE(k < KHEAP_MAX_CPUS);
+	KT_CHECK(stats(h).cached_bytes > 0);
+	kheap_cpu_dead(h, k);
+	all_in_bins(h);
+	KT_EQ(rec.count, 0);
+	uint64_t errors = stats(h).error_count;
+	kheap_cpu_dead(h, KHEAP_MAX_CPUS);
+	KT_REPORTED(&rec, KHEAP_E_BAD_ARG);
+	KT_EQ((uintptr_t)rec.last.ptr, KHEAP_MAX_CPUS);
+	kheap_cpu_dead(h, KHEAP_NO_CPU);
+	KT_REPORTED(&rec, KHEAP_E_BAD_ARG);
+	KT_EQ(stats(h).error_count, errors + 2);
+	all_in_bins(h);
+}
+
+/* A CPU with interrupts masked must not wait for the others' answers: the
+ * hook says false and leaves their caches alone. */
+KT_CASE(percpu_ipi_refused_while_masked)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	struct parked s;
+	KT_REQUIRE(park_start(&s, h, 2));
+	size_t theirs = stats(h).cached_bytes;
+	host_ipi_enabled = 1;
+	uintptr_t irq = kheap_irq_save();
+	int masked = kheap_flush_others(h);
+	kheap_irq_restore(irq);
+	size_t after_masked = stats(h).cached_bytes;
+	int open = kheap_flush_others(h);
+	host_ipi_enabled = 0;
+	KT_CHECK(!masked);
+	KT_EQ(after_masked, theirs);
+	KT_CHECK(open);
+	all_in_bins(h);
+	park_end(&s);
+	KT_EQ(rec.count, 0);
+}
+
+/* An IPI that reaches a CPU with interrupts masked waits for the unmask,
+ * and the flush waits for it. */
+struct masked_cpu {
+	struct kheap *h;
+	pthread_barrier_t ready, go;
+	size_t seen; /* cached bytes once the IPI was pending */
+};
+
+static void *masked_cpu(void *arg)
+{
+	struct masked_cpu *m = arg;
+	kheap_free(m->h, kheap_alloc(m->h, 72));
+	uintptr_t irq = kheap_irq_save();
+	pthread_barrier_wait(&m->ready);
+	/* Bounded, and stops when the cache empties: a broken mask fails the
+	 * case instead of hanging it. */
+	time_t until = time(NULL) + 10;
+	while (!host_ipi_pending() && stats(m->h).cached_bytes != 0 && time(NULL) < until)
+		sched_yield();
+	m->seen = stats(m->h).cached_bytes;
+	kheap_irq_restore(irq); /* answers the IPI */
+	pthread_barrier_wait(&m->go);
+	return NULL;
+}
+
+KT_CASE(percpu_ipi_waits_for_a_masked_cpu)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	static struct masked_cpu m;
+	m.h = h, m.seen = 0;
+	pthread_barrier_init(&m.ready, NULL, 2);
+	pthread_barrier_init(&m.go, NULL, 2);
+	pthread_t t;
+	KT_REQUIRE(pthread_create(&t, NULL, masked_cpu, &m) == 0);
+	pthread_barrier_wait(&m.ready);
+	size_t theirs = stats(h).cached_bytes;
+	host_ipi_enabled = 1;
+	int done = kheap_flush_others(h);
+	host_ipi_enabled = 0;
+	KT_CHECK(done);
+	all_in_bins(h);
+	pthread_barrier_wait(&m.go);
+	pthread_join(t, NULL);
+	KT_CHECK(theirs > 0);
+	KT_EQ(m.seen, theirs); /* nothing drained while it was masked */
+	pthread_barrier_destroy(&m.ready);
+	pthread_barrier_destroy(&m.go);
+	KT_EQ(rec.count, 0);
+}
+
+/* Several CPUs at work, each trimming now and then with the hook on: IPI
+ * rounds overlap with heap calls (masked: the IPI waits), with each other
+ * (one waits for the other's freeze, answering meanwhile), with masked
+ * allocations, and with threads exiting. Contents are stamped; at the end
+ * everything is back in the bins. The name holds "threads_", so that the
+ * TSan suite (make test-tsan) runs it too. */
+#define IPI_WORKERS 4
+#define IPI_OPS 20000u
+#define IPI_SLOTS 64u
+
+static pthread_barrier_t ipi_start;
+
+struct ipi_worker {
+	pthread_t t;
+	struct kheap *h;
+	uint64_t seed;
+	unsigned bad;
+	struct {
+		unsigned char *p;
+		size_t n;
+		uint64_t token;
+	} slot[IPI_SLOTS];
+};
+
+static void *ipi_work(void *arg)
+{
+	struct ipi_worker *w = arg;
+	pthread_barrier_wait(&ipi_start); /* before any heap call: no IPI can wait on it */
+	for (unsigned op = 0; op < IPI_OPS; op++) {
+		unsigned i = (unsigned)kt_below(&w->seed, IPI_SLOTS);
+		if (op % 997 == 0)
+			kheap_trim(w->h);
+		if (w->slot[i].p != NULL) {
+			size_t n = w->slot[i].n < 64 ? w->slot[i].n : 64;
+			w->bad += !kt_verify(w->slot[i].p, n, w->slot[i].token);
+			kheap_free(w->h, w->slot[i].p);
+			w->slot[i].p = NULL;
+			continue;
+		}
+		size_t n = 8 + kt_below(&w->seed, op % 5 ? 500 : 3000);
+		uintptr_t irq = op % 7 == 0 ? kheap_irq_save() : 0; /* an "interrupt handler" */
+		unsigned char *p = kheap_alloc(w->h, n);
+		if (op % 7 == 0)
+			kheap_irq_restore(irq);
+		if (p == NULL)
+			continue;
+		w->slot[i].p = p, w->slot[i].n = n, w->slot[i].token = kt_rand(&w->seed);
+		kt_fill(p, n < 64 ? n : 64, w->slot[i].token);
+	}
+	for (unsigned i = 0; i < IPI_SLOTS; i++)
+		kheap_free(w->h, w->slot[i].p);
+	return NULL;
+}
+
+KT_CASE(percpu_ipi_threads_trim_under_load)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	static struct ipi_worker w[IPI_WORKERS];
+	KT_REQUIRE(pthread_barrier_init(&ipi_start, NULL, IPI_WORKERS) == 0);
+	host_ipi_enabled = 1;
+	unsigned started = 0;
+	for (unsigned i = 0; i < IPI_WORKERS; i++) {
+		w[i] = (struct ipi_worker){.h = h, .seed = 0x9e3779b97f4a7c15ull * (i + 1)};
+		started += pthread_create(&w[i].t, NULL, ipi_work, &w[i]) == 0;
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(w[i].t, NULL);
+	pthread_barrier_destroy(&ipi_start);
+	kheap_trim(h); /* the workers exited: their caches go back through kheap_cpu_dead */
+	host_ipi_enabled = 0;
+	KT_EQ(started, IPI_WORKERS);
+	for (unsigned i = 0; i < started; i++)
+		KT_EQ(w[i].bad, 0);
+	KT_EQ(stats(h).alloc_count, stats(h).free_count);
+	all_in_bins(h);
 	KT_EQ(rec.count, 0);
 }
 
