@@ -60,7 +60,8 @@
  *  I7 the counters equal what a walk adds up.
  *
  * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
- * (kh_class.h: kh_cpu_pop/push), touched only by that CPU with interrupts
+ * (kh_class.h: kh_cpu_alloc/kh_cpu_free on the fast path, kh_cpu_pop/push
+ * elsewhere), touched only by that CPU with interrupts
  * masked, without the lock on the fast path and with it for refills and
  * drains. The one exception is a CPU that is offline: kheap_cpu_dead
  * drains its lists from another CPU under the lock, and its caller
@@ -190,8 +191,9 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
 
 /* One CPU's cache is struct kh_cpu (kh_class.h, shared with the assembly).
- * Written only by its CPU, except the drain flag; other CPUs read the
- * counts and op counters for the statistics. Its span [lo, hi) and region
+ * Written only by its CPU, except the drain flag and, while that CPU is
+ * offline, by kheap_cpu_dead; other CPUs read the counts and op counters
+ * for the statistics. Its span [lo, hi) and region
  * count are the owner's snapshot of the heap's, taken under the lock
  * (cpu_sync): a region added since is served by the locked path until the
  * owner's next locked stretch. With one region the span is exact; with more,
