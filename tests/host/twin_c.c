@@ -10,6 +10,8 @@
 #define kh_class_push twin_class_push
 #define kh_cpu_pop twin_cpu_pop
 #define kh_cpu_push twin_cpu_push
+#define kh_cpu_alloc twin_cpu_alloc
+#define kh_cpu_free twin_cpu_free
 #define kh_lock_acquire twin_lock_acquire
 #define kh_lock_release twin_lock_release
 #define kh_arch_irq_save twin_arch_irq_save
