@@ -454,3 +454,646 @@ KT_CASE(diff_irq_generic_twin)
 	twin_arch_irq_restore(~(uintptr_t)0);
 	KT_EQ(twin_arch_irq_save(), 0);
 }
+
+/* ---- kh_cpu_alloc / kh_cpu_free: the fused fast path ------------------------ */
+
+/*
+ * Every call runs three ways from one starting state: the build's kh_cpu_*
+ * (the assembly by default), the twin, and a model written from the
+ * contract in kh_class.h. Links, tokens and cookies encode absolute
+ * addresses, so two images can be compared byte for byte only when both
+ * calls ran at the same address: the image is saved before the first run
+ * and put back before each of the others, and the three results are
+ * compared whole (struct kh_cpu, the arena and the guard words around
+ * them) along with the return values. The twin's result goes on.
+ */
+#ifndef KT_STRESS_OPS
+#define KT_STRESS_OPS 1000000u
+#endif
+#define ARENA 2048u
+#define NBLK ((ARENA - 32) / 32) /* blocks 32 bytes apart: header, link, token, spare */
+#define BODY_MASK (((uint64_t)1 << KH_FAST_COOKIE_SHIFT) - 1)
+#define SIZE_BITS 0xfffffffff0u
+#define H_USED 1u
+#define H_PREV 2u
+#define H_CACHED 4u
+#define H_ZERO 8u
+#define H_ALG(a) ((uint64_t)(a) << 40)
+
+struct image {
+	uint64_t pre[8];
+	struct kh_cpu cpu;
+	uint64_t mid[4];
+	unsigned char mem[ARENA];
+	uint64_t post[4];
+};
+_Static_assert(sizeof(struct image) == 64 + sizeof(struct kh_cpu) + 32 + ARENA + 32,
+	       "no padding: every byte compared is state");
+_Static_assert(offsetof(struct image, mem) % 16 == 0, "blocks are 8 mod 16, payloads 16-aligned");
+
+static _Alignas(64) struct image img, img_base, img_start, img_asm, img_model;
+static unsigned fp_logged; /* failures logged in this case, to keep the log short */
+
+static uintptr_t blk_p(unsigned i) { return (uintptr_t)img.mem + 16 + 32 * (uintptr_t)i; }
+
+static uintptr_t ld(uintptr_t a)
+{
+	uintptr_t w;
+	__builtin_memcpy(&w, (const void *)a, sizeof w);
+	return w;
+}
+
+static void st(uintptr_t a, uintptr_t v) { __builtin_memcpy((void *)a, &v, sizeof v); }
+
+/* A header sealed as the contract says: the cookie is the top 18 bits of
+ * ((bits 0..45) ^ block address ^ key) * KH_FAST_COOKIE_MUL. */
+static uint64_t seal(uintptr_t b, uint64_t body, uintptr_t key)
+{
+	body &= BODY_MASK;
+	uint64_t cookie = ((body ^ b ^ key) * (uint64_t)KH_FAST_COOKIE_MUL) >> KH_FAST_COOKIE_SHIFT;
+	return body | cookie << KH_FAST_COOKIE_SHIFT;
+}
+
+static void set_header(unsigned i, uint64_t body) { st(blk_p(i) - 8, seal(blk_p(i) - 8, body, img.cpu.key)); }
+
+/* The token word of a block on CPU k's list (kh_tkey), read back by
+ * kh_cpu_free as w ^ p ^ ~key = k. */
+static void set_token_cpu(unsigned i, uint64_t k) { st(blk_p(i) + 8, blk_p(i) ^ ~img.cpu.key ^ k); }
+
+/* -- the model, from kh_class.h alone -- */
+
+static unsigned model_request_class(size_t n)
+{
+	for (unsigned c = 0; c < KH_NCLASSES && n <= KH_CLASS_MAX_PAYLOAD; c++)
+		if (kh_class_block_size(c) >= n + 8)
+			return c;
+	return KH_NCLASSES;
+}
+
+static unsigned model_block_class(uint64_t s)
+{
+	for (unsigned c = 0; c < KH_NCLASSES; c++)
+		if (kh_class_block_size(c) == s)
+			return c;
+	return KH_NCLASSES;
+}
+
+/* b in [lo, hi), compared unsigned from lo as the C does: the same as
+ * lo <= b < hi whenever lo <= hi, which region_attach keeps; the twins
+ * must agree either way. */
+static int model_in_span(const struct kh_cpu *cpu, uintptr_t b) { return b - cpu->lo < cpu->hi - cpu->lo; }
+
+static void *model_alloc(struct kh_cpu *cpu, size_t n)
+{
+	unsigned c = model_request_class(n);
+	if (c == KH_NCLASSES || cpu->drain != 0 || cpu->cls[c].head == 0)
+		return NULL;
+	struct kh_class *l = &cpu->cls[c];
+	uintptr_t p = l->head, next = ld(p) ^ p ^ cpu->key;
+	if (ld(p + 8) != (p ^ cpu->tkey))
+		return NULL;
+	if (next != 0 && (next % 16 != 0 || !model_in_span(cpu, next - 8)))
+		return NULL;
+	l->head = next;
+	l->count--;
+	st(p + 8, 0);
+	cpu->allocs++;
+	return (void *)p;
+}
+
+/* The class of block b with header h when h is sealed, USED alone of the
+ * flags (PREV_FREE either way), alignment 0 and a class size; else
+ * KH_NCLASSES. */
+static unsigned model_header_class(const struct kh_cpu *cpu, uintptr_t b, uint64_t h)
+{
+	if (seal(b, h, cpu->key) != h)
+		return KH_NCLASSES;
+	if (!(h & H_USED) || (h & (H_CACHED | H_ZERO)) || (h & H_ALG(63)) != 0)
+		return KH_NCLASSES;
+	return model_block_class(h & SIZE_BITS);
+}
+
+static int model_free(struct kh_cpu *cpu, void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (cpu->drain != 0 || p % 16 != 0 || !model_in_span(cpu, p - 8))
+		return 0;
+	unsigned c = model_header_class(cpu, p - 8, ld(p - 8));
+	if (c == KH_NCLASSES || (ld(p + 8) ^ p ^ ~cpu->key) < KH_FAST_TOKEN_CPUS)
+		return 0;
+	struct kh_class *l = &cpu->cls[c];
+	if (l->count >= l->limit)
+		return 0;
+	st(p, l->head ^ p ^ cpu->key);
+	st(p + 8, p ^ cpu->tkey);
+	l->head = p;
+	l->count++;
+	cpu->frees++;
+	return 1;
+}
+
+/* -- running one call three ways -- */
+
+static int image_same(const struct image *x, const char *who)
+{
+	const unsigned char *a = (const void *)x, *b = (const void *)&img;
+	for (size_t i = 0; i < sizeof img; i++) {
+		if (a[i] == b[i])
+			continue;
+		if (fp_logged < 5) {
+			kt_log(who);
+			kt_out("    differs from the twin at image byte ");
+			kt_putu(i), kt_out(" (kh_cpu at 64, arena at "), kt_putu(64 + sizeof img.cpu + 32);
+			kt_out(")\n");
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static void run_start(void) { __builtin_memcpy(&img_start, &img, sizeof img); }
+
+static void run_next(struct image *keep)
+{
+	__builtin_memcpy(keep, &img, sizeof img);
+	__builtin_memcpy(&img, &img_start, sizeof img);
+}
+
+static int verdict(int ok, const char *op, uint64_t arg, uint64_t ra, uint64_t rt, uint64_t rm)
+{
+	ok &= image_same(&img_asm, "state after the build's call");
+	ok &= image_same(&img_model, "state after the model's call");
+	if (!ok && fp_logged++ < 5) {
+		kt_log(op);
+		kt_out("    arg, build, twin, model: "), kt_putx(arg), kt_out(" "), kt_putx(ra);
+		kt_out(" "), kt_putx(rt), kt_out(" "), kt_putx(rm), kt_out("\n");
+	}
+	return ok;
+}
+
+/* want: 1 a block, 0 NULL, -1 whatever the model says. */
+static int fp_alloc(size_t n, int want)
+{
+	run_start();
+	void *ra = kh_cpu_alloc(&img.cpu, n);
+	run_next(&img_asm);
+	void *rm = model_alloc(&img.cpu, n);
+	run_next(&img_model);
+	void *rt = twin_cpu_alloc(&img.cpu, n);
+	int ok = ra == rt && rt == rm && (want < 0 || (rt != NULL) == want);
+	return verdict(ok, "kh_cpu_alloc disagrees; n:", n, (uintptr_t)ra, (uintptr_t)rt, (uintptr_t)rm);
+}
+
+static int fp_free(uintptr_t p, int want)
+{
+	run_start();
+	int ra = kh_cpu_free(&img.cpu, (void *)p);
+	run_next(&img_asm);
+	int rm = model_free(&img.cpu, (void *)p);
+	run_next(&img_model);
+	int rt = twin_cpu_free(&img.cpu, (void *)p);
+	int ok = ra == rt && rt == rm && (want < 0 || rt == want);
+	return verdict(ok, "kh_cpu_free disagrees; p - arena:", p - (uintptr_t)img.mem, (unsigned)ra,
+		       (unsigned)rt, (unsigned)rm);
+}
+
+/* -- states -- */
+
+/* Random bytes everywhere (so that a stray write shows), then a cache as
+ * the heap sets one up: tkey names CPU k as kh_tkey does, the span covers
+ * every block, no drain, empty lists with random counts and limits, every
+ * block a sealed used block of a class size with a token naming no CPU. */
+static void image_random(uint64_t *s)
+{
+	for (size_t i = 0; i < sizeof img; i += 8) {
+		uint64_t w = kt_rand(s);
+		__builtin_memcpy((unsigned char *)&img + i, &w, sizeof w);
+	}
+	struct kh_cpu *cpu = &img.cpu;
+	cpu->key = kt_rand(s);
+	cpu->tkey = ~cpu->key ^ (uintptr_t)kt_below(s, KH_FAST_TOKEN_CPUS);
+	cpu->lo = blk_p(0) - 8;
+	cpu->hi = (uintptr_t)img.mem + ARENA - 24; /* a block below it has its token below the end */
+	cpu->drain = 0;
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		cpu->cls[c].head = 0;
+		cpu->cls[c].count = (uint32_t)kt_below(s, 4);
+		cpu->cls[c].limit = cpu->cls[c].count + 1 + (uint32_t)kt_below(s, 8);
+	}
+	for (unsigned i = 0; i < NBLK; i++)
+		set_header(i, kh_class_block_size((unsigned)kt_below(s, KH_NCLASSES)) | H_USED | (kt_rand(s) & H_PREV));
+}
+
+/* Put blocks ids[0..k) on class c's list, ids[k - 1] the head; the oldest
+ * block's link decodes to tail. */
+static void list_build(unsigned c, const unsigned *ids, unsigned k, uintptr_t tail)
+{
+	struct kh_cpu *cpu = &img.cpu;
+	uintptr_t next = tail;
+	for (unsigned j = 0; j < k; j++) {
+		uintptr_t p = blk_p(ids[j]);
+		st(p, next ^ p ^ cpu->key);
+		st(p + 8, p ^ cpu->tkey);
+		next = p;
+	}
+	cpu->cls[c].head = next;
+	cpu->cls[c].count = k;
+}
+
+/* Every class list holds two blocks (2c, 2c + 1); the older one's link
+ * decodes to 0 for even classes and to block 46 + c / 2, on no list, for
+ * odd ones. Saved as img_base for image_restore. */
+static void image_lists(uint64_t seed)
+{
+	uint64_t s = seed;
+	image_random(&s);
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		unsigned ids[2] = {2 * c, 2 * c + 1};
+		list_build(c, ids, 2, c & 1 ? blk_p(46 + c / 2) : 0);
+	}
+	__builtin_memcpy(&img_base, &img, sizeof img);
+}
+
+static void image_restore(void) { __builtin_memcpy(&img, &img_base, sizeof img); }
+
+/* -- kh_cpu_alloc -- */
+
+/* Every request size through the class boundaries and past the largest
+ * class, each from full lists: the head, then the older block (whose link
+ * decodes to 0 or to a block on no list), then what is left. */
+KT_CASE(diff_cpu_alloc_every_size)
+{
+	static const size_t huge[] = {
+		SIZE_MAX, SIZE_MAX - 7, (size_t)1 << 63, (size_t)UINT32_MAX, (size_t)UINT32_MAX + 8,
+		((size_t)1 << 32) + 5, ((size_t)1 << 32) + 1016, 4096, 1024, 1017,
+	};
+	unsigned bad = 0;
+	fp_logged = 0;
+	for (size_t n = 0; n <= 1100 + sizeof huge / sizeof huge[0]; n++) {
+		size_t req = n <= 1100 ? n : huge[n - 1101];
+		image_lists(0xa110c000 + n);
+		bad += !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
+		bad += !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
+		bad += !fp_alloc(req, -1);
+	}
+	KT_EQ(bad, 0);
+}
+
+/* Each refusal the contract lists, for the smallest and largest request
+ * of every class: drain set, an empty list, a wrong token (each bit, and
+ * with a link decoding to 0), a link that decodes misaligned (each low
+ * nibble); and the hit beside them: a link decoding to 0, with a count and
+ * allocs that wrap. */
+static unsigned alloc_refusals(size_t n)
+{
+	static const uint32_t drains[] = {1, 0x80000000u, 0xffffffffu};
+	struct kh_class *l = &img.cpu.cls[model_request_class(n)];
+	unsigned bad = 0;
+	for (unsigned k = 0; k < 3; k++) {
+		image_restore();
+		img.cpu.drain = drains[k];
+		bad += !fp_alloc(n, 0);
+	}
+	image_restore();
+	l->head = 0;
+	bad += !fp_alloc(n, 0);
+	for (unsigned bit = 0; bit < 64; bit++) {
+		image_restore();
+		st(l->head + 8, ld(l->head + 8) ^ (uintptr_t)1 << bit);
+		bad += !fp_alloc(n, 0);
+	}
+	for (uintptr_t d = 1; d < 16; d++) {
+		image_restore();
+		st(l->head, ld(l->head) ^ d);
+		bad += !fp_alloc(n, 0);
+	}
+	image_restore();
+	st(l->head, l->head ^ img.cpu.key); /* next == 0, and a wrong token */
+	st(l->head + 8, ld(l->head + 8) ^ 16);
+	bad += !fp_alloc(n, 0);
+	image_restore();
+	st(l->head, l->head ^ img.cpu.key); /* next == 0 */
+	l->count = 0;
+	img.cpu.allocs = UINT64_MAX;
+	bad += !fp_alloc(n, 1);
+	bad += !KT_EQ(l->count, 0xffffffffu) + !KT_EQ(img.cpu.allocs, 0) + !KT_EQ(l->head, 0);
+	return bad;
+}
+
+KT_CASE(diff_cpu_alloc_refusals)
+{
+	unsigned bad = 0;
+	fp_logged = 0;
+	image_lists(0xa110c001);
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		bad += alloc_refusals(c ? kh_class_block_size(c - 1) - 7 : 0);
+		bad += alloc_refusals(kh_class_block_size(c) - 8);
+	}
+	KT_EQ(bad, 0);
+}
+
+/* The decoded link against the span, byte by byte across both ends, with
+ * lo at every offset mod 16; then spans with lo == hi and lo > hi. */
+static unsigned alloc_span(size_t n, uintptr_t lo, uintptr_t hi)
+{
+	unsigned c = model_request_class(n), bad = 0;
+	for (int end = 0; end < 2; end++) {
+		for (uintptr_t next = (end ? hi : lo) - 40; next != (end ? hi : lo) + 40; next++) {
+			image_restore();
+			img.cpu.lo = lo;
+			img.cpu.hi = hi;
+			uintptr_t p = img.cpu.cls[c].head;
+			st(p, next ^ p ^ img.cpu.key);
+			bad += !fp_alloc(n, -1);
+		}
+	}
+	return bad;
+}
+
+KT_CASE(diff_cpu_alloc_span_edges)
+{
+	unsigned bad = 0;
+	fp_logged = 0;
+	image_lists(0xa110c002);
+	uintptr_t mem = (uintptr_t)img.mem;
+	for (uintptr_t d = 0; d < 16; d++)
+		bad += alloc_span(100, mem + 200 + d, mem + 1500 + d);
+	bad += alloc_span(1000, mem + 1000, mem + 1000);
+	bad += alloc_span(24, mem + 1500, mem + 400);
+	bad += alloc_span(24, mem + 1504, mem + 1496);
+	bad += alloc_span(500, UINTPTR_MAX - 7, 8);
+	KT_EQ(bad, 0);
+}
+
+/* -- kh_cpu_free -- */
+
+#define FREE_BLK 20u /* the block the directed cases free */
+
+/* A fresh image whose lists are as image_random leaves them, with block
+ * FREE_BLK's header set to body and its token naming no CPU. */
+static void free_setup(uint64_t seed, uint64_t body)
+{
+	uint64_t s = seed;
+	image_random(&s);
+	set_header(FREE_BLK, body);
+	__builtin_memcpy(&img_base, &img, sizeof img);
+}
+
+/* Every block size 0..1104 in steps of 16 and a few far above, sealed,
+ * USED with and without PREV_FREE: pushed iff a class size. Then the same
+ * block again, which its token now names this CPU's: refused. */
+KT_CASE(diff_cpu_free_every_size)
+{
+	static const uint64_t far[] = {2048, 4096, (uint64_t)1 << 39, SIZE_BITS, SIZE_BITS - 1008};
+	unsigned bad = 0;
+	fp_logged = 0;
+	for (unsigned k = 0; k < 70 + sizeof far / sizeof far[0]; k++) {
+		uint64_t size = k < 70 ? 16 * (uint64_t)k : far[k - 70];
+		int want = model_block_class(size) < KH_NCLASSES;
+		for (uint64_t prev = 0; prev <= H_PREV; prev += H_PREV) {
+			free_setup(0xf4ee0000 + k, size | H_USED | prev);
+			bad += !fp_free(blk_p(FREE_BLK), want);
+			bad += !fp_free(blk_p(FREE_BLK), 0);
+		}
+	}
+	KT_EQ(bad, 0);
+}
+
+/* The header checks, on blocks of 32, 272 (no class), 512 and 1024
+ * bytes: each of the 64 bits flipped (the cookie fails); resealed with
+ * the zero bit, CACHED, each alignment bit, without USED; and resealed
+ * with PREV_FREE, which is a hit. */
+static unsigned free_headers(uint64_t size)
+{
+	static const uint64_t sealed_bad[] = {
+		H_ZERO, H_CACHED, H_CACHED | H_ZERO, H_ALG(1), H_ALG(2), H_ALG(4), H_ALG(8), H_ALG(16),
+		H_ALG(32), H_ALG(63),
+	};
+	uint64_t good = size | H_USED;
+	int want = model_block_class(size) < KH_NCLASSES;
+	unsigned bad = 0;
+	free_setup(0xf4ee1000 + size, good);
+	for (unsigned bit = 0; bit < 64; bit++) {
+		image_restore();
+		uintptr_t b = blk_p(FREE_BLK) - 8;
+		st(b, ld(b) ^ (uint64_t)1 << bit);
+		bad += !fp_free(blk_p(FREE_BLK), 0);
+	}
+	for (unsigned k = 0; k < sizeof sealed_bad / sizeof sealed_bad[0]; k++) {
+		image_restore();
+		set_header(FREE_BLK, good | sealed_bad[k]);
+		bad += !fp_free(blk_p(FREE_BLK), 0);
+	}
+	image_restore();
+	set_header(FREE_BLK, size | H_PREV);
+	bad += !fp_free(blk_p(FREE_BLK), 0);
+	image_restore();
+	set_header(FREE_BLK, good | H_PREV);
+	bad += !fp_free(blk_p(FREE_BLK), want);
+	return bad;
+}
+
+KT_CASE(diff_cpu_free_headers)
+{
+	static const uint64_t sizes[] = {32, 272, 512, 576, 1024};
+	unsigned bad = 0;
+	fp_logged = 0;
+	for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+		bad += free_headers(sizes[k]);
+	KT_EQ(bad, 0);
+}
+
+/* A token naming CPU k, for every k below KH_FAST_TOKEN_CPUS (a block on
+ * some CPU's list: refused) and a few at and above it (pushed); and a
+ * token that is not p ^ anything near ~key. */
+KT_CASE(diff_cpu_free_tokens)
+{
+	static const uint64_t above[] = {KH_FAST_TOKEN_CPUS, KH_FAST_TOKEN_CPUS + 1, 8191, 1u << 16,
+					 (uint64_t)1 << 63, UINT64_MAX};
+	unsigned bad = 0;
+	fp_logged = 0;
+	free_setup(0xf4ee2000, 96 | H_USED);
+	for (uint64_t k = 0; k < KH_FAST_TOKEN_CPUS; k++) {
+		image_restore();
+		set_token_cpu(FREE_BLK, k);
+		bad += !fp_free(blk_p(FREE_BLK), 0);
+	}
+	for (unsigned k = 0; k < sizeof above / sizeof above[0]; k++) {
+		image_restore();
+		set_token_cpu(FREE_BLK, above[k]);
+		bad += !fp_free(blk_p(FREE_BLK), 1);
+	}
+	image_restore();
+	st(blk_p(FREE_BLK) + 8, 0); /* as kh_cpu_alloc leaves it */
+	bad += !fp_free(blk_p(FREE_BLK), 1);
+	KT_EQ(bad, 0);
+}
+
+/* p against the span: every lo and hi from 24 bytes below the block to 24
+ * above it (b just below lo, at lo, at hi - 1, at hi, and lo > hi); and p
+ * at every misaligned offset around the block, with a header sealed for
+ * p - 8 and a token naming no CPU, so that only the alignment refuses it. */
+KT_CASE(diff_cpu_free_span_edges)
+{
+	unsigned bad = 0;
+	fp_logged = 0;
+	free_setup(0xf4ee3000, 128 | H_USED | H_PREV);
+	uintptr_t b = blk_p(FREE_BLK) - 8;
+	for (uintptr_t lo = b - 24; lo != b + 25; lo++) {
+		for (uintptr_t hi = b - 24; hi != b + 25; hi++) {
+			image_restore();
+			img.cpu.lo = lo;
+			img.cpu.hi = hi;
+			bad += !fp_free(b + 8, -1);
+		}
+	}
+	for (uintptr_t d = 1; d < 32; d++) {
+		uintptr_t p = b + d - 8;
+		if (p % 16 == 0)
+			continue;
+		image_restore();
+		st(p - 8, seal(p - 8, 64 | H_USED, img.cpu.key));
+		st(p + 8, 0);
+		bad += !fp_free(p, 0);
+	}
+	KT_EQ(bad, 0);
+}
+
+/* The list's count against its limit, drain, and the counters' wrap. */
+KT_CASE(diff_cpu_free_list_state)
+{
+	static const uint32_t cl[][2] = {
+		{0, 0}, {3, 3}, {4, 3}, {2, 3}, {0, 1}, {0xffffffffu, 0xffffffffu}, {0xfffffffeu, 0xffffffffu},
+		{0x80000000u, 0x7fffffffu}, {0x7fffffffu, 0x80000000u},
+	};
+	static const uint32_t drains[] = {1, 0x80000000u, 0xffffffffu};
+	unsigned bad = 0;
+	fp_logged = 0;
+	free_setup(0xf4ee4000, 640 | H_USED);
+	struct kh_class *l = &img.cpu.cls[model_block_class(640)];
+	for (unsigned k = 0; k < sizeof cl / sizeof cl[0]; k++) {
+		image_restore();
+		l->count = cl[k][0];
+		l->limit = cl[k][1];
+		bad += !fp_free(blk_p(FREE_BLK), cl[k][0] < cl[k][1]);
+	}
+	for (unsigned k = 0; k < 3; k++) {
+		image_restore();
+		img.cpu.drain = drains[k];
+		bad += !fp_free(blk_p(FREE_BLK), 0);
+	}
+	image_restore();
+	img.cpu.frees = UINT64_MAX;
+	bad += !fp_free(blk_p(FREE_BLK), 1);
+	bad += !KT_EQ(img.cpu.frees, 0) + !KT_EQ(l->head, blk_p(FREE_BLK));
+	KT_EQ(bad, 0);
+}
+
+/* -- both, at random -- */
+
+static size_t random_request(uint64_t *s)
+{
+	if (kt_below(s, 20) == 0)
+		return (size_t)kt_rand(s) >> (kt_rand(s) & 63);
+	return (size_t)kt_below(s, 1101);
+}
+
+/* A block size: mostly a class's, else one of no class or a random one. */
+static uint64_t random_size(uint64_t *s)
+{
+	static const uint64_t odd[] = {0, 16, 272, 576, 1040, 1104, 2048};
+	unsigned k = (unsigned)kt_below(s, 10);
+	if (k < 8)
+		return kh_class_block_size((unsigned)kt_below(s, KH_NCLASSES));
+	return k == 8 ? odd[kt_below(s, sizeof odd / sizeof odd[0])] : kt_rand(s) & SIZE_BITS;
+}
+
+/* The span moves within the arena (lo <= hi, as region_attach keeps it:
+ * with lo > hi a random link could pass as an address outside it). */
+static void random_span(uint64_t *s)
+{
+	uintptr_t a = blk_p((unsigned)kt_below(s, NBLK)) - 8, z = blk_p((unsigned)kt_below(s, NBLK)) - 8;
+	if (kt_below(s, 3) != 0) {
+		img.cpu.lo = blk_p(0) - 8;
+		img.cpu.hi = (uintptr_t)img.mem + ARENA - 24;
+		return;
+	}
+	img.cpu.lo = (a < z ? a : z) + (uintptr_t)kt_below(s, 16);
+	img.cpu.hi = (a < z ? z : a) + (uintptr_t)kt_below(s, 16);
+}
+
+/* One disturbance of the state, the ways the contract lists, or a repair
+ * of the kind the slow path makes (a block resealed, a list emptied), so
+ * that the damage does not pile up. */
+static void disturb(uint64_t *s)
+{
+	struct kh_cpu *cpu = &img.cpu;
+	unsigned i = (unsigned)kt_below(s, NBLK), c = (unsigned)kt_below(s, KH_NCLASSES);
+	uintptr_t head = cpu->cls[c].head;
+	switch (kt_below(s, 16)) {
+	case 0: cpu->drain = kt_below(s, 8) == 0 ? (uint32_t)kt_rand(s) | 1 : 0; break;
+	case 1: /* around the count: count == limit, and limit 0 */
+		cpu->cls[c].limit = kt_below(s, 8) ? cpu->cls[c].count + (uint32_t)kt_below(s, 4) - 1 : (uint32_t)kt_rand(s);
+		break;
+	case 2: set_header(i, kt_rand(s)); break;
+	case 3: st(blk_p(i) - 8, ld(blk_p(i) - 8) ^ (uint64_t)1 << kt_below(s, 64)); break;
+	case 4: set_token_cpu(i, kt_below(s, 2) ? kt_below(s, 4097) : kt_rand(s)); break;
+	case 5: if (head) st(head, ld(head) ^ (kt_below(s, 2) ? 1 + kt_below(s, 15) : kt_rand(s))); break;
+	case 6: if (head) st(head + 8, ld(head + 8) ^ (uintptr_t)1 << kt_below(s, 64)); break;
+	case 7: random_span(s); break;
+	case 8: st(blk_p(i) + 8, 0); break;
+	case 9: case 10: cpu->cls[c].head = 0, cpu->cls[c].count = 0; break;
+	default: set_header(i, random_size(s) | H_USED | (kt_rand(s) & H_PREV)); break;
+	}
+}
+
+/* A request anywhere in the range of the first class from c on whose
+ * list is not empty. */
+static size_t class_request(uint64_t *s, unsigned c)
+{
+	for (unsigned k = 0; k < KH_NCLASSES && img.cpu.cls[c].head == 0; k++)
+		c = (c + 1) % KH_NCLASSES;
+	size_t least = c ? kh_class_block_size(c - 1) - 7 : 0;
+	return least + (size_t)kt_below(s, kh_class_block_size(c) - 7 - least);
+}
+
+/* Frees push blocks of every size, allocs take them back (half of them
+ * aimed at a list that holds some, the rest at any size); now and then the state
+ * is disturbed, or the free is of a pointer that is misaligned, just below
+ * lo or at hi. After every call the three images agree. */
+static unsigned fused_random(uint64_t seed, unsigned steps)
+{
+	uint64_t s = seed;
+	unsigned bad = 0;
+	image_random(&s);
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		img.cpu.cls[c].count = 0;
+		img.cpu.cls[c].limit = 2 + (uint32_t)kt_below(&s, 8);
+	}
+	for (unsigned k = 0; k < steps && bad < 5; k++) {
+		unsigned op = (unsigned)kt_below(&s, 100);
+		uintptr_t p = blk_p((unsigned)kt_below(&s, NBLK)), lo = img.cpu.lo, hi = img.cpu.hi;
+		if (op < 45)
+			bad += !fp_free(p, -1);
+		else if (op < 70)
+			bad += !fp_alloc(class_request(&s, (unsigned)kt_below(&s, KH_NCLASSES)), -1);
+		else if (op < 85)
+			bad += !fp_alloc(random_request(&s), -1);
+		else if (op < 88)
+			bad += !fp_free(p + 1 + kt_below(&s, 15), 0);
+		else if (op < 90)
+			bad += !fp_free(kt_below(&s, 2) ? (lo + 7) & ~(uintptr_t)15 : (hi + 8 + 15) & ~(uintptr_t)15, 0);
+		else
+			disturb(&s);
+	}
+	return bad;
+}
+
+KT_CASE(diff_cpu_fused_random)
+{
+	unsigned bad = 0;
+	fp_logged = 0;
+	for (uint64_t seed = 0xf05ed001; seed < 0xf05ed005; seed++)
+		bad += fused_random(seed, KT_STRESS_OPS / 100);
+	KT_EQ(bad, 0);
+}

@@ -19,6 +19,8 @@ void *twin_class_pop(struct kh_class *c, uintptr_t key);
 int twin_class_push(struct kh_class *c, void *p, uintptr_t key);
 void *twin_cpu_pop(struct kh_class *c, uintptr_t key, uintptr_t tkey);
 int twin_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
+void *twin_cpu_alloc(struct kh_cpu *cpu, size_t n);
+int twin_cpu_free(struct kh_cpu *cpu, void *p);
 void twin_lock_acquire(struct kh_lock *l);
 void twin_lock_release(struct kh_lock *l);
 uintptr_t twin_arch_irq_save(void);
