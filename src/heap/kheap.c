@@ -315,18 +315,25 @@ static uintptr_t aligned_locked(struct kheap *h, size_t align, size_t n, struct 
  * (e->retry), the lock is dropped for kheap_flush_others, which the CPUs it
  * interrupts need, and the request is made once more if the hook says every
  * cache is in the bins; a failure then, or a false answer, is the OOM. */
-static uintptr_t leave_alloc(struct kheap *h, uintptr_t irq, uintptr_t b, struct kh_err *e,
-			     const void *caller)
+static __attribute__((noinline)) uintptr_t retry_alloc(struct kheap *h, uintptr_t irq, struct kh_err *e,
+							const void *caller)
 {
-	if (__builtin_expect(e->retry, 0)) {
-		size_t n = e->oom_size, align = (size_t)1 << e->oom_alg;
-		kh_exit(h, irq);
-		bool flushed = kheap_flush_others(h);
-		irq = kh_enter(h);
-		e->retry = false;
-		e->retried = true;
-		b = flushed ? aligned_locked(h, align, n, e) : out_of_memory(h, align, n, e);
-	}
+	size_t n = e->oom_size, align = (size_t)1 << e->oom_alg;
+	kh_exit(h, irq);
+	bool flushed = kheap_flush_others(h);
+	irq = kh_enter(h);
+	e->retry = false;
+	e->retried = true;
+	uintptr_t b = flushed ? aligned_locked(h, align, n, e) : out_of_memory(h, align, n, e);
+	leave(h, irq, e, caller);
+	return b;
+}
+
+static inline uintptr_t leave_alloc(struct kheap *h, uintptr_t irq, uintptr_t b, struct kh_err *e,
+				    const void *caller)
+{
+	if (__builtin_expect(e->retry, 0))
+		return retry_alloc(h, irq, e, caller);
 	leave(h, irq, e, caller);
 	return b;
 }
