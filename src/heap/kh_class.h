@@ -91,14 +91,14 @@ int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
 struct kh_cpu {
 	uintptr_t key;    /* the heap's secret: link encoding, header cookies */
 	uintptr_t tkey;   /* this CPU's token key, kh_tkey(h, CPU number) */
-	uintptr_t lo, hi; /* every region's blocks lie in [lo, hi) */
+	uintptr_t lo, hi; /* blocks the fused calls take lie in [lo, hi) */
 	uint64_t allocs;  /* operations served without the lock */
 	uint64_t frees;
 	uint32_t drain;   /* another CPU asks for everything back */
 	uint32_t regions; /* the heap's region count when lo, hi were copied */
 	uint64_t pad1_;
 	struct kh_class cls[KH_NCLASSES];
-	uint64_t pad2_[(64 - KH_NCLASSES * sizeof(struct kh_class) % 64) % 64 / 8];
+	uint64_t pad2_[(512 - 64 - KH_NCLASSES * sizeof(struct kh_class)) / 8];
 };
 
 _Static_assert(sizeof(uintptr_t) == 8, "the fast path's layout is for 64-bit targets");
@@ -108,7 +108,7 @@ _Static_assert(offsetof(struct kh_cpu, key) == 0 && offsetof(struct kh_cpu, tkey
 		       offsetof(struct kh_cpu, drain) == 48 && offsetof(struct kh_cpu, cls) == 64,
 	       "asm reads struct kh_cpu at these offsets");
 _Static_assert(sizeof(struct kh_class) == 16, "asm indexes cls[] by class * 16");
-_Static_assert(sizeof(struct kh_cpu) % 64 == 0, "per-CPU caches do not share cache lines");
+_Static_assert(sizeof(struct kh_cpu) == 512, "per-CPU caches share no cache line, and &cpus[k] is a shift");
 
 /* What kh_cpu_free reads of a block header (kh_internal.h defines the
  * format and asserts that these agree with it): the block is at payload - 8;

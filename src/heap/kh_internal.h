@@ -196,8 +196,11 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
  * for the statistics. Its span [lo, hi) and region
  * count are the owner's snapshot of the heap's, taken under the lock
  * (cpu_sync): a region added since is served by the locked path until the
- * owner's next locked stretch. With one region the span is exact; with more,
- * the fast path also asks kh_region_of. */
+ * owner's next locked stretch. With one region the span is that region's
+ * blocks; with more it is empty, because the gaps between regions are not
+ * the heap's to read: the fused calls then serve no block whose neighbour on
+ * the list or whose header they would have to read, and the C path asks
+ * kh_region_of. */
 _Static_assert(KH_FAST_COOKIE_SHIFT == KH_COOKIE_SHIFT && KH_SIZE_MASK == 0xfffffffff0u &&
 		       KH_ALG_MASK == (kh_word)0x3f << 40 && KH_USED == 1 && KH_CACHED == 4,
 	       "kh_cpu_free's view of the header agrees with the format above");

@@ -378,17 +378,16 @@ static inline struct kh_cpu *this_cpu(struct kheap *h)
 }
 
 /* Copy the heap's span and region count to CPU cpu's cache (the fast
- * path's snapshot, kh_internal.h). Lock held, or the heap not yet shared. */
+ * path's snapshot, kh_internal.h): a heap of one region gets its blocks'
+ * span, one of several an empty span, because the gaps between regions are
+ * not the heap's to read, so the fused calls leave every block to the C
+ * path, which asks kh_region_of. Lock held, or the heap not yet shared. */
 static void cpu_sync(const struct kheap *h, struct kh_cpu *cpu)
 {
-	uintptr_t lo = h->regions[0].first, hi = h->regions[0].end;
-	for (unsigned i = 1; i < h->nregions; i++) {
-		lo = h->regions[i].first < lo ? h->regions[i].first : lo;
-		hi = h->regions[i].end > hi ? h->regions[i].end : hi;
-	}
-	cpu->lo = lo;
-	cpu->hi = hi;
+	bool one = h->nregions == 1;
 	cpu->regions = h->nregions;
+	cpu->lo = one ? h->regions[0].first : 0;
+	cpu->hi = one ? h->regions[0].end : 0;
 }
 
 static void cpu_limits(struct kheap *h)
@@ -848,7 +847,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
-		if (__builtin_expect(id < KHEAP_MAX_CPUS && h->cpus[id].regions == 1, 1)) {
+		if (__builtin_expect(id < KHEAP_MAX_CPUS, 1)) {
 			void *p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
 			if (__builtin_expect(p != NULL, 1)) {
 				kheap_irq_restore(irq);
@@ -925,9 +924,7 @@ void kheap_free(struct kheap *h, void *ptr)
 	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
-		if (__builtin_expect(id < KHEAP_MAX_CPUS && h->cpus[id].regions == 1 &&
-					     kh_cpu_free(&h->cpus[id], ptr),
-				     1)) {
+		if (__builtin_expect(id < KHEAP_MAX_CPUS && kh_cpu_free(&h->cpus[id], ptr), 1)) {
 			kheap_irq_restore(irq);
 			return;
 		}
