@@ -110,7 +110,7 @@ static unsigned block_class(uint64_t s)
 int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr, b = p - 8, key = cpu->key;
-	if (__atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0 || (p & 15u) || b - cpu->lo >= cpu->hi - cpu->lo)
+	if ((p & 15u) || b - cpu->lo >= cpu->hi - cpu->lo)
 		return 0;
 	/* The backend may rewrite PREV_FREE under the lock meanwhile: either
 	 * value seals, and this path never writes the header. */
@@ -125,8 +125,8 @@ int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
 	if (c >= KH_NCLASSES || (__atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ p ^ ~key) < KH_FAST_TOKEN_CPUS)
 		return 0;
 	struct kh_class *l = &cpu->cls[c];
-	if (l->count >= l->limit)
-		return 0;
+	if (l->count >= l->limit || __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0)
+		return 2;
 	w[0] = l->head ^ p ^ key;
 	__atomic_store_n(&w[1], p ^ cpu->tkey, __ATOMIC_RELAXED);
 	l->head = p;

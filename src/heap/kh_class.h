@@ -135,12 +135,14 @@ void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n);
 /* Free payload p to cpu's list if it is plainly a held block of a class
  * size: p 16-aligned, its block in [lo, hi), the header sealed (cookie and
  * zero bit) with USED set and CACHED and alignment clear, the size a class
- * block size, its token word naming no CPU, and cpu->drain clear and the
- * class list below its limit. Then writes p's link and token, sets head =
- * p, count += 1, frees += 1 and returns 1; else returns 0 having written
- * nothing (the slow path frees it or reports what is wrong). Reads only
- * p's header and token word, and only after the range check. Owner CPU
- * only, interrupts masked. O(1). */
+ * block size, and its token word naming no CPU. Then, when cpu->drain is
+ * clear and the class list is below its limit, writes p's link and token,
+ * sets head = p, count += 1, frees += 1 and returns 1. Returns 2, having
+ * written nothing, when p is such a block but drain is set or the list is
+ * full (the slow path drains, then pushes); 0, having written nothing,
+ * when p is not such a block (the slow path frees it under the lock or
+ * reports what is wrong with it). Reads only p's header and token word,
+ * and only after the range check. Owner CPU only, interrupts masked. O(1). */
 int kh_cpu_free(struct kh_cpu *cpu, void *p);
 
 /* Block size of class c (c < KH_NCLASSES). */

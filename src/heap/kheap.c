@@ -903,12 +903,14 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	return kh_payload(b);
 }
 
-/* Everything but the fused fast path, as alloc_path. */
-static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller)
+/* Everything but the fused fast path, as alloc_path. plain_no: the fused
+ * call looked at ptr through an exact span and found it no plain class
+ * block, so the C per-CPU path would refuse it too: straight to the lock. */
+static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller, bool plain_no)
 {
 	if (!live(h, caller) || ptr == NULL)
 		return;
-	if (KH_PERCPU && percpu_on(h) && free_fast(h, ptr, caller))
+	if (KH_PERCPU && percpu_on(h) && !plain_no && free_fast(h, ptr, caller))
 		return;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
@@ -921,16 +923,19 @@ static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, cons
 /* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path. */
 void kheap_free(struct kheap *h, void *ptr)
 {
+	bool plain_no = false;
 	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
-		if (__builtin_expect(id < KHEAP_MAX_CPUS && kh_cpu_free(&h->cpus[id], ptr), 1)) {
-			kheap_irq_restore(irq);
-			return;
-		}
+		int r = id < KHEAP_MAX_CPUS ? kh_cpu_free(&h->cpus[id], ptr) : 2;
 		kheap_irq_restore(irq);
+		if (__builtin_expect(r == 1, 1))
+			return;
+		/* Read after the restore: a stale answer (a region added
+		 * meanwhile) only sends the block to the lock, which takes all. */
+		plain_no = r == 0 && h->cpus[id].regions == 1;
 	}
-	free_path(h, ptr, CALLER());
+	free_path(h, ptr, CALLER(), plain_no);
 }
 
 void *kheap_realloc(struct kheap *h, void *ptr, size_t size)

@@ -89,7 +89,7 @@ static void fused_path(size_t n)
 		void *p = kh_cpu_alloc(cpu, n);
 		t[i] = since(t0);
 		t0 = board_counter();
-		int ok = kh_cpu_free(cpu, p);
+		int ok = kh_cpu_free(cpu, p) == 1;
 		f[i] = since(t0);
 		if (p == NULL || !ok)
 			t[i] = f[i] = ~(uint64_t)0; /* a miss: shows as the max */

@@ -19,8 +19,9 @@
  *                 n > KH_CLASS_MAX_PAYLOAD, drain is set, the list is empty,
  *                 the token is wrong or the link bad (nothing written).
  *                 clobbers: x1-x10, flags.
- * kh_cpu_free     in: x0 = cpu, x1 = p.  out: w0 = 1 when pushed, 0 when left
- *                 to the slow path (nothing written).
+ * kh_cpu_free     in: x0 = cpu, x1 = p.  out: w0 = 1 when pushed; 2 when p is
+ *                 a plain class block but drain is set or the list full,
+ *                 0 when it is not one (nothing written for either).
  *                 clobbers: x2-x13, flags.
  *
  * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
@@ -210,14 +211,12 @@ KH_END(kh_cpu_alloc)
  * when CACHED, the zero bit and the alignment are clear, and above 2^36
  * otherwise; then g through a table that knows the class sizes. */
 KH_FUNC(kh_cpu_free)
-	ldr	w2, [x0, #48]		// drain
 	ldp	x4, x5, [x0, #16]	// lo, hi
 	sub	x3, x1, #8		// b = p - 8
 	sub	x6, x3, x4		// b - lo
 	sub	x5, x5, x4		// hi - lo
 	tst	x1, #15
-	ccmp	w2, #0, #0, eq		// aligned: drain clear? else ne
-	ccmp	x6, x5, #2, eq		// and b in [lo, hi)? else hs
+	ccmp	x6, x5, #2, eq		// aligned: b in [lo, hi)? else hs
 	b.hs	.Lcf_no			// read nothing
 	ldur	x6, [x1, #-8]		// h
 	ldp	x7, x8, [x0]		// key, tkey
@@ -245,8 +244,10 @@ KH_FUNC(kh_cpu_free)
 	b.hs	.Lcf_no
 	ldr	x11, [x2, #64]		// head
 	ldp	w12, w13, [x2, #72]	// count, limit
-	cmp	w12, w13		// unsigned: count >= limit refuses
-	b.hs	.Lcf_no
+	ldr	w3, [x0, #48]		// drain
+	cmp	w12, w13		// unsigned: count < limit?
+	ccmp	w3, #0, #0, lo		// and drain clear? else ne
+	b.ne	.Lcf_busy
 	eor	x11, x11, x7		// link = head ^ p ^ key
 	eor	x8, x8, x1		// token = p ^ tkey
 	stp	x11, x8, [x1]
@@ -260,6 +261,9 @@ KH_FUNC(kh_cpu_free)
 	ret
 .Lcf_no:
 	mov	w0, #0
+	ret
+.Lcf_busy:
+	mov	w0, #2			// ours, but the slow path must drain first
 	ret
 KH_END(kh_cpu_free)
 

@@ -20,8 +20,9 @@
  *                 when n > KH_CLASS_MAX_PAYLOAD, drain is set, the list is
  *                 empty, the token is wrong or the link bad (nothing
  *                 written).            clobbers: rsi, rdx, rcx, r8, flags.
- * kh_cpu_free     in: rdi = cpu, rsi = p.  out: eax = 1 when pushed, 0 when
- *                 left to the slow path (nothing written).
+ * kh_cpu_free     in: rdi = cpu, rsi = p.  out: eax = 1 when pushed; 2 when
+ *                 p is a plain class block but drain is set or the list
+ *                 full, 0 when it is not one (nothing written for either).
  *                 clobbers: rcx, rdx, r8, flags.
  *
  * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
@@ -181,8 +182,6 @@ KH_END(kh_cpu_alloc)
  * alignment 0, and above 2^36 otherwise; then g through a table that knows
  * the class sizes. */
 KH_FUNC(kh_cpu_free)
-	cmpl	$0, 48(%rdi)		/* drain */
-	jne	.Lcf_no
 	testb	$15, %sil
 	jnz	.Lcf_no
 	leaq	-8(%rsi), %rcx		/* b = p - 8 */
@@ -218,8 +217,10 @@ KH_FUNC(kh_cpu_free)
 	cmpq	$-4096, %rdx		/* KH_FAST_TOKEN_CPUS: ~w < 4096 iff w >= -4096 */
 	jae	.Lcf_no
 	movl	72(%rdi,%rax,4), %r8d
-	cmpl	76(%rdi,%rax,4), %r8d	/* unsigned: count >= limit refuses */
-	jae	.Lcf_no
+	cmpl	76(%rdi,%rax,4), %r8d	/* unsigned: count >= limit: busy */
+	jae	.Lcf_busy
+	cmpl	$0, 48(%rdi)		/* drain: busy */
+	jne	.Lcf_busy
 	xorq	64(%rdi,%rax,4), %rcx	/* link = head ^ p ^ key */
 	movq	%rcx, (%rsi)
 	movq	8(%rdi), %rdx
@@ -232,6 +233,9 @@ KH_FUNC(kh_cpu_free)
 	ret
 .Lcf_no:
 	xorl	%eax, %eax
+	ret
+.Lcf_busy:
+	movl	$2, %eax		/* ours, but the slow path must drain first */
 	ret
 KH_END(kh_cpu_free)
 
