@@ -844,7 +844,8 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
  * build and a heap of several regions, takes alloc_path. */
 void *kheap_alloc(struct kheap *h, size_t size)
 {
-	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
+	if (KH_PERCPU && KHEAP_HARDEN == 0 && size <= KH_CLASS_MAX_PAYLOAD &&
+	    __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
 		if (__builtin_expect(id < KHEAP_MAX_CPUS, 1)) {
