@@ -180,10 +180,29 @@ static void check_classes(struct checker *k)
 		bad(k, (uintptr_t)h->classes, "class lists and region walk disagree on cached blocks");
 }
 
+/* What the fused calls trust in every CPU's cache: its keys, and a span
+ * snapshot that is either the first region's blocks (taken while the heap
+ * had one region) or empty (several). Constant or written under the lock,
+ * so exact here. */
+static void check_cpu_keys(struct checker *k)
+{
+	const struct kheap *h = k->h;
+	for (unsigned c = 0; KH_PERCPU && c < KH_NCPU; c++) {
+		const struct kh_cpu *cpu = &h->cpus[c];
+		bool one = cpu->regions == 1;
+		if (cpu->key != kh_key(h) || cpu->tkey != kh_tkey(h, c))
+			bad(k, (uintptr_t)cpu, "per-CPU cache keys overwritten");
+		else if (cpu->regions == 0 || cpu->regions > h->nregions ||
+			 cpu->lo != (one ? h->regions[0].first : 0) || cpu->hi != (one ? h->regions[0].end : 0))
+			bad(k, (uintptr_t)cpu, "per-CPU cache span disagrees with the regions");
+	}
+}
+
 /* I8 for the calling CPU's lists. */
 static void check_cpu(struct checker *k)
 {
 	const struct kheap *h = k->h;
+	check_cpu_keys(k);
 	if (!KH_PERCPU || k->cpu >= KHEAP_MAX_CPUS)
 		return;
 	const struct kh_cpu *cpu = &h->cpus[k->cpu];

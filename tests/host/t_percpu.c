@@ -708,6 +708,35 @@ KT_CASE(percpu_ipi_threads_trim_under_load)
 	KT_EQ(rec.count, 0);
 }
 
+/* kheap_check vouches for what the fused calls trust: a widened span or
+ * an overwritten key in any CPU's cache is reported. */
+KT_CASE(percpu_check_covers_keys_and_span)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	kheap_free(h, kheap_alloc(h, 48));
+	KT_EQ(kt_heap_check(h), 0);
+	const unsigned cpus[] = {0, KHEAP_MAX_CPUS - 1};
+	for (unsigned i = 0; i < 2; i++) {
+		struct kh_cpu *cpu = &h->cpus[cpus[i]];
+		uintptr_t *field[] = {&cpu->key, &cpu->tkey, &cpu->lo, &cpu->hi};
+		for (unsigned f = 0; f < 4; f++) {
+			*field[f] ^= 4096;
+			KT_CHECK(kt_heap_check(h) != 0);
+			*field[f] ^= 4096;
+			KT_EQ(kt_heap_check(h), 0);
+		}
+		cpu->regions = 2;
+		KT_CHECK(kt_heap_check(h) != 0);
+		cpu->regions = 1;
+	}
+	KT_EQ(kt_heap_check(h), 0);
+	all_back(h);
+	KT_EQ(rec.count, 0);
+}
+
 #ifdef KH_FAULT_INJECT
 /* Fail the Nth backend allocation, N = 1, 2, ...: refills and carving give
  * up cleanly, nothing is lost, and contents survive. */
