@@ -31,7 +31,7 @@ cg() { # name, preload, mode, workload, divisor -> total Ir; keeps the profile
 
 selfs() { # callgrind file -> "function self-Ir" lines; a function's
 	# inlined header code is listed under the header's name: add it up.
-	callgrind_annotate --threshold=100 "$1" 2>/dev/null |
+	callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null |
 		awk '/^ *[0-9][0-9,]* .*:/ { n = $1; gsub(",", "", n); f = $0
 			sub(/ \[.*$/, "", f); sub(/^.*:/, "", f); s[f] += n }
 			END { for (f in s) print f, s[f] }'
