@@ -11,6 +11,9 @@ OPS = {
     'alloc': (0, 4), 'free': (18, 1), 'realloc': (32, 4), 'aligned': (42, 5),
     'calloc': (47, 5), 'usable': (51, 1), 'fill': (57, 3), 'drain': (58, 1),
     'misuse': (59, 3), 'trim': (62, 0), 'check': (63, 0),
+    # step_cpu (opcodes 0xf0 and up): 'switch' is 0xf0 + CPU (0xf4: none)
+    'switch': (0xf0, 0), 'trimcpu': (0xf8, 0), 'dead': (0xfa, 1), 'ipi': (0xfc, 0),
+    'twice': (0xfd, 2), 'quiesce': (0xff, 0),
 }
 
 
@@ -59,6 +62,10 @@ def script(seed, header, mix, n, size_kinds=(0, 1, 2, 3)):
             out += op(rng, name, size_kinds[rng.byte() % len(size_kinds)])
         elif name.startswith('misuse'):
             out += op(rng, 'misuse', first=int(name[-1]))
+        elif name == 'switch':
+            out += bytes([OPS['switch'][0] + rng.byte() % 5])
+        elif name in ('dead', 'dead-bad'):  # the argument's top bit asks for a bad number
+            out += op(rng, 'dead', first=rng.byte() & 0x7f | (0x80 if name == 'dead-bad' else 0))
         else:
             out += op(rng, name)
     return bytes(out)
@@ -67,6 +74,11 @@ def script(seed, header, mix, n, size_kinds=(0, 1, 2, 3)):
 CHURN = [('alloc', 6), ('free', 5), ('realloc', 3), ('aligned', 1), ('calloc', 1), ('usable', 1)]
 ARENAS = {'tiny': b'\x01\x00\x01', '4k': b'\x01\x04\xf0', '64k': b'\x01\x08\xff',
           '256k': b'\x01\x0a\xff', '1m': b'\x01\x0c\xff'}
+# Byte 0 with bit 7 set: per-CPU mode, on CPU (bits 4-6) at kheap_init, or
+# on none (6, 7), so that the first locked allocation on a CPU turns it on.
+PCPU = 0x81
+PCPU_LATE = 0xf1
+PCPU_MIX = [('switch', 3), ('trimcpu', 1), ('dead', 1), ('twice', 1)]
 
 
 def scenarios():
@@ -96,6 +108,25 @@ def scenarios():
     for k in range(5):
         yield 'bad-init-%d' % k, bytes([k << 4, 0x04, 0x20]) + script(60 + k, b'', CHURN, 20)
     yield 'check-trim', script(70, ARENAS['64k'], CHURN + [('check', 1), ('trim', 1)], 100)
+    # Per-CPU lists hold blocks only where the heap is large enough for a
+    # class to get a limit (kheap.c: cpu_limits): the 1 MiB arena, small sizes.
+    big = bytes([PCPU]) + ARENAS['1m'][1:]
+    yield 'pcpu-churn', script(80, big, CHURN + PCPU_MIX + [('dead-bad', 1), ('check', 1),
+                                                           ('trim', 1)], 120, (2, 2, 0))
+    yield 'pcpu-late', script(81, bytes([PCPU_LATE]) + ARENAS['1m'][1:],
+                              CHURN + [('switch', 2), ('trim', 1)], 80, (2, 2, 0))
+    ipi_on = bytes([OPS['ipi'][0]])
+    yield 'pcpu-oom-ipi', script(82, big + ipi_on, [('alloc', 6), ('free', 3), ('switch', 3),
+                                                    ('fill', 1), ('drain', 1), ('trim', 1)],
+                                 80, (2, 2, 2, 6))
+    yield 'pcpu-oom', script(83, big, [('alloc', 6), ('free', 3), ('switch', 3), ('fill', 1),
+                                       ('drain', 1), ('trim', 1), ('trimcpu', 1)], 80,
+                             (2, 2, 2, 6))
+    yield 'pcpu-twice', script(85, big, [('alloc', 4), ('free', 2), ('switch', 2), ('twice', 2),
+                                         ('misuse0', 1), ('misuse1', 1), ('misuse2', 1),
+                                         ('misuse3', 1), ('misuse4', 1)], 100, (2, 2, 0))
+    yield 'pcpu-regions', script(86, big, [('region+', 1), ('alloc', 4), ('free', 3),
+                                           ('switch', 2), ('realloc', 1)], 80, (2, 2, 0))
 
 
 def main():

@@ -3,20 +3,40 @@
  * operations on small arenas; every result is checked against a shadow
  * model, and any disagreement traps so that libFuzzer keeps the input.
  *
- * Input: byte 0 may ask for a refused kheap_init first; bytes 1-2 size the
- * first arena (control block + 256 bytes up to about 1 MiB). Then each
- * operation is one opcode byte and its arguments. Reads past the end give
- * zeros and end the script. Only the public API (kheap.h) is used.
+ * Input: byte 0 may ask for a refused kheap_init first (low nibble 0) and
+ * picks the mode (bit 7: per-CPU caches; bits 4-6: the CPU at kheap_init,
+ * 6 and 7 meaning none); bytes 1-2 size the first arena (control block +
+ * 256 bytes up to about 1 MiB). Then each operation is one opcode byte and
+ * its arguments. Reads past the end give zeros and end the script. Only the
+ * public API (kheap.h) is used.
+ *
+ * Per-CPU mode: this file defines kheap_cpu_id, returning a "current CPU"
+ * (0-3, or KHEAP_NO_CPU) that the script switches between calls. One thread
+ * that changes CPU between heap calls is a thread migrating between calls,
+ * which kheap.h allows. Opcodes 0xf0-0xff switch CPU, trim the current one
+ * (kheap_trim_cpu), take another one offline (kheap_cpu_dead), turn the
+ * kheap_flush_others emulation on or off (an "IPI round": each other CPU in
+ * turn calls kheap_trim_cpu), free a block twice from two CPUs, or drain
+ * every cache. Outside per-CPU mode kheap_cpu_id always says KHEAP_NO_CPU,
+ * and the switches do nothing. kheap_irq_save/restore are emulated too, to
+ * check that kheap_cpu_id is only asked with interrupts masked and the hooks
+ * run with them unmasked.
  *
  * After every operation: the statistics equal the model (block and byte
  * counts, alloc/free/OOM/error counters, peak, regions, in use + free +
  * cached == total), and no report was made unless the operation was a
  * deliberate misuse, which must draw exactly one report of the kind kheap.h
- * documents and leave kheap_check at 0. Every 16 operations and at the end:
- * kheap_check, a kheap_walk that must list exactly the model's live blocks,
- * and every live block's contents. Regions are carved from one static pool
- * that AddressSanitizer keeps poisoned except where a region was accepted,
- * so a touch of a refused region or a foreign pointer is caught too.
+ * documents and leave kheap_check at 0. With per-CPU caches on, blocks move
+ * between the free and cached counts as the caches fill and drain, so those
+ * are held to invariant relations only, except that nothing may be cached
+ * once every cache the script may have filled has been drained; and the
+ * peak counts cached blocks as in use, so it is only a bound. Every 16
+ * operations and at the end: kheap_check (in per-CPU mode also as another
+ * CPU, which checks that CPU's lists), a kheap_walk that must list exactly
+ * the model's live blocks, and every live block's contents. Regions are
+ * carved from one static pool that AddressSanitizer keeps poisoned except
+ * where a region was accepted, so a touch of a refused region or a foreign
+ * pointer is caught too.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +65,10 @@
 #define MAX_OPS 4096u
 #define DEEP_EVERY 16u
 #define BIT(k) ((unsigned)1 << (k))
+/* CPUs the script may name (each has a per-CPU cache below KHEAP_MAX_CPUS),
+ * and the bit of struct model's `maybe` that stands for the shared lists. */
+#define NCPU (KHEAP_MAX_CPUS < 4u ? KHEAP_MAX_CPUS : 4u)
+#define SHARED_LISTS BIT(4)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -103,9 +127,19 @@ struct model {
 	enum kheap_error kind;
 	const void *ptr;
 	unsigned since_deep;
+	/* Per-CPU mode (byte 0): the CPU may be switched. */
+	int pcpu;
+	int ipi;          /* kheap_flush_others drains the other CPUs */
+	unsigned maybe;   /* caches that may hold blocks: bit k for CPU k,
+			   * SHARED_LISTS for the shared size-class lists */
+	size_t lib_peak;  /* the library's peak at the last check */
+	unsigned rot;     /* the CPU the next deep check also runs on */
 };
 
 static unsigned g_panics; /* kheap_panic calls: reports about no heap */
+static unsigned g_cpu = KHEAP_NO_CPU; /* what kheap_cpu_id says */
+static uintptr_t g_masked;    /* emulated interrupt mask */
+static struct model *g_model; /* for kheap_flush_others */
 
 static void fail(const char *why)
 {
@@ -121,9 +155,12 @@ static void fail(const char *why)
 #define XSTR(x) STR(x)
 #define STR(x) #x
 
+/* kheap.h: reports come with the lock released, so with the caller's
+ * interrupt state: unmasked, here. */
 static void on_report(void *ctx, const struct kheap_report *r)
 {
 	struct model *m = ctx;
+	EXPECT(!g_masked);
 	m->reports++;
 	m->kind = r->kind;
 	m->ptr = r->ptr;
@@ -135,6 +172,68 @@ void kheap_panic(const char *msg)
 {
 	(void)msg;
 	g_panics++;
+}
+
+/* Overrides the weak default: the CPU the script is on. kheap.h: asked
+ * with interrupts masked, and the answer holds until they are restored,
+ * which a switch between calls respects. */
+unsigned kheap_cpu_id(void)
+{
+	EXPECT(g_masked);
+	return g_cpu;
+}
+
+/* Interrupt masking for one CPU, nesting as kh_irq.h describes. */
+uintptr_t kheap_irq_save(void)
+{
+	uintptr_t was = g_masked;
+	g_masked = 1;
+	return was;
+}
+
+void kheap_irq_restore(uintptr_t state)
+{
+	EXPECT(g_masked && state <= 1);
+	g_masked = state;
+}
+
+/* Switch to CPU k (KHEAP_NO_CPU: none); in per-CPU mode only. */
+static void set_cpu(const struct model *m, unsigned k)
+{
+	if (m->pcpu)
+		g_cpu = k;
+}
+
+/* Calls about to be made on this CPU may fill its cache and the shared
+ * lists, as far as the model knows. */
+static void touch(struct model *m)
+{
+	m->maybe |= SHARED_LISTS | (g_cpu < NCPU ? BIT(g_cpu) : 0);
+}
+
+/* The IPI round, when the script has turned it on: every other CPU runs
+ * kheap_trim_cpu, as its IPI handler would, and the caller waits for all.
+ * kheap.h: called with the lock released and the caller's interrupt state
+ * (unmasked: no call here comes from an interrupt handler), and only while
+ * another CPU's cache holds blocks (so one the model has seen used). */
+bool kheap_flush_others(struct kheap *h)
+{
+	struct model *m = g_model;
+	unsigned me = g_cpu;
+	EXPECT(!g_masked && m != NULL && h == m->h);
+	EXPECT((m->maybe & ~SHARED_LISTS & ~(me < NCPU ? BIT(me) : 0)) != 0);
+	if (!m->ipi)
+		return false;
+	for (unsigned k = 0; k < NCPU; k++) {
+		if (k == me)
+			continue;
+		set_cpu(m, k);
+		kheap_trim_cpu(h);
+		g_ops++;
+		m->maybe &= ~BIT(k);
+	}
+	set_cpu(m, me);
+	return true;
 }
 
 /* Exactly `want` reports since the mark; with one, its kind must be in the
@@ -261,6 +360,9 @@ static void null_ok(struct model *m, size_t n, size_t align)
 
 /* ---- checks ----------------------------------------------------------------- */
 
+/* Blocks on per-CPU lists count as cached, not in use, and their moves
+ * keep the counters exact; but the peak counts them as in use (kheap.h),
+ * so with per-CPU caches it is only bounded by what the caller held. */
 static void check_stats(struct model *m)
 {
 	struct kheap_stats st;
@@ -268,7 +370,16 @@ static void check_stats(struct model *m)
 	EXPECT(st.used_blocks == m->live);
 	EXPECT(st.alloc_count == m->allocs && st.free_count == m->frees);
 	EXPECT(st.alloc_count - st.free_count == m->live);
-	EXPECT(st.in_use_bytes == m->in_use && st.peak_in_use_bytes == m->peak);
+	EXPECT(st.in_use_bytes == m->in_use);
+	if (m->pcpu) {
+		EXPECT(st.peak_in_use_bytes >= m->peak && st.peak_in_use_bytes >= m->lib_peak &&
+		       st.peak_in_use_bytes <= st.total_bytes);
+		m->lib_peak = st.peak_in_use_bytes;
+	} else {
+		EXPECT(st.peak_in_use_bytes == m->peak);
+	}
+	if (m->maybe == 0) /* every cache drained since it was last used */
+		EXPECT(st.cached_bytes == 0 && st.cached_blocks == 0);
 	EXPECT(st.oom_count == m->ooms && st.error_count == m->errors);
 	EXPECT(st.regions == m->nreg && st.total_bytes == m->total);
 	EXPECT(st.in_use_bytes + st.free_bytes + st.cached_bytes == st.total_bytes);
@@ -306,7 +417,13 @@ static void walk_fn(void *ctx, void *ptr, size_t size, int used)
 static void deep_check(struct model *m)
 {
 	struct walker w = {m, 0, 0, 0};
+	unsigned me = g_cpu, other = m->rot++ % 4u;
 	EXPECT(kheap_check(m->h) == 0);
+	if (m->pcpu && other < NCPU && other != me) { /* I8 on that CPU's lists */
+		set_cpu(m, other);
+		EXPECT(kheap_check(m->h) == 0);
+		set_cpu(m, me);
+	}
 	kheap_walk(m->h, walk_fn, &w);
 	EXPECT(!w.bad && w.used == m->live && w.bytes == m->total);
 	for (unsigned i = 0; i < NSLOTS; i++)
@@ -487,15 +604,18 @@ static void op_usable(struct model *m, struct rd *r)
 	EXPECT(u == (m->slot[s].p ? m->slot[s].usable : 0));
 }
 
+/* The shared lists and this CPU's cache go back to the bins; the other
+ * CPUs' too when the IPI round is on (kheap.h: once kheap_flush_others
+ * returns true, every cache is in the bins). */
 static void op_trim(struct model *m)
 {
 	unsigned mark = m->reports;
-	struct kheap_stats st;
 	kheap_trim(m->h);
 	g_ops++;
 	expect_reports(m, mark, 0, 0, NULL);
-	kheap_get_stats(m->h, &st);
-	EXPECT(st.cached_blocks == 0 && st.cached_bytes == 0);
+	m->maybe &= ~(SHARED_LISTS | (g_cpu < NCPU ? BIT(g_cpu) : 0));
+	if (m->ipi)
+		m->maybe = 0;
 }
 
 /* Allocate one size into every empty slot until the heap runs dry. */
@@ -720,6 +840,148 @@ static void op_misuse(struct model *m, struct rd *r)
 	EXPECT(kheap_check(m->h) == 0);
 }
 
+/* ---- per-CPU caches ------------------------------------------------------ */
+
+/* CPU v % 5, 4 meaning none (and so does a CPU beyond NCPU). */
+static unsigned pick_cpu(unsigned v) { return v % 5u < NCPU ? v % 5u : KHEAP_NO_CPU; }
+
+static void op_trim_cpu(struct model *m)
+{
+	unsigned mark = m->reports;
+	kheap_trim_cpu(m->h);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (g_cpu < NCPU)
+		m->maybe &= ~BIT(g_cpu);
+}
+
+/* CPU k goes offline: legal for any CPU but the current one, which in this
+ * single-threaded world runs no kheap call meanwhile (the script may switch
+ * back to it later: brought back). A number from KHEAP_MAX_CPUS up is
+ * refused with exactly one KHEAP_E_BAD_ARG that names it. */
+static void op_cpu_dead(struct model *m, struct rd *r)
+{
+	static const unsigned bad[] = {KHEAP_MAX_CPUS, KHEAP_MAX_CPUS + 1, KHEAP_NO_CPU, 1u << 31};
+	unsigned v = u8(r), k = v & 7u, mark = m->reports;
+	if (v & 0x80u)
+		k = bad[v % 4u] + ((v & 3u) == 1 ? (v >> 2 & 15u) : 0);
+	else if (k >= KHEAP_MAX_CPUS || k == g_cpu)
+		return;
+	kheap_cpu_dead(m->h, k);
+	g_ops++;
+	if (k >= KHEAP_MAX_CPUS) {
+		expect_reports(m, mark, 1, BIT(KHEAP_E_BAD_ARG), (void *)(uintptr_t)k);
+		EXPECT(kheap_check(m->h) == 0);
+		return;
+	}
+	expect_reports(m, mark, 0, 0, NULL);
+	if (k < NCPU)
+		m->maybe &= ~BIT(k);
+}
+
+/* Free a live block, move to another CPU (or stay) and hand the same
+ * pointer back: the block sits on the first CPU's list, in the shared
+ * lists or in the bins, whole or absorbed, and each of those must read as
+ * exactly one KHEAP_E_DOUBLE_FREE (kheap.h; on a per-CPU list it is the
+ * token that tells). */
+static void op_free_twice(struct model *m, struct rd *r)
+{
+	unsigned s = pick_live(m, u8(r)), w = u8(r);
+	if (s == NSLOTS)
+		return;
+	uint8_t *p = m->slot[s].p;
+	release(m, s);
+	set_cpu(m, pick_cpu(w));
+	touch(m);
+	bad_pointer(m, p, w >> 3, BIT(KHEAP_E_DOUBLE_FREE));
+	EXPECT(kheap_check(m->h) == 0);
+}
+
+#ifdef FUZZ_NEXT_CALL_DRAIN
+/* kheap.h (the per-CPU bullet, kheap_trim, kheap_flush_others): a CPU the
+ * IPI round did not reach drains its cache at its next kheap call. After a
+ * kheap_trim, each other CPU makes one call that adds nothing to a per-CPU
+ * cache (a large allocation, then its free); then nothing may be cached.
+ * Opt-in, because the library fails it today: only the small-block
+ * alloc/calloc/free paths look at the drain flag. Build it with
+ *   rm -f build/x86_64/fuzz/fuzz_heap
+ *   make fuzz-build FUZZ_DEFS=-DFUZZ_NEXT_CALL_DRAIN
+ * and every per-CPU seed whose IPI round is off fails at its end. */
+static void visit_all(struct model *m)
+{
+	unsigned me = g_cpu, mark = m->reports;
+	kheap_trim(m->h);
+	g_ops++;
+	for (unsigned k = 0; k < NCPU; k++) {
+		if (k == me)
+			continue;
+		set_cpu(m, k);
+		uint8_t *p = kheap_alloc(m->h, 2000);
+		g_ops++;
+		if (p == NULL) {
+			null_ok(m, 2000, 1);
+			continue;
+		}
+		size_t u = kheap_usable_size(m->h, p);
+		if (m->in_use + u + 8 > m->peak)
+			m->peak = m->in_use + u + 8;
+		kheap_free(m->h, p);
+		g_ops += 2;
+		m->allocs++;
+		m->frees++;
+	}
+	set_cpu(m, me);
+	expect_reports(m, mark, 0, 0, NULL);
+	m->maybe = 0;
+	check_stats(m);
+}
+#endif
+
+/* Every cache back to the bins: each CPU trims its own, then a kheap_trim
+ * flushes the shared lists; nothing may be cached after that. */
+static void quiesce(struct model *m)
+{
+	unsigned me = g_cpu, mark = m->reports;
+	struct kheap_stats st;
+#ifdef FUZZ_NEXT_CALL_DRAIN
+	if (m->pcpu && !m->ipi)
+		visit_all(m);
+#endif
+	for (unsigned k = 0; m->pcpu && k < NCPU; k++) {
+		set_cpu(m, k);
+		kheap_trim_cpu(m->h);
+		g_ops++;
+	}
+	set_cpu(m, me);
+	kheap_trim(m->h);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	m->maybe = 0;
+	kheap_get_stats(m->h, &st);
+	EXPECT(st.cached_blocks == 0 && st.cached_bytes == 0);
+}
+
+/* Opcodes 0xf0-0xff: switch CPU (0-7: CPU op % 5, 4 = none), trim this
+ * CPU, take another offline, turn the IPI round on or off, free twice
+ * across CPUs, drain every cache. */
+static void step_cpu(struct model *m, struct rd *r, unsigned op)
+{
+	if (g_trace)
+		fprintf(stderr, "cpu op %u on cpu %d, %u live\n", op, (int)g_cpu, m->live);
+	if (op < 8)
+		set_cpu(m, pick_cpu(op));
+	else if (op < 10)
+		op_trim_cpu(m);
+	else if (op < 12)
+		op_cpu_dead(m, r);
+	else if (op == 12)
+		m->ipi = !m->ipi;
+	else if (op < 15)
+		op_free_twice(m, r);
+	else
+		quiesce(m);
+}
+
 /* ---- one input ---------------------------------------------------------- */
 
 /* Refused kheap_init calls: too small, misaligned, NULL, wrapping. The pool
@@ -743,12 +1005,18 @@ static int start(struct model *m, struct rd *r)
 	size_t ctl = kheap_control_size();
 	size_t size = ctl + KHEAP_MIN_REGION + ((size_t)c << (b % 13u)) + (b >> 4);
 	memset(m, 0, sizeof *m);
+	/* Per-CPU mode: kheap_init turns the caches on when it is asked on a
+	 * CPU; else the first locked allocation made on one does. */
+	m->pcpu = (a & 0x80u) && NCPU > 0;
+	g_cpu = KHEAP_NO_CPU;
+	set_cpu(m, (a >> 4 & 7u) < 6 ? pick_cpu(a >> 4 & 3u) : KHEAP_NO_CPU);
 	if ((a & 15u) == 0)
 		bad_init(a >> 4, c);
 	UNPOISON(pool, size);
 	m->h = kheap_init(pool, size);
 	g_ops++;
 	EXPECT(m->h == (struct kheap *)(void *)pool);
+	g_model = m;
 	kheap_set_report(m->h, on_report, m);
 	m->nreg = 1;
 	m->lo[0] = (uintptr_t)pool;
@@ -759,6 +1027,7 @@ static int start(struct model *m, struct rd *r)
 	EXPECT(st.total_bytes <= size - ctl && st.total_bytes + 48 >= size - ctl);
 	EXPECT(st.free_blocks == 1 && st.free_bytes == st.total_bytes && st.largest_free > 0);
 	m->total = st.total_bytes;
+	m->lib_peak = st.peak_in_use_bytes;
 	return 1;
 }
 
@@ -767,10 +1036,10 @@ static void finish(struct model *m)
 {
 	struct kheap_stats st;
 	deep_check(m);
+	touch(m);
 	for (unsigned s = 0; s < NSLOTS; s++)
 		clear_slot(m, s);
-	kheap_trim(m->h);
-	g_ops++;
+	quiesce(m);
 	check_stats(m);
 	kheap_get_stats(m->h, &st);
 	EXPECT(st.in_use_bytes == 0 && st.cached_bytes == 0);
@@ -786,11 +1055,17 @@ static void step(struct model *m, struct rd *r)
 		op_alloc, op_free, op_realloc, op_aligned, op_calloc, op_usable,
 		op_region, op_fill, op_drain, op_misuse,
 	};
-	/* Weights out of 64: alloc 18, free 14, realloc 10, aligned 5,
-	 * calloc 4, usable 3, region 3, fill 1, drain 1, misuse 3, trim 1,
-	 * deep check 1. */
+	/* Weights out of 64 (of the low 6 bits): alloc 18, free 14,
+	 * realloc 10, aligned 5, calloc 4, usable 3, region 3, fill 1,
+	 * drain 1, misuse 3, trim 1, deep check 1. Opcodes from 0xf0 up are
+	 * step_cpu's. */
 	static const uint8_t weight[] = {18, 14, 10, 5, 4, 3, 3, 1, 1, 3};
-	unsigned x = u8(r) & 63u, i = 0;
+	unsigned op = u8(r), x = op & 63u, i = 0;
+	touch(m);
+	if (op >= 0xf0u) {
+		step_cpu(m, r, op & 15u);
+		return;
+	}
 	while (i < sizeof weight && x >= weight[i])
 		x -= weight[i++];
 	if (g_trace)
@@ -817,6 +1092,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			deep_check(&m);
 	}
 	finish(&m);
+	g_model = NULL;
 	return 0;
 }
 
