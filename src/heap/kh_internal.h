@@ -69,7 +69,7 @@
  * and that the CPU stays out until it returns. So another CPU never takes
  * a live CPU's blocks: kheap_trim and the OOM path make each CPU drain its
  * own (kheap_flush_others, an IPI whose handler calls kheap_trim_cpu), or
- * set its drain flag for its next call. A block on CPU k's list keeps its used
+ * set its drain flag for its next allocation or free. A block on CPU k's list keeps its used
  * header (KH_CACHED clear: the backend may rewrite its KH_PREV_FREE flag
  * under the lock at any moment, so the owner never writes the header);
  * its first payload word is the encoded link and its second the token

@@ -32,7 +32,8 @@
  * which makes every other CPU drain its own (kheap_trim_cpu, from an IPI);
  * the allocation then tries once more, and only a failure after that is an
  * OOM (out_of_memory asks, leave_alloc retries). A CPU the hook did not
- * reach drains at its next call (its drain flag); an offline one is
+ * reach drains at its next allocation or free (its drain flag, which
+ * drain_if_asked and the per-CPU path honour); an offline one is
  * drained by kheap_cpu_dead.
  */
 #include "kh_internal.h"
@@ -476,9 +477,21 @@ static void drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 		drain(h, cpu, c, cpu->cls[c].count, true, e);
 }
 
+/* Lock held: honour a drain request to the calling CPU, so that a CPU asked
+ * to drain does so at its next allocation or free of any kind, not only at
+ * its next small one (the fast path checks the flag itself). */
+static void drain_if_asked(struct kheap *h, struct kh_err *e)
+{
+	if (KH_PERCPU && percpu_on(h)) {
+		struct kh_cpu *cpu = this_cpu(h);
+		if (cpu != NULL && drain_asked(cpu))
+			drain_cpu(h, cpu, e);
+	}
+}
+
 /* Everything cached back to the backend: the shared lists and this CPU's
  * cache now, the other CPUs' when kheap_flush_others reaches them or at
- * their next call (drain flag). Lock held. */
+ * their next allocation or free (drain flag). Lock held. */
 static void flush_all(struct kheap *h, struct kh_err *e)
 {
 	if (KH_PERCPU) {
@@ -834,6 +847,7 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 		return p;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
+	drain_if_asked(h, &e);
 	uintptr_t b = alloc_locked(h, size, &e);
 	b = leave_alloc(h, irq, b, &e, caller);
 	return b ? kh_payload(b) : NULL;
@@ -868,6 +882,7 @@ void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size)
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t b = 0;
 	uintptr_t irq = kh_enter(h);
+	drain_if_asked(h, &e);
 	if (align == 0 || (align & (align - 1)) != 0)
 		kh_fail(&e, KHEAP_E_BAD_ALIGN, (void *)align, "alignment is not a power of two");
 	else if (size > SIZE_MAX - align)
@@ -892,6 +907,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 		b = kh_block_of(p);
 	if (b == 0) {
 		uintptr_t irq = kh_enter(h);
+		drain_if_asked(h, &e);
 		if (size != 0 && n > SIZE_MAX / size)
 			kh_fail(&e, KHEAP_E_OVERFLOW, (void *)n, "calloc count * size overflows");
 		else
@@ -915,6 +931,7 @@ static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, cons
 		return;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
+	drain_if_asked(h, &e);
 	uintptr_t b = held(h, ptr, &e);
 	if (b != 0)
 		free_locked(h, b, &e);
@@ -946,6 +963,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		return NULL;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
+	drain_if_asked(h, &e);
 	if (ptr == NULL) {
 		uintptr_t b = alloc_locked(h, size, &e);
 		b = leave_alloc(h, irq, b, &e, caller);

@@ -32,13 +32,14 @@
  *    interleave, and no other CPU touches those lists while their CPU may
  *    run kheap: another CPU only asks for them to be drained (kheap_trim,
  *    an allocation that runs out), through kheap_flush_others, which makes
- *    each CPU call kheap_trim_cpu, or else at that CPU's next kheap call.
+ *    each CPU call kheap_trim_cpu, or else at that CPU's next allocation
+ *    or free (of any size).
  *    kheap_cpu_dead drains the cache of a CPU that is offline. A double
  *    free that races with the first free of the same block on another CPU
  *    is not guaranteed to be caught.
- *    kheap_init and the locked allocation path ask kheap_cpu_id(); until it
- *    has named a CPU once, the other calls do not ask and take the locked
- *    path at once.
+ *    Until kheap_cpu_id() has named a CPU once (kheap_init and the locked
+ *    allocation path ask it), kheap_alloc, kheap_calloc and kheap_free do
+ *    not ask it and take the locked path at once.
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.
@@ -339,12 +340,12 @@ void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
 
 /* Return every block held by the shared size-class caches and by the calling
  * CPU's per-CPU cache to the coalescing bins, under the lock; mark every
- * other CPU's cache to be drained at that CPU's next kheap call (a CPU
+ * other CPU's cache to be drained at that CPU's next allocation or free (a CPU
  * cannot reach into another's lists without atomics on the fast path).
  * Then, with the lock released and when another CPU's cache holds blocks,
  * call kheap_flush_others: once it returns true, every cache is in the
  * bins. With the default hook (false) the other CPUs' caches stay where
- * they are until their next call. An allocation that runs out of memory
+ * they are until their next allocation or free. An allocation that runs out of memory
  * does the same before it gives up (it also calls kheap_flush_others, and
  * tries again when that returns true). O(cached blocks), which is bounded
  * by a compile-time constant, plus the hook. */
@@ -405,7 +406,7 @@ unsigned kheap_cpu_id(void);
  * (e.g. send an IPI whose handler calls kheap_trim_cpu, and wait for each
  * CPU's acknowledgement; an offline CPU's cache is drained with
  * kheap_cpu_dead instead). Return false when it did not: those CPUs then
- * drain at their next kheap call. Called by kheap_trim, and by an
+ * drain at their next allocation or free. Called by kheap_trim, and by an
  * allocation that ran out of memory while other CPUs' caches held blocks,
  * always with the heap lock released (the other CPUs need it), and with
  * the caller's interrupt state: an allocation in an interrupt handler

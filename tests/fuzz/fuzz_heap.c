@@ -897,16 +897,11 @@ static void op_free_twice(struct model *m, struct rd *r)
 	EXPECT(kheap_check(m->h) == 0);
 }
 
-#ifdef FUZZ_NEXT_CALL_DRAIN
 /* kheap.h (the per-CPU bullet, kheap_trim, kheap_flush_others): a CPU the
- * IPI round did not reach drains its cache at its next kheap call. After a
- * kheap_trim, each other CPU makes one call that adds nothing to a per-CPU
- * cache (a large allocation, then its free); then nothing may be cached.
- * Opt-in, because the library fails it today: only the small-block
- * alloc/calloc/free paths look at the drain flag. Build it with
- *   rm -f build/x86_64/fuzz/fuzz_heap
- *   make fuzz-build FUZZ_DEFS=-DFUZZ_NEXT_CALL_DRAIN
- * and every per-CPU seed whose IPI round is off fails at its end. */
+ * IPI round did not reach drains its cache at its next allocation or free.
+ * After a kheap_trim, each other CPU makes one call that adds nothing to a
+ * per-CPU cache (a large allocation, then its free); then nothing may be
+ * cached. */
 static void visit_all(struct model *m)
 {
 	unsigned me = g_cpu, mark = m->reports;
@@ -935,7 +930,6 @@ static void visit_all(struct model *m)
 	m->maybe = 0;
 	check_stats(m);
 }
-#endif
 
 /* Every cache back to the bins: each CPU trims its own, then a kheap_trim
  * flushes the shared lists; nothing may be cached after that. */
@@ -943,10 +937,8 @@ static void quiesce(struct model *m)
 {
 	unsigned me = g_cpu, mark = m->reports;
 	struct kheap_stats st;
-#ifdef FUZZ_NEXT_CALL_DRAIN
 	if (m->pcpu && !m->ipi)
 		visit_all(m);
-#endif
 	for (unsigned k = 0; m->pcpu && k < NCPU; k++) {
 		set_cpu(m, k);
 		kheap_trim_cpu(m->h);

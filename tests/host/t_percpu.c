@@ -285,6 +285,33 @@ KT_CASE(percpu_oom_drains_this_cpu)
 	KT_EQ(rec.count, 0);
 }
 
+static void *big_there(void *arg)
+{
+	struct other *o = arg;
+	kheap_free(o->h, kheap_alloc(o->h, 5000)); /* no per-CPU list involved */
+	return NULL;
+}
+
+/* A CPU asked to drain does so at its next allocation or free of any kind,
+ * not only at its next small one. */
+KT_CASE(percpu_drain_request_met_by_a_large_call)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	struct other o = {h, NULL};
+	on_other_cpu(one_free, &o); /* leaves a carved batch there */
+	KT_CHECK(stats(h).cached_bytes > 0);
+	kheap_trim(h); /* the default hook: a request only */
+	KT_CHECK(stats(h).cached_bytes > 0);
+	on_other_cpu(big_there, &o); /* takes over the number, and the request */
+	KT_EQ(stats(h).cached_bytes, 0);
+	KT_EQ(stats(h).free_blocks, 1);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
 /* A second region: each CPU's fast path takes it in at its next locked
  * stretch (its span snapshot, kh_internal.h), blocks from both regions go
  * through the per-CPU lists with their contents intact, and a sealed
