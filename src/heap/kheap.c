@@ -23,8 +23,8 @@
  * list, a drain request) goes through the same lists in C (alloc_fast,
  * free_fast); an empty list is refilled and a full one drained by a
  * batch under the lock (refill, drain), the refill carving one backend
- * block into a batch. Until some CPU has had a number (h->percpu), every call
- * takes the locked path without asking for one.
+ * block into a batch. Until some CPU has had a number (h->percpu),
+ * kheap_alloc, calloc and free take the locked path without asking for one.
  *
  * No CPU takes blocks from a live CPU's lists. kheap_trim, and an
  * allocation still short after flushing the shared lists and its own CPU's
@@ -367,8 +367,8 @@ static void copy_words(void *dst, const void *src, size_t n)
 
 /* ---- per-CPU caches --------------------------------------------------------- */
 
-/* Has any CPU had a number for this heap? Until one has, every call takes
- * the locked path without asking (alloc_locked asks). */
+/* Has any CPU had a number for this heap? Until one has, alloc, calloc and
+ * free take the locked path without asking (alloc_locked asks). */
 static inline bool percpu_on(const struct kheap *h) { return __atomic_load_n(&h->percpu, __ATOMIC_RELAXED) != 0; }
 
 /* The calling CPU's cache, or NULL. Interrupts must be masked. */
