@@ -30,5 +30,23 @@ for arch in x86_64 arm64; do
 		done
 	done
 done
+# KHEAP_MAX_CPUS=0 (no per-CPU caches) compiles other code out and in:
+# each source once per compiler, with the library's warning flags.
+for cc in gcc clang; do
+	log=build/maxcpus0-$cc.log
+	mkdir -p build
+	: >"$log"
+	for f in src/heap/*.c; do
+		$cc -std=c11 -ffreestanding -nostdlib -fno-builtin -O2 -Wall -Wextra -Werror -Wshadow \
+			-Wstrict-prototypes -Wmissing-prototypes -DKHEAP_MAX_CPUS=0 \
+			-DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap -c "$f" -o /dev/null >>"$log" 2>&1
+	done
+	if [ -s "$log" ]; then
+		echo "FAIL lib x86_64 $cc KHEAP_MAX_CPUS=0:"; cat "$log"; fail=$((fail + 1))
+	else
+		echo "ok   lib x86_64 $cc KHEAP_MAX_CPUS=0: compiles warning-free"
+		pass=$((pass + 1))
+	fi
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

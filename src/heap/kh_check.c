@@ -203,7 +203,7 @@ static void check_cpu(struct checker *k)
 {
 	const struct kheap *h = k->h;
 	check_cpu_keys(k);
-	if (!KH_PERCPU || k->cpu >= KHEAP_MAX_CPUS)
+	if (!kh_cpu_named(k->cpu))
 		return;
 	const struct kh_cpu *cpu = &h->cpus[k->cpu];
 	size_t blocks = 0;
@@ -293,7 +293,7 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 			if (!kh_block_sane(h, r, b, *kh_hdr(b)))
 				break;
 			bool held = kh_used(b) && !kh_cached(b) &&
-				    !(KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS);
+				    !kh_cpu_named(kh_token_cpu(h, b));
 			fn(ctx, kh_payload(b), s - KH_HDR, held);
 		}
 	}

@@ -186,6 +186,10 @@ _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CP
 #define KH_PERCPU (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS)
 #define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
 
+/* Does id name a CPU with a per-CPU cache? Compares with KH_NCPU, which is
+ * never 0, so that KHEAP_MAX_CPUS = 0 builds under -Wtype-limits. */
+static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU; }
+
 _Static_assert(KH_FAST_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
 _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
@@ -372,7 +376,7 @@ static inline uintptr_t kh_token_cpu(const struct kheap *h, uintptr_t b)
  * walk, the dump and the tags)? */
 static inline bool kh_on_cpu_list(const struct kheap *h, uintptr_t b)
 {
-	return KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS;
+	return kh_cpu_named(kh_token_cpu(h, b));
 }
 
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */

@@ -117,7 +117,7 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 	}
 	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
-	if (KH_PERCPU && kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
+	if (kh_cpu_named(kh_token_cpu(h, b)))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a per-CPU cache)"), 0;
 	return b;
 }
@@ -278,7 +278,7 @@ static uintptr_t out_of_memory(struct kheap *h, size_t align, size_t n, struct k
 /* A used block for n payload bytes, counted, or 0 (counted as OOM). */
 static uintptr_t alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 {
-	if (KH_PERCPU && !h->percpu && kheap_cpu_id() < KHEAP_MAX_CPUS)
+	if (KH_PERCPU && !h->percpu && kh_cpu_named(kheap_cpu_id()))
 		__atomic_store_n(&h->percpu, 1, __ATOMIC_RELAXED); /* from the next call on */
 	uintptr_t b = 0;
 	size_t s = kh_block_for(kh_want(n));
@@ -375,7 +375,7 @@ static inline bool percpu_on(const struct kheap *h) { return __atomic_load_n(&h-
 static inline struct kh_cpu *this_cpu(struct kheap *h)
 {
 	unsigned id = kheap_cpu_id();
-	return KH_PERCPU && id < KHEAP_MAX_CPUS ? &h->cpus[id] : NULL;
+	return kh_cpu_named(id) ? &h->cpus[id] : NULL;
 }
 
 /* Copy the heap's span and region count to CPU cpu's cache (the fast
@@ -496,7 +496,7 @@ static void flush_all(struct kheap *h, struct kh_err *e)
 {
 	if (KH_PERCPU) {
 		struct kh_cpu *me = this_cpu(h);
-		for (unsigned k = 0; k < KHEAP_MAX_CPUS; k++)
+		for (unsigned k = 0; k < KH_NCPU; k++)
 			if (&h->cpus[k] != me)
 				__atomic_store_n(&h->cpus[k].drain, 1, __ATOMIC_RELAXED);
 		if (me != NULL)
@@ -686,7 +686,7 @@ static unsigned fast_class(const struct kheap *h, const void *ptr)
 	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
 	size_t s = (size_t)(w & KH_SIZE_MASK);
 	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_USED ||
-	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_token_cpu(h, b) < KHEAP_MAX_CPUS)
+	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_cpu_named(kh_token_cpu(h, b)))
 		return KH_NCLASSES;
 	unsigned c = kh_size_class(s - KH_HDR);
 	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
@@ -801,7 +801,7 @@ struct kheap *kheap_init(void *base, size_t size)
 		cpu_sync(h, &h->cpus[k]);
 	}
 	uintptr_t irq = kheap_irq_save();
-	h->percpu = KH_PERCPU && kheap_cpu_id() < KHEAP_MAX_CPUS;
+	h->percpu = kh_cpu_named(kheap_cpu_id());
 	kheap_irq_restore(irq);
 	return h;
 }
@@ -862,7 +862,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 	    __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
-		if (__builtin_expect(id < KHEAP_MAX_CPUS, 1)) {
+		if (__builtin_expect(kh_cpu_named(id), 1)) {
 			void *p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
 			if (__builtin_expect(p != NULL, 1)) {
 				kheap_irq_restore(irq);
@@ -945,7 +945,7 @@ void kheap_free(struct kheap *h, void *ptr)
 	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && percpu_on(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
 		unsigned id = kheap_cpu_id();
-		int r = id < KHEAP_MAX_CPUS ? kh_cpu_free(&h->cpus[id], ptr) : 2;
+		int r = kh_cpu_named(id) ? kh_cpu_free(&h->cpus[id], ptr) : 2;
 		kheap_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
@@ -1112,7 +1112,7 @@ void kheap_cpu_dead(struct kheap *h, unsigned cpu)
 		return;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	if (cpu >= KHEAP_MAX_CPUS)
+	if (KHEAP_MAX_CPUS == 0 || cpu >= KH_NCPU)
 		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)(uintptr_t)cpu, "kheap_cpu_dead: cpu is not below KHEAP_MAX_CPUS");
 	else if (KH_PERCPU)
 		drain_cpu(h, &h->cpus[cpu], &e);
