@@ -48,11 +48,17 @@ static void all_back(struct kheap *h)
 	KT_EQ(kt_heap_check(h), 0);
 }
 
-KT_CASE(percpu_stats_are_exact)
+/* A heap on the arena with per-CPU caches on for this thread. */
+static struct kheap *percpu_heap(struct kt_rec *rec)
 {
 	kt_percpu(1);
+	return kt_heap(arena, ARENA, rec);
+}
+
+KT_CASE(percpu_stats_are_exact)
+{
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	void *a = kheap_alloc(h, 100), *b = kheap_alloc(h, 5000), *c = kheap_alloc(h, 24);
 	size_t ba = block_bytes(h, a), bb = block_bytes(h, b), bc = block_bytes(h, c);
@@ -85,9 +91,8 @@ static void count_used(void *ctx, void *ptr, size_t size, int used)
 
 KT_CASE(percpu_walk_and_stats_agree)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	void *p[40];
 	for (unsigned i = 0; i < 40; i++)
@@ -107,9 +112,8 @@ KT_CASE(percpu_walk_and_stats_agree)
 
 KT_CASE(percpu_double_free_is_refused)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	char *p = kheap_alloc(h, 40), *q = kheap_alloc(h, 40);
 	kheap_free(h, p);
@@ -156,9 +160,8 @@ static void on_other_cpu(void *(*fn)(void *), struct other *o)
 
 KT_CASE(percpu_double_free_across_cpus)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	struct other o = {h, kheap_alloc(h, 200)};
 	on_other_cpu(free_there, &o);
@@ -178,16 +181,25 @@ static void *one_free(void *arg)
 	return NULL;
 }
 
+/* A per-CPU heap where another CPU, a thread that has since exited, left a
+ * carved batch on its list. */
+static struct kheap *batch_elsewhere(struct kt_rec *rec, struct other *o)
+{
+	struct kheap *h = percpu_heap(rec);
+	*o = (struct other){h, NULL};
+	if (h != NULL)
+		on_other_cpu(one_free, o);
+	return h;
+}
+
 /* kheap_trim on one CPU drains its own cache at once and another CPU's at
  * that CPU's next call. */
 KT_CASE(percpu_trim_asks_the_other_cpus)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct other o;
+	struct kheap *h = batch_elsewhere(&rec, &o);
 	KT_REQUIRE(h != NULL);
-	struct other o = {h, NULL};
-	on_other_cpu(one_free, &o); /* leaves a carved batch there */
 	size_t theirs = stats(h).cached_bytes;
 	KT_CHECK(theirs > 0);
 	void *mine = kheap_alloc(h, 300);
@@ -211,9 +223,8 @@ KT_CASE(percpu_trim_asks_the_other_cpus)
 
 KT_CASE(percpu_overwritten_link_is_repaired)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	uint64_t *p = kheap_alloc(h, 56), *q = kheap_alloc(h, 56);
 	kheap_free(h, q);
@@ -230,9 +241,8 @@ KT_CASE(percpu_overwritten_link_is_repaired)
 
 KT_CASE(percpu_overwritten_token_is_caught)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	uint64_t *p = kheap_alloc(h, 56), *q = kheap_alloc(h, 56);
 	size_t bp = block_bytes(h, p);
@@ -257,9 +267,8 @@ KT_CASE(percpu_overwritten_token_is_caught)
 
 KT_CASE(percpu_oom_drains_this_cpu)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	static void *p[ARENA / 32];
 	unsigned n = 0;
@@ -296,12 +305,10 @@ static void *big_there(void *arg)
  * not only at its next small one. */
 KT_CASE(percpu_drain_request_met_by_a_large_call)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct other o;
+	struct kheap *h = batch_elsewhere(&rec, &o);
 	KT_REQUIRE(h != NULL);
-	struct other o = {h, NULL};
-	on_other_cpu(one_free, &o); /* leaves a carved batch there */
 	KT_CHECK(stats(h).cached_bytes > 0);
 	kheap_trim(h); /* the default hook: a request only */
 	KT_CHECK(stats(h).cached_bytes > 0);
@@ -444,9 +451,8 @@ static void all_in_bins(struct kheap *h)
  * kheap call; without it (the library's default) they stay full. */
 KT_CASE(percpu_ipi_trim_empties_every_cache)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	struct parked s;
 	KT_REQUIRE(park_start(&s, h, 3));
@@ -468,9 +474,8 @@ KT_CASE(percpu_ipi_trim_empties_every_cache)
  * empty: the hook drains them with kheap_cpu_dead. */
 KT_CASE(percpu_ipi_trim_drains_exited_threads)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	struct parked s;
 	KT_REQUIRE(park_start(&s, h, 2));
@@ -507,9 +512,8 @@ static unsigned fill(struct kheap *h, void **held, unsigned cap)
  * off, or this CPU's emulated interrupts masked). */
 KT_CASE(percpu_ipi_oom_takes_from_other_cpus)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	unsigned hook = 0;
 	kheap_set_oom(h, count_oom, &hook);
@@ -552,9 +556,8 @@ KT_CASE(percpu_ipi_oom_takes_from_other_cpus)
 
 KT_CASE(percpu_cpu_dead_drains_that_cache)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	struct parked s;
 	KT_REQUIRE(park_start(&s, h, 1));
@@ -579,9 +582,8 @@ KT_CASE(percpu_cpu_dead_drains_that_cache)
  * hook says false and leaves their caches alone. */
 KT_CASE(percpu_ipi_refused_while_masked)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	struct parked s;
 	KT_REQUIRE(park_start(&s, h, 2));
@@ -628,9 +630,8 @@ static void *masked_cpu(void *arg)
 
 KT_CASE(percpu_ipi_waits_for_a_masked_cpu)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	static struct masked_cpu m;
 	m.h = h, m.seen = 0;
@@ -710,9 +711,8 @@ static void *ipi_work(void *arg)
 
 KT_CASE(percpu_ipi_threads_trim_under_load)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	static struct ipi_worker w[IPI_WORKERS];
 	KT_REQUIRE(pthread_barrier_init(&ipi_start, NULL, IPI_WORKERS) == 0);
@@ -739,9 +739,8 @@ KT_CASE(percpu_ipi_threads_trim_under_load)
  * an overwritten key in any CPU's cache is reported. */
 KT_CASE(percpu_check_covers_keys_and_span)
 {
-	kt_percpu(1);
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	struct kheap *h = percpu_heap(&rec);
 	KT_REQUIRE(h != NULL);
 	kheap_free(h, kheap_alloc(h, 48));
 	KT_EQ(kt_heap_check(h), 0);
