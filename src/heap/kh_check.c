@@ -292,9 +292,7 @@ void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
 			size_t s = kh_size(b);
 			if (!kh_block_sane(h, r, b, *kh_hdr(b)))
 				break;
-			bool held = kh_used(b) && !kh_cached(b) &&
-				    !kh_cpu_named(kh_token_cpu(h, b));
-			fn(ctx, kh_payload(b), s - KH_HDR, held);
+			fn(ctx, kh_payload(b), s - KH_HDR, kh_held_by_caller(h, b, *kh_hdr(b)));
 		}
 	}
 	kh_exit(h, irq);

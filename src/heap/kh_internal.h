@@ -379,6 +379,13 @@ static inline bool kh_on_cpu_list(const struct kheap *h, uintptr_t b)
 	return kh_cpu_named(kh_token_cpu(h, b));
 }
 
+/* Does block b, whose header word is w, belong to the caller: used, and on
+ * neither a shared nor a per-CPU list? (The walk and the tags.) */
+static inline bool kh_held_by_caller(const struct kheap *h, uintptr_t b, kh_word w)
+{
+	return (w & (KH_USED | KH_CACHED)) == KH_USED && !kh_on_cpu_list(h, b);
+}
+
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
 
 /* Bytes the tail (canary, then tag) takes from each used block's payload. */

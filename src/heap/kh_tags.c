@@ -9,12 +9,6 @@
  */
 #include "kh_internal.h"
 
-/* Does header word w say the caller holds the block (used, not cached)? */
-static bool held_block(const struct kheap *h, uintptr_t b, kh_word w)
-{
-	return (w & (KH_USED | KH_CACHED)) == KH_USED && !kh_on_cpu_list(h, b);
-}
-
 void kheap_walk_tags(struct kheap *h, kheap_tag_fn fn, void *ctx)
 {
 	if (!kh_live(h)) {
@@ -33,7 +27,7 @@ void kheap_walk_tags(struct kheap *h, kheap_tag_fn fn, void *ctx)
 				b = kh_resync(h, r, b);
 				continue;
 			}
-			if (held_block(h, b, w)) {
+			if (kh_held_by_caller(h, b, w)) {
 				struct kh_tag t = kh_tag_get(b);
 				fn(ctx, kh_payload(b), kh_usable(b), t.site, t.seq);
 			}
@@ -55,7 +49,7 @@ static uintptr_t tagged(const struct kheap *h, const void *ptr)
 	if (r == NULL)
 		return 0;
 	kh_word w = *kh_hdr(b);
-	return kh_block_sane(h, r, b, w) && held_block(h, b, w) ? b : 0;
+	return kh_block_sane(h, r, b, w) && kh_held_by_caller(h, b, w) ? b : 0;
 }
 
 int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *seq)

@@ -117,7 +117,7 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 	}
 	if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
-	if (kh_cpu_named(kh_token_cpu(h, b)))
+	if (kh_on_cpu_list(h, b))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a per-CPU cache)"), 0;
 	return b;
 }
@@ -686,7 +686,7 @@ static unsigned fast_class(const struct kheap *h, const void *ptr)
 	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
 	size_t s = (size_t)(w & KH_SIZE_MASK);
 	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_USED ||
-	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_cpu_named(kh_token_cpu(h, b)))
+	    s > KH_CLASS_MAX_BLOCK || s < KH_MIN_BLOCK || kh_on_cpu_list(h, b))
 		return KH_NCLASSES;
 	unsigned c = kh_size_class(s - KH_HDR);
 	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
