@@ -574,6 +574,16 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_er
 		carve(h, cpu, c, want, e);
 }
 
+/* Open a locked stretch of the per-CPU path for CPU cpu: take the lock,
+ * refresh the CPU's span snapshot, honour a drain request. */
+static void slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+{
+	kh_lock_acquire(&h->lock);
+	cpu_sync(h, cpu);
+	if (drain_asked(cpu))
+		drain_cpu(h, cpu, e);
+}
+
 /* Close a locked stretch of the fast path: count an error, rebuild the
  * shared lists after a corrupt link, unlock; the report comes later. */
 static void slow_done(struct kheap *h, struct kh_err *e)
@@ -589,10 +599,7 @@ static void slow_done(struct kheap *h, struct kh_err *e)
  * corrupt list, refill an empty one. */
 static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
 {
-	kh_lock_acquire(&h->lock);
-	cpu_sync(h, cpu);
-	if (drain_asked(cpu))
-		drain_cpu(h, cpu, e);
+	slow_begin(h, cpu, e);
 	if (bad)
 		cpu_repair(h, cpu, c, e);
 	else
@@ -717,10 +724,7 @@ static bool free_fast(struct kheap *h, void *ptr, const void *caller)
 	if (KHEAP_HARDEN >= 1)
 		kh_poison(kh_block_of(ptr));
 	if (drain_asked(cpu) || l->count >= l->limit) {
-		kh_lock_acquire(&h->lock);
-		cpu_sync(h, cpu);
-		if (drain_asked(cpu))
-			drain_cpu(h, cpu, &e);
+		slow_begin(h, cpu, &e);
 		l->limit = h->cpu_limit[c];
 		if (l->count >= l->limit)
 			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
