@@ -141,26 +141,23 @@
 
 /* ---- derived constants -------------------------------------------------- */
 
-typedef uint64_t kh_word;
-
-#define KH_GRANULE_LOG2 4
 #define KH_GRANULE ((size_t)1 << KH_GRANULE_LOG2)
-#define KH_HDR ((size_t)8)
-#define KH_MIN_BLOCK ((size_t)32)
+#define KH_HDR ((size_t)KH_HDR_BYTES)
+#define KH_MIN_BLOCK ((size_t)KH_MIN_BLOCK_BYTES)
 #define KH_MAX_BLOCK (((size_t)1 << KHEAP_MAX_BLOCK_LOG2) - KH_GRANULE)
 
 #define KH_SL_COUNT ((unsigned)1 << KHEAP_SL_LOG2)
 #define KH_FL_SHIFT (KHEAP_SL_LOG2 + KH_GRANULE_LOG2)
 #define KH_FL_COUNT (KHEAP_MAX_BLOCK_LOG2 - KH_FL_SHIFT + 1)
 
-#define KH_USED ((kh_word)1 << 0)
-#define KH_PREV_FREE ((kh_word)1 << 1)
-#define KH_CACHED ((kh_word)1 << 2)
+/* Header fields (kh_layout.h draws the word). */
+#define KH_USED ((kh_word)1 << KH_USED_BIT)
+#define KH_PREV_FREE ((kh_word)1 << KH_PREV_FREE_BIT)
+#define KH_CACHED ((kh_word)1 << KH_CACHED_BIT)
 #define KH_FLAGS (KH_USED | KH_PREV_FREE | KH_CACHED)
-#define KH_SIZE_MASK ((((kh_word)1 << 40) - 1) & ~(kh_word)(KH_GRANULE - 1))
-#define KH_ALG_SHIFT 40
-#define KH_ALG_MASK ((kh_word)63 << KH_ALG_SHIFT)
-#define KH_COOKIE_SHIFT 46
+#define KH_ZERO ((kh_word)1 << KH_ZERO_BIT)
+#define KH_SIZE_MASK ((((kh_word)1 << KH_SIZE_BITS) - 1) & ~(kh_word)(KH_GRANULE - 1))
+#define KH_ALG_MASK ((((kh_word)1 << KH_ALG_BITS) - 1) << KH_ALG_SHIFT)
 #define KH_BODY_MASK (((kh_word)1 << KH_COOKIE_SHIFT) - 1)
 
 #define KH_MAGIC ((uintptr_t)0x6b68656170u) /* "kheap" */
@@ -170,7 +167,7 @@ _Static_assert(KH_GRANULE == KHEAP_ALIGN, "payload alignment is the granule");
 _Static_assert(KH_HDR + 2 * sizeof(kh_word) + sizeof(kh_word) <= KH_MIN_BLOCK,
 	       "a free block holds header, two links and a footer");
 _Static_assert(KH_MIN_BLOCK % KH_GRANULE == 0, "block sizes are whole granules");
-_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= 40,
+_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= KH_SIZE_BITS,
 	       "the header's size field is 40 bits");
 _Static_assert(KHEAP_SL_LOG2 >= 2 && KHEAP_SL_LOG2 <= 5, "sl_map entries are 32 bits");
 _Static_assert(KH_FL_COUNT < 64, "fl_map is one 64-bit word, shifted by up to fl + 1");
@@ -190,7 +187,7 @@ _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CP
  * never 0, so that KHEAP_MAX_CPUS = 0 builds under -Wtype-limits. */
 static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU; }
 
-_Static_assert(KH_FAST_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
+_Static_assert(KH_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
 _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
 
@@ -205,10 +202,7 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
  * the heap's to read: the fused calls then serve no block whose neighbour on
  * the list or whose header they would have to read, and the C path asks
  * kh_region_of. */
-_Static_assert(KH_FAST_COOKIE_SHIFT == KH_COOKIE_SHIFT && KH_SIZE_MASK == 0xfffffffff0u &&
-		       KH_ALG_MASK == (kh_word)0x3f << 40 && KH_USED == 1 && KH_CACHED == 4,
-	       "kh_cpu_free's view of the header agrees with the format above");
-_Static_assert(KHEAP_MAX_CPUS <= KH_FAST_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
+_Static_assert(KHEAP_MAX_CPUS <= KH_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
 
 struct kh_region {
 	uintptr_t lo, hi; /* the caller's range, for overlap tests */
@@ -310,7 +304,7 @@ static inline kh_word kh_cookie(const struct kheap *h, uintptr_t b, kh_word body
 {
 	/* One multiply: every input bit reaches the top 18 bits through the
 	 * carries (the white-box test flips each header bit in turn). */
-	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)KH_FAST_COOKIE_MUL) >> KH_COOKIE_SHIFT;
+	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)KH_COOKIE_MUL) >> KH_COOKIE_SHIFT;
 }
 
 /* Write b's header: size, flags and alignment log2, sealed with the cookie. */
@@ -326,7 +320,7 @@ static inline void kh_set(const struct kheap *h, uintptr_t b, size_t size, kh_wo
 static inline bool kh_sealed(const struct kheap *h, uintptr_t b, kh_word w)
 {
 	kh_word body = w & KH_BODY_MASK;
-	return (w >> KH_COOKIE_SHIFT) == kh_cookie(h, b, body) && (body & 8u) == 0;
+	return (w >> KH_COOKIE_SHIFT) == kh_cookie(h, b, body) && (body & KH_ZERO) == 0;
 }
 
 static inline bool kh_ok(const struct kheap *h, uintptr_t b) { return kh_sealed(h, b, *kh_hdr(b)); }
