@@ -71,7 +71,7 @@ extern "C" {
 
 /*
  * Hardening level, fixed when the library is built (-DKHEAP_HARDEN=n); the
- * README gives each level's measured cost. Every level keeps the checks of
+ * docs/hardening.md gives each level's measured cost. Every level keeps the checks of
  * the levels below it.
  *  0  always-on checks: header cookie, double free, foreign, interior and
  *     misaligned pointers, neighbour consistency on free, encoded links;
