@@ -317,8 +317,10 @@ void kh_region_seed(struct kheap *h, struct kh_region *r)
 }
 
 /* Rebuild every bin and class list from the headers alone, after a corrupt
- * link was found: cached and free blocks are merged into maximal free runs
- * and binned afresh, so forged or overwritten links are simply forgotten.
+ * link was found: free blocks are merged into maximal free runs and binned
+ * afresh, so forged or overwritten links are simply forgotten. Cached
+ * blocks stay on their lists (a corrupt list is repaired on its own,
+ * kh_slot_repair).
  * A region whose headers are corrupt is left as it is from that block on.
  * O(blocks); runs only on the corruption path. */
 void kh_rebuild(struct kheap *h)
@@ -329,9 +331,7 @@ void kh_rebuild(struct kheap *h)
 			h->bins[fl][sl] = 0;
 	}
 	h->fl_map = 0;
-	for (unsigned c = 0; c < KH_NCLASSES; c++)
-		h->classes[c].head = 0, h->classes[c].count = 0;
-	h->n.free = h->n.free_blocks = h->n.cached = h->n.cached_blocks = 0;
+	h->n.free = h->n.free_blocks = 0;
 	for (unsigned i = 0; i < h->nregions; i++) {
 		const struct kh_region *r = &h->regions[i];
 		uintptr_t run = 0, b = r->first;
@@ -340,7 +340,7 @@ void kh_rebuild(struct kheap *h)
 			size_t s = (size_t)(w & KH_SIZE_MASK);
 			if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b)
 				break;
-			bool avail = !(w & KH_USED) || (w & KH_CACHED);
+			bool avail = !(w & KH_USED);
 			if (avail && run == 0)
 				run = b;
 			else if (avail)

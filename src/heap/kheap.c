@@ -68,7 +68,7 @@ struct kheap *kheap_init(void *base, size_t size)
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
 	kh_region_attach(h, &r);
-	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+	for (unsigned k = 0; k < KH_NSLOTS; k++) {
 		h->cpus[k].key = kh_key(h);
 		h->cpus[k].tkey = kh_tkey(h, k);
 		kh_cpu_sync(h, &h->cpus[k]);
