@@ -74,7 +74,9 @@ extern "C" {
  * docs/hardening.md gives each level's measured cost. Every level keeps the checks of
  * the levels below it.
  *  0  always-on checks: header cookie, double free, foreign, interior and
- *     misaligned pointers, neighbour consistency on free, encoded links;
+ *     misaligned pointers, encoded links, and neighbour consistency
+ *     before a block merges into the bins (at its free, or, for a small
+ *     block that went to a size-class list, when it leaves the list);
  *  1  + freed blocks are poisoned (their first KHEAP_POISON_BYTES after the
  *     links) and the poison is checked when the block is handed out again;
  *     + a canary word after the usable size, checked on free, realloc and
