@@ -519,6 +519,27 @@ static bool skips(struct scan *s, const void *scratch, size_t size)
 	return true;
 }
 
+/* Field by field: a struct copy would be a memcpy call on some targets,
+ * and the library links against no C library. */
+static void copy_result(struct kheap_leak_result *d, const struct kheap_leak_result *r)
+{
+	d->leaks = r->leaks;
+	d->leak_bytes = r->leak_bytes;
+	d->held = r->held;
+	d->ignored = r->ignored;
+	d->root_bytes = r->root_bytes;
+	d->passes = r->passes;
+	d->restarts = r->restarts;
+	d->allocs = r->allocs;
+}
+
+static void clear_result(struct kheap_leak_result *d)
+{
+	d->leaks = d->leak_bytes = d->held = d->ignored = d->root_bytes = 0;
+	d->passes = d->restarts = 0;
+	d->allocs = 0;
+}
+
 static void restart_state(struct scan *s)
 {
 	s->top = 0;
@@ -529,7 +550,8 @@ static void restart_state(struct scan *s)
 	s->st = LK_RUN;
 	s->fp = 0;
 	unsigned restarts = s->res.restarts;
-	s->res = (struct kheap_leak_result){0, 0, 0, 0, 0, 0, restarts, 0};
+	clear_result(&s->res);
+	s->res.restarts = restarts;
 }
 
 /* One attempt: setup, mark (in slices when sliced), check, report. Returns
@@ -574,7 +596,7 @@ static int attempt(struct scan *s, void *scratch, size_t size, bool sliced, khea
 static int leak_scan(struct kheap *h, const struct kheap_range *roots, size_t nroots, void *scratch,
 		     size_t size, kheap_leak_fn fn, void *ctx, struct kheap_leak_result *out, const void *caller)
 {
-	*out = (struct kheap_leak_result){0, 0, 0, 0, 0, 0, 0, 0};
+	clear_result(out);
 	if (!kh_live(h)) {
 		kh_report_global(KHEAP_E_BAD_HEAP, h, caller, "not a live heap handle");
 		return -KHEAP_E_BAD_HEAP;
@@ -591,10 +613,10 @@ static int leak_scan(struct kheap *h, const struct kheap_range *roots, size_t nr
 	       s.res.restarts <= KHEAP_LEAK_RETRIES)
 		s.res.restarts++;
 	if (st == LK_DONE) {
-		*out = s.res;
+		copy_result(out, &s.res);
 		return 0;
 	}
-	*out = (struct kheap_leak_result){0, 0, 0, 0, 0, 0, 0, 0};
+	clear_result(out);
 	if (st == LK_SMALL)
 		return -KHEAP_E_BAD_ARG;
 	/* A corrupt header; or the heap changed while the last attempt held
@@ -612,7 +634,7 @@ int kheap_leak_scan(struct kheap *h, const struct kheap_range *roots, size_t nro
 	struct kheap_leak_result r;
 	int rc = leak_scan(h, roots, nroots, scratch, scratch_size, fn, ctx, &r, __builtin_return_address(0));
 	if (out != NULL)
-		*out = r;
+		copy_result(out, &r);
 	return rc;
 }
 
