@@ -92,6 +92,21 @@ struct node {
 	uintptr_t payload[5];
 };
 
+static uint64_t arena_sum(void)
+{
+	uint64_t x = 0;
+	for (size_t i = kheap_control_size(); i < ARENA; i++)
+		x = (x ^ arena[i]) * 0x100000001b3u;
+	return x;
+}
+
+static uint64_t allocs(struct kheap *h)
+{
+	struct kheap_stats st;
+	kheap_get_stats(h, &st);
+	return st.alloc_count;
+}
+
 static struct node *node(struct kheap *h) { return kheap_calloc(h, 1, sizeof(struct node)); }
 
 KT_CASE(leak_list_from_a_root)
@@ -106,7 +121,11 @@ KT_CASE(leak_list_from_a_root)
 			n[i - 1]->next = n[i];
 	}
 	rootv[3] = n[0];
+	/* The scan allocates nothing and writes nothing past the control block. */
+	uint64_t sum0 = arena_sum(), allocs0 = allocs(h);
 	KT_EQ(scan(h), 0);
+	KT_EQ(arena_sum(), sum0);
+	KT_EQ(allocs(h), allocs0);
 	KT_CHECK(exactly(NULL, 0));
 	KT_EQ(res.held, 10);
 	KT_EQ(res.passes, 0);
