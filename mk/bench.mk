@@ -39,3 +39,14 @@ bench: $(BENCH_BIN) | $(BENCH_STAMP)
 
 bench-profile: $(BENCH_BIN) | $(BENCH_STAMP)
 	@sh tools/bench-profile.sh $(W)
+
+# make leak-bench: what the leak scan costs per MiB of heap, per block and
+# per MiB of held bytes (bench/leak.c). Timings, not part of `make test`.
+.PHONY: leak-bench
+LEAK_BENCH_BIN := $(BENCH_DIR)/leak
+$(LEAK_BENCH_BIN): bench/leak.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/*.h src/heap/x86_64/*.h) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc $(BENCH_CFLAGS) bench/leak.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) -o $@
+
+leak-bench: $(LEAK_BENCH_BIN)
+	@$(LEAK_BENCH_BIN)

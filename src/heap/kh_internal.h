@@ -202,6 +202,18 @@ struct kh_counts {
 	uint64_t allocs, frees, ooms, errors;
 };
 
+/* One kheap_leak_ignore mark (kh_leak.c): the block's address, its size
+ * and alignment bits (not the flags: KH_PREV_FREE changes with the
+ * neighbour) and, with tags, its sequence number. b == 0: an empty entry. */
+struct kh_leak_mark {
+	uintptr_t b;
+	kh_word body;
+#if KHEAP_TAGS
+	uint64_t seq;
+#endif
+};
+_Static_assert(KHEAP_LEAK_IGNORE_MAX >= 1, "kheap_leak_ignore's table has at least one entry");
+
 struct kheap {
 	uintptr_t magic; /* KH_MAGIC ^ address: a live heap */
 	kh_word secret;
@@ -220,6 +232,9 @@ struct kheap {
 	uint32_t cpu_limit[KH_NCLASSES]; /* per-CPU list limits; owners copy them */
 	uint32_t percpu; /* some CPU has had a number: try the per-CPU path first */
 	struct kh_cpu cpus[KH_NSLOTS]; /* per-CPU caches, then the shared one (KH_SHARED) */
+	/* kheap_leak_ignore's table (kh_leak.c). Last, so that no offset the
+	 * assembly reads moves. */
+	struct kh_leak_mark leak_marks[KHEAP_LEAK_IGNORE_MAX];
 };
 
 /* What an operation found wrong, reported once the lock is released; and
