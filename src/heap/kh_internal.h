@@ -640,8 +640,9 @@ void kh_settle(struct kheap *h, struct kh_err *e);
 /* kh_leave when something went wrong: settle, unlock, then report and call
  * the OOM hook, both with the lock released. */
 void kh_leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller);
-/* A failed internal assertion (KH_ASSERT): to kheap_panic, never returns
- * to the caller's code path in a sane way, so it traps if kheap_panic returns. */
+/* A failed internal assertion (KH_ASSERT): "kheap: internal assertion
+ * failed: <condition> at <file>:<line>" to kheap_panic. If that returns (a
+ * test's override), execution goes on past the assertion. */
 void kh_assert_fail(const char *what, const char *file, int line);
 /* v in base 16 or 10, NUL-terminated, at the end of buf[KH_FMT_LEN];
  * returns where it starts. */

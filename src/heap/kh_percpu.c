@@ -53,6 +53,7 @@ void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_e
 	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
 	size_t s = kh_class_block_size(c);
 	unsigned k = (unsigned)(cpu - h->cpus);
+	KH_ASSERT(k < KH_NSLOTS && c < KH_NCLASSES);
 	for (unsigned i = 0; i < h->nregions; i++) {
 		const struct kh_region *r = &h->regions[i];
 		for (uintptr_t b = r->first, nx; b < r->end; b = nx) {
