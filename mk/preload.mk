@@ -15,11 +15,11 @@ PRELOAD_S := $(if $(PRELOAD_ARCH),$(call heap_s,$(PRELOAD_ARCH),0))
 PRELOAD_SRC := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) \
   $(PRELOAD_S) tools/preload/kheap_preload.c
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
-  -DKHEAP_MAX_REGIONS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
+  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.
-PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress
+PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress $(PRELOAD_DIR)/churn
 
 .PHONY: preload preload-test
 

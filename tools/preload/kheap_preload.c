@@ -115,6 +115,121 @@ static const char *prog_name(void)
 	return program_invocation_short_name != NULL ? program_invocation_short_name : "?";
 }
 
+/* ---- per-thread caches: a thread is a CPU ----------------------------------- */
+
+/* kheap's per-CPU caches with threads for CPUs. The first HOME_SLOTS numbers
+ * are each owned by one thread from its first call to its exit (the pthread
+ * key's destructor drains the cache with kheap_cpu_dead and frees the
+ * number); the last SHARED_SLOTS are lent for one kheap call at a time to
+ * threads that found no home number free, or that are exiting: taken in
+ * kheap_cpu_id, given back when the outermost kheap_irq_restore runs,
+ * which is when kheap's contract lets the answer change. A thread that
+ * finds every shared number lent takes the locked path for that call. */
+#define SHARED_SLOTS 16u
+#define HOME_SLOTS (KHEAP_MAX_CPUS - SHARED_SLOTS)
+_Static_assert(KHEAP_MAX_CPUS > SHARED_SLOTS && HOME_SLOTS <= 64, "home numbers fit one 64-bit word");
+
+#define TLS __attribute__((tls_model("initial-exec"))) __thread
+
+static _Atomic uint64_t home_taken; /* bit k: home number k has a thread */
+static struct {
+	_Atomic unsigned lent; /* 1 while a thread is inside a kheap call with it */
+	char pad[60];
+} shared[SHARED_SLOTS];
+static pthread_key_t home_key;
+static _Atomic int homes_ready; /* home_key exists: the constructor has run */
+
+static TLS unsigned my_home;     /* home number + 1; 0: none */
+static TLS unsigned my_loan;     /* shared number + 1 while lent; 0: none */
+static TLS unsigned my_hint;     /* the shared number this thread had last */
+static TLS unsigned my_depth;    /* kheap_irq_save nesting */
+static TLS unsigned char my_state; /* 0: no home yet; 1: asked, keep going */
+
+uintptr_t kheap_irq_save(void) { return my_depth++; }
+
+void kheap_irq_restore(uintptr_t state)
+{
+	my_depth = (unsigned)state;
+	if (state == 0 && my_loan != 0) {
+		atomic_store_explicit(&shared[my_loan - 1].lent, 0u, memory_order_release);
+		my_loan = 0;
+	}
+}
+
+/* Borrow a shared number for the current kheap call, the one this thread
+ * had last if it is free. KHEAP_NO_CPU when all are lent. */
+static unsigned borrow(void)
+{
+	for (unsigned i = 0; i < SHARED_SLOTS; i++) {
+		unsigned k = (my_hint + i) % SHARED_SLOTS;
+		if (atomic_load_explicit(&shared[k].lent, memory_order_relaxed) == 0 &&
+		    atomic_exchange_explicit(&shared[k].lent, 1u, memory_order_acquire) == 0) {
+			my_hint = k;
+			my_loan = k + 1;
+			return HOME_SLOTS + k;
+		}
+	}
+	return KHEAP_NO_CPU;
+}
+
+/* A thread's first call (after the constructor): take a free home number
+ * and register the destructor that gives it back. */
+static unsigned take_home(void)
+{
+	my_state = 1; /* once: pthread_setspecific may allocate */
+	uint64_t t = atomic_load_explicit(&home_taken, memory_order_relaxed);
+	uint64_t all = HOME_SLOTS >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << HOME_SLOTS) - 1;
+	while ((t & all) != all) {
+		unsigned k = (unsigned)__builtin_ctzll(~t);
+		if (atomic_compare_exchange_weak_explicit(&home_taken, &t, t | ((uint64_t)1 << k),
+							  memory_order_acquire, memory_order_relaxed)) {
+			if (pthread_setspecific(home_key, (void *)(uintptr_t)(k + 1)) != 0) {
+				atomic_fetch_and_explicit(&home_taken, ~((uint64_t)1 << k), memory_order_release);
+				return KHEAP_NO_CPU;
+			}
+			my_home = k + 1;
+			return k;
+		}
+	}
+	return KHEAP_NO_CPU;
+}
+
+/* Called inside kheap_irq_save, as kheap_port.h asks; the answer holds
+ * until the matching outermost restore. */
+unsigned kheap_cpu_id(void)
+{
+	if (__builtin_expect(my_home != 0, 1))
+		return my_home - 1;
+	if (my_loan != 0)
+		return my_loan - 1 + HOME_SLOTS;
+	if (my_state == 0 && atomic_load_explicit(&homes_ready, memory_order_acquire)) {
+		unsigned k = take_home();
+		if (k != KHEAP_NO_CPU)
+			return k;
+	}
+	return borrow();
+}
+
+/* The home_key destructor: the thread is exiting. From here on it borrows
+ * (a free() from a later destructor must not take a home number nobody
+ * would give back); its cache goes back to the heap, then its number. */
+static void home_exit(void *v)
+{
+	unsigned k = (unsigned)(uintptr_t)v - 1;
+	struct kheap *h = atomic_load_explicit(&heap, memory_order_acquire);
+	my_home = 0;
+	my_state = 1;
+	if (h != NULL)
+		kheap_cpu_dead(h, k);
+	atomic_fetch_and_explicit(&home_taken, ~((uint64_t)1 << k), memory_order_release);
+}
+
+static void homes_init(void)
+{
+	if (pthread_key_create(&home_key, home_exit) == 0)
+		atomic_store_explicit(&homes_ready, 1, memory_order_release);
+}
+
 /* ---- hooks the heap calls ---------------------------------------------------- */
 
 void kheap_spin_yield(void) { sched_yield(); }
@@ -304,6 +419,7 @@ static void stats_open(void)
 __attribute__((constructor)) static void preload_init(void)
 {
 	get_heap();
+	homes_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	stats_open();
 }
