@@ -12,8 +12,16 @@ PRELOAD_SO := build/host/libkheap-preload.so
 PRELOAD_DIR := build/host/preload
 PRELOAD_ARCH := $(filter x86_64,$(shell uname -m))
 PRELOAD_S := $(if $(PRELOAD_ARCH),$(call heap_s,$(PRELOAD_ARCH),0))
-PRELOAD_SRC := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) \
-  $(PRELOAD_S) tools/preload/kheap_preload.c
+# PRELOAD_LOCK=futex (default): tools/preload/preload_lock.c, a mutex that
+# sleeps, replaces the heap's ticket lock (kh_lock.S or kh_lock.c);
+# PRELOAD_LOCK=ticket keeps the heap's own lock, for comparison.
+PRELOAD_LOCK ?= futex
+ifeq ($(filter futex ticket,$(PRELOAD_LOCK)),)
+$(error PRELOAD_LOCK must be futex or ticket)
+endif
+PRELOAD_HEAP := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) $(PRELOAD_S)
+PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/kh_lock.c,$(PRELOAD_HEAP)) \
+  tools/preload/preload_lock.c,$(PRELOAD_HEAP)) tools/preload/kheap_preload.c
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
   -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
