@@ -33,10 +33,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "kh_internal.h" /* struct kheap's lock, for the fork handlers */
@@ -45,7 +47,20 @@
  * listed again in kheap_preload.map. */
 #define EXPORT __attribute__((visibility("default")))
 
-#define ARENA_SIZE ((size_t)1 << 30)
+#define ARENA_SIZE ((size_t)1 << 30) /* the default region */
+#define RESERVE_MAX ((size_t)64 << 30)
+#define RESERVE_MIN ((size_t)16 << 20)
+#define FIRST_MIN ((size_t)1 << 20)
+/* Frees of blocks this large give their pages back at once (glibc unmaps
+ * blocks above 32 MiB at once, too); a walk gives back the pages of free
+ * blocks once the bytes in use dropped by RELEASE_DROP; a calloc this large
+ * gets its whole pages by madvise rather than by writing zeros. */
+#define RELEASE_BLOCK ((size_t)32 << 20)
+#define RELEASE_DROP ((size_t)32 << 20)
+#define CALLOC_FRESH ((size_t)1 << 20)
+#define FREES_PER_CHECK 4096u /* frees of one thread between two drop checks */
+#define NOTICE_BLOCK ((size_t)128 << 10) /* a free this large checks the drop at once */
+#define KEEP 64                  /* bytes left alone at each end of a given-back block */
 #define GROW_SLACK ((size_t)64 << 10) /* control block, end marker, alignment */
 /* Growths one request may trigger: a region sized for it serves it unless
  * other threads take the room first; the retries stop a runaway. */
@@ -273,18 +288,108 @@ static void on_report(void *ctx, const struct kheap_report *r)
 
 /* ---- set-up and growth --------------------------------------------------------- */
 
-/* Fresh zeroed memory, or NULL. Only the default-sized regions skip the
- * commit charge: a larger one is sized by a request, and the kernel's
- * overcommit policy should refuse an absurd one as it would for glibc. */
-static void *map_region(size_t size)
+/* Address space reserved up front (PROT_NONE, MAP_NORESERVE: it costs
+ * neither memory nor commit charge) so that regions are added end to end
+ * inside it and kheap's per-CPU fast path keeps one span over all of them.
+ * [rsv_base, rsv_used) holds the regions, readable and writable; the rest
+ * stays reserved until a region takes it. Written at init and under
+ * grow_lock; rsv_used only grows, so a stale read of it is a smaller,
+ * still valid, bound. */
+static uintptr_t rsv_base;
+static _Atomic uintptr_t rsv_used;
+static uintptr_t rsv_end;
+
+static size_t page_size(void)
+{
+	unsigned long p = getauxval(AT_PAGESZ);
+	return p != 0 ? (size_t)p : 4096;
+}
+
+static size_t round_page(size_t n)
+{
+	size_t page = page_size();
+	return (n + page - 1) & ~(page - 1);
+}
+
+/* Reserve the largest range that the address-space limit allows, halving
+ * from RESERVE_MAX (ulimit -v refuses a reservation as it would a mapping). */
+static void reserve(void)
+{
+	for (size_t size = RESERVE_MAX; size >= RESERVE_MIN; size /= 2) {
+		void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			rsv_base = (uintptr_t)p;
+			atomic_store_explicit(&rsv_used, rsv_base, memory_order_relaxed);
+			rsv_end = rsv_base + size;
+			return;
+		}
+	}
+}
+
+/* Would the kernel's default overcommit heuristic take a mapping of this
+ * size? A region sized by one request is refused above RAM + swap, as
+ * glibc's mmap of it would be, even inside the reservation. */
+static int plausible(size_t size)
+{
+	struct sysinfo si;
+	if (size <= ARENA_SIZE || sysinfo(&si) != 0)
+		return 1;
+	return size / si.mem_unit <= si.totalram + si.totalswap;
+}
+
+/* size bytes at the reservation's next free address, readable and
+ * writable, or NULL when they do not fit or the kernel refuses. */
+static void *take_reserved(size_t size)
+{
+	uintptr_t at = atomic_load_explicit(&rsv_used, memory_order_relaxed);
+	if (rsv_base == 0 || rsv_end - at < size || !plausible(size) ||
+	    mprotect((void *)at, size, PROT_READ | PROT_WRITE) != 0)
+		return NULL;
+	atomic_store_explicit(&rsv_used, at + size, memory_order_release);
+	return (void *)at;
+}
+
+/* Fresh zeroed memory anywhere, or NULL. Only the default-sized regions
+ * skip the commit charge: a larger one is sized by a request, and the
+ * kernel's overcommit policy should refuse an absurd one as it would for
+ * glibc. */
+static void *map_anywhere(size_t size)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (size <= ARENA_SIZE ? MAP_NORESERVE : 0);
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* The first thread through maps the arena; a racing one waits. The arena
- * shrinks by halves if the address space is limited (ulimit -v). */
+/* Memory for a region of at least need bytes, preferably want (>= need):
+ * in the reservation first, then anywhere, each trying halves of want down
+ * to need (under ulimit -v a large mapping may be refused where a smaller
+ * one fits); last, the reservation's unused tail is given back to make
+ * room. *size gets the size mapped. */
+static void *get_memory(size_t need, size_t want, size_t *size)
+{
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2 && rsv_end > atomic_load_explicit(&rsv_used, memory_order_relaxed)) {
+			uintptr_t used = atomic_load_explicit(&rsv_used, memory_order_relaxed);
+			munmap((void *)used, rsv_end - used);
+			rsv_end = used;
+		}
+		for (size_t s = want;; s = s / 2 > need ? round_page(s / 2) : need) {
+			void *p = pass == 0 ? take_reserved(s) : map_anywhere(s);
+			if (p != NULL) {
+				*size = s;
+				return p;
+			}
+			if (s == need)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* The first thread through maps the arena; a racing one waits. Under an
+ * address-space limit the reservation is smaller, and the first region
+ * takes an eighth of it: the heap then grows geometrically (grow), and a
+ * large request may still find the address space it needs. */
 static struct kheap *init_slow(void)
 {
 	int expect = 0;
@@ -293,12 +398,13 @@ static struct kheap *init_slow(void)
 			sched_yield();
 		return atomic_load_explicit(&heap, memory_order_acquire);
 	}
-	struct kheap *h = NULL;
-	for (size_t size = ARENA_SIZE; h == NULL && size >= ((size_t)1 << 20); size /= 2) {
-		void *base = map_region(size);
-		if (base != NULL && (h = kheap_init(base, size)) == NULL)
-			munmap(base, size);
-	}
+	reserve();
+	size_t want = rsv_end - rsv_base >= 2 * ARENA_SIZE ? ARENA_SIZE : round_page((rsv_end - rsv_base) / 8);
+	if (want < FIRST_MIN)
+		want = FIRST_MIN;
+	size_t size = 0;
+	void *base = get_memory(FIRST_MIN, want, &size);
+	struct kheap *h = base != NULL ? kheap_init(base, size) : NULL;
 	if (h != NULL)
 		kheap_set_report(h, on_report, NULL);
 	atomic_store_explicit(&heap, h, memory_order_release);
@@ -313,29 +419,95 @@ static struct kheap *get_heap(void)
 }
 
 /* Add a region big enough for n bytes aligned to align, unless another
- * thread added one since the caller read gen. Returns whether a retry may
- * succeed. Takes grow_lock, then (inside kheap_add_region) the heap lock. */
+ * thread added one since the caller read gen: as large as the heap
+ * already is, up to ARENA_SIZE (geometric growth), if the address space
+ * allows. Returns whether a retry may
+ * succeed. Takes grow_lock, then (inside kheap_add_region) the heap lock.
+ * A region refused by kheap stays mapped but unused (it cannot be given
+ * back to the reservation in between others). */
 static int grow(struct kheap *h, size_t n, size_t align, unsigned gen)
 {
 	if (h == NULL)
 		return 0;
 	/* The bins round a search up by up to 1/16 of the size (O(1) good fit). */
-	size_t page = 4096, need = (n + n / 8 + align + GROW_SLACK + page - 1) & ~(page - 1);
-	size_t size = need > ARENA_SIZE ? need : ARENA_SIZE;
+	size_t need = round_page(n + n / 8 + align + GROW_SLACK);
 	int ok = 1;
 	kh_lock_acquire(&grow_lock);
 	if (atomic_load(&grow_gen) == gen) {
 		struct kheap_stats st;
 		kheap_get_stats(h, &st);
-		void *base = st.regions < KHEAP_MAX_REGIONS ? map_region(size) : NULL;
+		size_t size = 0;
+		size_t want = st.total_bytes < ARENA_SIZE ? round_page(st.total_bytes) : ARENA_SIZE;
+		void *base = st.regions < KHEAP_MAX_REGIONS ? get_memory(need, need > want ? need : want, &size) : NULL;
 		ok = base != NULL && kheap_add_region(h, base, size) == 0;
 		if (ok)
 			atomic_fetch_add(&grow_gen, 1u);
-		else if (base != NULL)
-			munmap(base, size);
 	}
 	kh_lock_release(&grow_lock);
 	return ok;
+}
+
+/* ---- memory given back ------------------------------------------------------ */
+
+/* Give the whole pages inside [p, p + n) back to the kernel, keeping a
+ * margin at each end for what kheap writes into a free block (its header,
+ * links and footer). They read as zero when next touched. */
+static void release_inside(void *p, size_t n)
+{
+	size_t page = page_size();
+	uintptr_t lo = ((uintptr_t)p + KEEP + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + n - KEEP) & ~(page - 1);
+	if (n > 2 * KEEP && hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static void release_free(void *ctx, void *ptr, size_t size, int used)
+{
+	(void)ctx;
+	if (!used && size >= 4 * page_size())
+		release_inside(ptr, size);
+}
+
+/* The bytes a program's use dropped since the last walk (high water less
+ * what is in use now), plus those of large blocks that realloc moved. */
+static _Atomic size_t high_water;
+static _Atomic size_t moved_bytes;
+static _Atomic int walking;
+static TLS unsigned frees_here;
+
+/* When the heap's in-use bytes dropped by RELEASE_DROP and a quarter since
+ * the last walk, walk every block and give back the pages of free ones: a
+ * program whose peak passed gives that memory back. The walk is O(blocks)
+ * with the heap lock held, paid for by the bytes given back. */
+static void maybe_release(struct kheap *h, int force)
+{
+	struct kheap_stats st;
+	kheap_get_stats(h, &st);
+	size_t high = atomic_load_explicit(&high_water, memory_order_relaxed);
+	if (st.in_use_bytes > high) {
+		atomic_store_explicit(&high_water, st.in_use_bytes, memory_order_relaxed);
+		high = st.in_use_bytes;
+	}
+	size_t drop = high - st.in_use_bytes + atomic_load_explicit(&moved_bytes, memory_order_relaxed);
+	if (!force && (drop < RELEASE_DROP || drop < st.in_use_bytes / 4))
+		return;
+	if (atomic_exchange_explicit(&walking, 1, memory_order_acquire) != 0)
+		return;
+	atomic_store_explicit(&moved_bytes, 0, memory_order_relaxed);
+	atomic_store_explicit(&high_water, st.in_use_bytes, memory_order_relaxed);
+	kheap_walk(h, release_free, NULL);
+	atomic_store_explicit(&walking, 0, memory_order_release);
+}
+
+/* The size in the header of p's block if p lies in the reservation (the
+ * only memory the preload reads without asking kheap), unchecked: a hint
+ * that p may be large, which kheap_usable_size then confirms. Else 0. */
+static size_t peek_size(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a < rsv_base + KH_HDR || a >= atomic_load_explicit(&rsv_used, memory_order_acquire))
+		return 0;
+	return kh_size(kh_block_of(p));
 }
 
 enum op { OP_ALLOC, OP_CALLOC, OP_REALLOC };
@@ -405,15 +577,30 @@ static void fork_child(void)
 
 /* ---- exit report ------------------------------------------------------------ */
 
-/* A copy of stderr for the exit report: xz, sort and other programs close
- * stderr themselves before they exit, to catch write errors. -1: no report. */
+/* Where the exit report goes: KHEAP_STATS_FILE (appended to, one line per
+ * process), else KHEAP_STATS_FD (a descriptor the caller opened, e.g. 2 for
+ * stderr), else DEFAULT_STATS_FILE; never the program's stderr unless asked.
+ * Kept as a copy above the descriptors programs use: xz, sort and others
+ * close stderr themselves before they exit. -1: no report. */
+#define DEFAULT_STATS_FILE "/tmp/kheap-stats.log"
 static int stats_fd = -1;
 
 static void stats_open(void)
 {
 	const char *env = getenv("KHEAP_STATS");
-	if (env != NULL && env[0] == '1' && env[1] == '\0')
-		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+	if (env == NULL || env[0] != '1' || env[1] != '\0')
+		return;
+	const char *file = getenv("KHEAP_STATS_FILE"), *fd = getenv("KHEAP_STATS_FD");
+	int src = -1, own = 0;
+	if ((file == NULL || file[0] == '\0') && fd != NULL && fd[0] >= '0' && fd[0] <= '9')
+		src = atoi(fd);
+	else
+		src = open(file != NULL && file[0] != '\0' ? file : DEFAULT_STATS_FILE,
+			   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644), own = 1;
+	if (src >= 0)
+		stats_fd = fcntl(src, F_DUPFD_CLOEXEC, 100);
+	if (own && src >= 0)
+		close(src);
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -453,27 +640,49 @@ __attribute__((destructor)) static void preload_report(void)
 
 static int pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
-static size_t page_size(void)
-{
-	unsigned long p = getauxval(AT_PAGESZ);
-	return p != 0 ? (size_t)p : 4096;
-}
-
 EXPORT void *malloc(size_t n) { return obtain(OP_ALLOC, NULL, 0, n); }
 
+/* A large block gives its pages back before kheap takes it (it is still
+ * the caller's, so nothing else writes there meanwhile); every
+ * FREES_PER_CHECK frees, and after each large one, the drop check. */
 EXPORT void free(void *p)
 {
-	if (p != NULL)
-		kheap_free(get_heap(), p);
+	if (p == NULL)
+		return;
+	struct kheap *h = get_heap();
+	size_t peek = peek_size(p);
+	if (peek >= RELEASE_BLOCK)
+		release_inside(p, kheap_usable_size(h, p));
+	kheap_free(h, p);
+	if (peek >= NOTICE_BLOCK || ++frees_here % FREES_PER_CHECK == 0)
+		maybe_release(h, 0);
 }
 
+/* A large block is zeroed by giving its whole pages back (they read as
+ * zero, and cost nothing until touched: a fresh region's are not touched
+ * at all) and writing zeros only to the partial pages at its ends. */
 EXPORT void *calloc(size_t n, size_t size)
 {
 	if (size != 0 && n > SIZE_MAX / size) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return obtain(OP_CALLOC, NULL, 0, n * size);
+	size_t bytes = n * size;
+	if (bytes < CALLOC_FRESH)
+		return obtain(OP_CALLOC, NULL, 0, bytes);
+	char *p = obtain(OP_ALLOC, NULL, 0, bytes);
+	if (p == NULL)
+		return NULL;
+	size_t page = page_size();
+	char *lo = (char *)(((uintptr_t)p + page - 1) & ~(page - 1));
+	char *hi = (char *)(((uintptr_t)p + bytes) & ~(page - 1));
+	if (hi > lo && madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+		memset(p, 0, (size_t)(lo - p));
+		memset(hi, 0, (size_t)(p + bytes - hi));
+	} else {
+		memset(p, 0, bytes);
+	}
+	return p;
 }
 
 /* realloc(p, 0) frees p and returns NULL, as glibc does. */
@@ -485,7 +694,28 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
-	return obtain(OP_REALLOC, p, 0, n);
+	size_t peek = peek_size(p);
+	void *q = obtain(OP_REALLOC, p, 0, n);
+	if (q != NULL && q != p && peek >= NOTICE_BLOCK) { /* kheap freed the old block */
+		atomic_fetch_add_explicit(&moved_bytes, peek, memory_order_relaxed);
+		maybe_release(get_heap(), 0);
+	}
+	return q;
+}
+
+/* glibc's extension: give back what can be. kheap_trim returns this
+ * thread's cache and the shared lists to the bins (the other threads'
+ * at their next call); the walk gives back the free blocks' pages. pad
+ * is ignored. Returns 1: some memory may have been given back. */
+EXPORT int malloc_trim(size_t pad)
+{
+	(void)pad;
+	struct kheap *h = get_heap();
+	if (h == NULL)
+		return 0;
+	kheap_trim(h);
+	maybe_release(h, 1);
+	return 1;
 }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size)
