@@ -1,12 +1,13 @@
 # ---- preload: kheap as the malloc of host programs (issue 7) -----------------
 # Included from the end of the Makefile; uses its WARN and TOOLS_STAMP.
 # build/host/libkheap-preload.so is the heap sources built hosted and
-# position-independent (with room for 64 regions) plus
+# position-independent (room for 64 regions and 64 per-thread caches) plus
 # tools/preload/kheap_preload.c; the version script exports only the malloc
 # family. It ignores ARCH and GENERIC: on an x86_64 host it takes the x86_64
 # assembly (musl-style swap, as for the library), elsewhere the C twins.
 #   make preload        build the library
 #   make preload-test   real programs under it, compared with glibc
+#   make bench-real     real programs on glibc, jemalloc, mimalloc, kheap: ratios
 
 PRELOAD_SO := build/host/libkheap-preload.so
 PRELOAD_DIR := build/host/preload
@@ -44,3 +45,11 @@ $(PRELOAD_DIR)/%: tools/preload/%.c | $(TOOLS_STAMP)
 
 preload-test: $(PRELOAD_SO) $(PRELOAD_PROGS)
 	@sh tools/preload/preload-test.sh $(PRELOAD_SO) $(PRELOAD_DIR)
+
+# make bench-real: real programs on glibc, jemalloc, mimalloc and kheap,
+# interleaved, and the table of time and max-RSS ratios to glibc
+# (tools/bench-real.sh; BENCH_REAL_ROUNDS rounds, default 3). Not in make test.
+BENCH_REAL_ROUNDS ?= 3
+.PHONY: bench-real
+bench-real: $(PRELOAD_SO) $(PRELOAD_PROGS)
+	@sh tools/bench-real.sh $(PRELOAD_SO) $(PRELOAD_DIR) $(BENCH_REAL_ROUNDS)

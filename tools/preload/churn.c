@@ -6,8 +6,10 @@
  * slot, or free the one there; one block in eight is instead passed through
  * a shared mailbox, so that another thread frees it (cross-thread frees).
  * Every block carries its size and a stamp at both ends, checked before it
- * is freed. The output is the same for every allocator.
- * Usage: churn [threads [ops-per-thread]]   (defaults 8, 200000)
+ * is freed. With several waves, each wave's threads exit before the next
+ * wave's start (an allocator with per-thread caches must hand them on).
+ * The output is the same for every allocator.
+ * Usage: churn [threads [ops-per-thread [waves]]]   (defaults 8, 200000, 1)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -92,21 +94,25 @@ int main(int argc, char **argv)
 	unsigned threads = argc > 1 ? (unsigned)atoi(argv[1]) : 8;
 	if (argc > 2)
 		ops_per_thread = strtoul(argv[2], NULL, 10);
-	if (threads < 1 || threads > 1024 || ops_per_thread < 1) {
-		fprintf(stderr, "usage: churn [threads 1..1024 [ops-per-thread]]\n");
+	unsigned waves = argc > 3 ? (unsigned)atoi(argv[3]) : 1;
+	if (threads < 1 || threads > 1024 || ops_per_thread < 1 || waves < 1) {
+		fprintf(stderr, "usage: churn [threads 1..1024 [ops-per-thread [waves]]]\n");
 		return 2;
 	}
 	pthread_t *t = calloc(threads, sizeof *t);
-	for (unsigned i = 0; i < threads; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i) != 0) {
-			perror("pthread_create");
-			return 1;
-		}
-	for (unsigned i = 0; i < threads; i++)
-		pthread_join(t[i], NULL);
+	for (unsigned w = 0; w < waves; w++) {
+		for (unsigned i = 0; i < threads; i++)
+			if (pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(w * threads + i)) != 0) {
+				perror("pthread_create");
+				return 1;
+			}
+		for (unsigned i = 0; i < threads; i++)
+			pthread_join(t[i], NULL);
+	}
 	for (unsigned i = 0; i < MAILBOX; i++)
 		drop(atomic_exchange(&mailbox[i], NULL));
 	free(t);
-	printf("churn: %u threads x %lu ops, %lu bad blocks\n", threads, ops_per_thread, atomic_load(&bad));
+	printf("churn: %u waves of %u threads x %lu ops, %lu bad blocks\n", waves, threads, ops_per_thread,
+	       atomic_load(&bad));
 	return atomic_load(&bad) != 0;
 }

@@ -111,6 +111,30 @@ case_cmp sort-parallel sort \
 	"sort --parallel=4 -S 16M -k2,2 -k1,1n $data > by-key && sort --parallel=4 -S 16M -c -k2,2 -k1,1n by-key &&
 	 sort --parallel=4 -u $data | md5sum"
 case_cmp fork-stress fork-stress "$bin/fork-stress"
+# 80 threads (more than the preload's 48 home cache numbers) in 4 waves.
+case_cmp churn-waves churn "$bin/churn 80 5000 4"
+
+# Throughput floor: 16 threads churning on the cores there are, kheap within
+# CHURN_MAX_RATIO times glibc's wall time; the best of 3 interleaved runs
+# each, so that a neighbour's burst on a shared machine does not decide.
+CHURN_MAX_RATIO=3
+d=$work/churn-ratio
+best_g= best_k=
+for i in 1 2 3; do
+	run glibc "$d" "$bin/churn 16 200000"
+	g=$(cat "$d/glibc.ms")
+	run kheap "$d" "$bin/churn 16 200000"
+	k=$(cat "$d/kheap.ms")
+	[ -z "$best_g" ] || [ "$g" -lt "$best_g" ] && best_g=$g
+	[ -z "$best_k" ] || [ "$k" -lt "$best_k" ] && best_k=$k
+	same "$d" || break
+done
+# (+20 ms: timer and start-up noise on runs this short.)
+if same "$d" && stats_ok "$d" churn && [ "$best_k" -le $((best_g * CHURN_MAX_RATIO + 20)) ]; then
+	ok "churn-ratio: 16 threads x 200000 ops, best of 3: glibc $best_g ms, kheap $best_k ms (limit ${CHURN_MAX_RATIO}x)"
+else
+	bad "churn-ratio: glibc $best_g ms, kheap $best_k ms: over ${CHURN_MAX_RATIO}x glibc, or outputs differ"
+fi
 
 # The wrapper: a bzip2 round trip through tools/kheap-run -s.
 d=$work/kheap-run
