@@ -5,24 +5,32 @@
  * exports only the allocator entry points, so the heap's own symbols bind
  * inside the library and cannot be interposed.
  *
- * Memory: one arena, mmapped on first use (MAP_NORESERVE, so only the pages
- * touched cost anything), and further regions mmapped and handed to
- * kheap_add_region when an allocation fails, up to KHEAP_MAX_REGIONS (the
- * Makefile sets 64). Every size, large ones included, is served by kheap;
- * nothing is ever returned to the kernel.
+ * Memory: a large range of address space is reserved on first use, and
+ * regions are made readable and writable in it end to end (so that the
+ * per-CPU fast path keeps one span, kh_cpu_sync), first 1 GiB, then as much
+ * as the heap holds up to 1 GiB, or what a large request needs; past the
+ * reservation, or under ulimit -v, mappings anywhere at sizes that fit.
+ * Every size, large ones included, is served by kheap. Whole free pages go
+ * back to the kernel with madvise (large frees, a walk once use dropped,
+ * malloc_trim); address space is never given back.
+ *
+ * Threads: each thread is a CPU for kheap's per-CPU caches (kheap_cpu_id,
+ * below). The heap lock is tools/preload/preload_lock.c, a futex mutex, in
+ * place of the ticket spinlock (mk/preload.mk).
  *
  * Early calls: the dynamic loader and libc may call malloc before any
  * constructor has run, so the heap is set up lazily by whichever thread
  * calls first, with raw mmap and no allocation; the others wait for it.
  *
- * Locks: the heap's ticket lock, and grow_lock, which serialises growth and
+ * Locks: the heap's lock, and grow_lock, which serialises growth and
  * is always taken before the heap lock, never while holding it. Both are
  * held across fork() (pthread_atfork) and reset in the child, where the
- * tickets of threads that no longer exist would otherwise never be served.
+ * waiters they record are threads that no longer exist.
  *
  * Misuse: kheap reports it to on_report, which writes one line to stderr
  * with write(2) and aborts, as glibc does on a double free. KHEAP_STATS=1
- * prints one line of statistics and the kheap_check verdict at exit.
+ * writes one line of statistics and the kheap_check verdict at exit, where
+ * KHEAP_STATS_FILE or KHEAP_STATS_FD say (stats_open).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -559,8 +567,9 @@ static void fork_parent(void)
 	kh_lock_release(&grow_lock);
 }
 
-/* The child is alone: waiters' tickets died with their threads, so a plain
- * release would hand the lock to a ticket nobody holds. Start afresh. */
+/* The child is alone: the waiters the lock records died with their threads
+ * (with the ticket lock, a plain release would hand it to a ticket nobody
+ * holds; with the mutex, it would wake nobody). Start afresh. */
 static void lock_reset(struct kh_lock *l)
 {
 	atomic_store(&l->next, 0u);

@@ -157,6 +157,17 @@ else
 	bad "contract"
 fi
 
+# kheap only: memory goes back after a peak, and a large calloc is not
+# touched (glibc keeps the small blocks' memory: no comparison).
+d=$work/rss
+run kheap "$d" "$bin/rss check"
+if [ "$(cat "$d/kheap.rc")" = 0 ] && stats_ok "$d" rss; then
+	ok "$(cat "$d/kheap.out")"
+else
+	cat "$d/kheap.out"
+	bad "rss: memory not given back after the peak"
+fi
+
 # A double free aborts (SIGABRT, status 134 from sh) with a report line.
 d=$work/double-free
 run kheap "$d" "$bin/contract double-free"
