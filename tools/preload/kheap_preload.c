@@ -59,11 +59,15 @@
 #define RESERVE_MAX ((size_t)64 << 30)
 #define RESERVE_MIN ((size_t)16 << 20)
 #define FIRST_MIN ((size_t)1 << 20)
-/* Frees of blocks this large give their pages back at once (glibc unmaps
- * blocks above 32 MiB at once, too); a walk gives back the pages of free
- * blocks once the bytes in use dropped by RELEASE_DROP; a calloc this large
- * gets its whole pages by madvise rather than by writing zeros. */
-#define RELEASE_BLOCK ((size_t)32 << 20)
+/* A free of a block of release_block bytes or more gives its pages back at
+ * once. Like glibc's mmap threshold, it starts at RELEASE_START and rises
+ * to the size of each block given back, up to RELEASE_MAX (glibc unmaps
+ * blocks above 32 MiB at once too), so a program that cycles one buffer
+ * size pays the page faults once. A walk gives back the pages of free
+ * blocks once the bytes in use dropped by RELEASE_DROP; a calloc this
+ * large gets its whole pages by madvise rather than by writing zeros. */
+#define RELEASE_START ((size_t)1 << 20)
+#define RELEASE_MAX ((size_t)32 << 20)
 #define RELEASE_DROP ((size_t)32 << 20)
 #define CALLOC_FRESH ((size_t)1 << 20)
 #define FREES_PER_CHECK 4096u /* frees of one thread between two drop checks */
@@ -478,6 +482,7 @@ static void release_free(void *ctx, void *ptr, size_t size, int used)
 
 /* The bytes a program's use dropped since the last walk (high water less
  * what is in use now), plus those of large blocks that realloc moved. */
+static _Atomic size_t release_block = RELEASE_START;
 static _Atomic size_t high_water;
 static _Atomic size_t moved_bytes;
 static _Atomic int walking;
@@ -660,8 +665,12 @@ EXPORT void free(void *p)
 		return;
 	struct kheap *h = get_heap();
 	size_t peek = peek_size(p);
-	if (peek >= RELEASE_BLOCK)
-		release_inside(p, kheap_usable_size(h, p));
+	if (peek >= atomic_load_explicit(&release_block, memory_order_relaxed)) {
+		size_t n = kheap_usable_size(h, p);
+		release_inside(p, n);
+		if (n > atomic_load_explicit(&release_block, memory_order_relaxed))
+			atomic_store_explicit(&release_block, n < RELEASE_MAX ? n : RELEASE_MAX, memory_order_relaxed);
+	}
 	kheap_free(h, p);
 	if (peek >= NOTICE_BLOCK || ++frees_here % FREES_PER_CHECK == 0)
 		maybe_release(h, 0);
