@@ -40,8 +40,8 @@ xz|xz -T1 -3 -c $data | xz -dc | md5sum
 xz-T4|xz -T4 -3 --block-size=1MiB -c $data | xz -T4 -dc | md5sum
 sort|sort -S 16M -k2,2 -k1,1n $data | md5sum
 sort-parallel|sort --parallel=4 -S 16M -u $data | md5sum
-churn-16t|$bin/churn 16 300000
-churn-100t|$bin/churn 100 20000 3
+churn-16t|$bin/churn 16 1000000
+churn-100t|$bin/churn 100 50000 3
 fork-stress|$bin/fork-stress"
 
 # One run: wall seconds and max RSS (KiB) of the whole command, appended

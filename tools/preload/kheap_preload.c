@@ -251,9 +251,15 @@ static void home_exit(void *v)
 	atomic_fetch_and_explicit(&home_taken, ~((uint64_t)1 << k), memory_order_release);
 }
 
+/* glibc keeps the values of the first 32 keys in the thread itself; a
+ * later key's first pthread_setspecific in a thread calls calloc, which
+ * must not happen inside a kheap call (take_home may run with the heap lock
+ * held). With such a key every thread borrows instead. */
+#define INLINE_KEYS 32u
+
 static void homes_init(void)
 {
-	if (pthread_key_create(&home_key, home_exit) == 0)
+	if (pthread_key_create(&home_key, home_exit) == 0 && (unsigned)home_key < INLINE_KEYS)
 		atomic_store_explicit(&homes_ready, 1, memory_order_release);
 }
 

@@ -117,7 +117,9 @@ case_cmp churn-waves churn "$bin/churn 80 5000 4"
 # Throughput floor: 16 threads churning on the cores there are, kheap within
 # CHURN_MAX_RATIO times glibc's wall time; the best of 3 interleaved runs
 # each, so that a neighbour's burst on a shared machine does not decide.
-CHURN_MAX_RATIO=3
+# Measured on a shared 2-core VM: 1.0x to 2.3x; a lock that collapses with
+# more threads than cores (the ticket lock) gives over 200x.
+CHURN_MAX_RATIO=4
 d=$work/churn-ratio
 best_g= best_k=
 for i in 1 2 3; do
