@@ -1,25 +1,34 @@
 # ---- preload: kheap as the malloc of host programs (issue 7) -----------------
 # Included from the end of the Makefile; uses its WARN and TOOLS_STAMP.
 # build/host/libkheap-preload.so is the heap sources built hosted and
-# position-independent (with room for 64 regions) plus
+# position-independent (room for 64 regions and 64 per-thread caches) plus
 # tools/preload/kheap_preload.c; the version script exports only the malloc
 # family. It ignores ARCH and GENERIC: on an x86_64 host it takes the x86_64
 # assembly (musl-style swap, as for the library), elsewhere the C twins.
 #   make preload        build the library
 #   make preload-test   real programs under it, compared with glibc
+#   make bench-real     real programs on glibc, jemalloc, mimalloc, kheap: ratios
 
 PRELOAD_SO := build/host/libkheap-preload.so
 PRELOAD_DIR := build/host/preload
 PRELOAD_ARCH := $(filter x86_64,$(shell uname -m))
 PRELOAD_S := $(if $(PRELOAD_ARCH),$(call heap_s,$(PRELOAD_ARCH),0))
-PRELOAD_SRC := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) \
-  $(PRELOAD_S) tools/preload/kheap_preload.c
+# PRELOAD_LOCK=futex (default): tools/preload/preload_lock.c, a mutex that
+# sleeps, replaces the heap's ticket lock (kh_lock.S or kh_lock.c);
+# PRELOAD_LOCK=ticket keeps the heap's own lock, for comparison.
+PRELOAD_LOCK ?= futex
+ifeq ($(filter futex ticket,$(PRELOAD_LOCK)),)
+$(error PRELOAD_LOCK must be futex or ticket)
+endif
+PRELOAD_HEAP := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) $(PRELOAD_S)
+PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/kh_lock.c,$(PRELOAD_HEAP)) \
+  tools/preload/preload_lock.c,$(PRELOAD_HEAP)) tools/preload/kheap_preload.c
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
-  -DKHEAP_MAX_REGIONS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
+  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.
-PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress
+PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress $(PRELOAD_DIR)/churn $(PRELOAD_DIR)/rss
 
 .PHONY: preload preload-test
 
@@ -36,3 +45,11 @@ $(PRELOAD_DIR)/%: tools/preload/%.c | $(TOOLS_STAMP)
 
 preload-test: $(PRELOAD_SO) $(PRELOAD_PROGS)
 	@sh tools/preload/preload-test.sh $(PRELOAD_SO) $(PRELOAD_DIR)
+
+# make bench-real: real programs on glibc, jemalloc, mimalloc and kheap,
+# interleaved, and the table of time and max-RSS ratios to glibc
+# (tools/bench-real.sh; BENCH_REAL_ROUNDS rounds, default 3). Not in make test.
+BENCH_REAL_ROUNDS ?= 3
+.PHONY: bench-real
+bench-real: $(PRELOAD_SO) $(PRELOAD_PROGS)
+	@sh tools/bench-real.sh $(PRELOAD_SO) $(PRELOAD_DIR) $(BENCH_REAL_ROUNDS)

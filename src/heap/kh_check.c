@@ -155,19 +155,19 @@ static void check_bins(struct checker *k)
 }
 
 /* What the fused calls trust in every slot: its keys, and a span snapshot
- * that is either the first region's blocks (taken while the heap had one
- * region) or empty (several). Constant or written under the lock, so exact
- * here. */
+ * that is kh_cpu_span of the regions the heap had when it was taken.
+ * Constant or written under the lock, so exact here. */
 static void check_cpu_keys(struct checker *k)
 {
 	const struct kheap *h = k->h;
 	for (unsigned c = KH_PERCPU ? 0 : KH_SHARED; c < KH_NSLOTS; c++) {
 		const struct kh_cpu *cpu = &h->cpus[c];
-		bool one = cpu->regions == 1;
+		uintptr_t lo = 0, hi = 0;
+		if (cpu->regions >= 1 && cpu->regions <= h->nregions)
+			kh_cpu_span(h, cpu->regions, &lo, &hi);
 		if (cpu->key != kh_key(h) || cpu->tkey != kh_tkey(h, c))
 			bad(k, (uintptr_t)cpu, "per-CPU cache keys overwritten");
-		else if (cpu->regions == 0 || cpu->regions > h->nregions ||
-			 cpu->lo != (one ? h->regions[0].first : 0) || cpu->hi != (one ? h->regions[0].end : 0))
+		else if (cpu->regions == 0 || cpu->regions > h->nregions || cpu->lo != lo || cpu->hi != hi)
 			bad(k, (uintptr_t)cpu, "per-CPU cache span disagrees with the regions");
 	}
 }

@@ -180,11 +180,11 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
  * for the statistics. Its span [lo, hi) and region
  * count are the owner's snapshot of the heap's, taken under the lock
  * (cpu_sync): a region added since is served by the locked path until the
- * owner's next locked stretch. With one region the span is that region's
- * blocks; with more it is empty, because the gaps between regions are not
- * the heap's to read: the fused calls then serve no block whose neighbour on
- * the list or whose header they would have to read, and the C path asks
- * kh_region_of. */
+ * owner's next locked stretch. With one region, or several laid end to end
+ * (each region's lo the previous one's hi), the span is their blocks; with
+ * gaps between them it is empty, because the gaps are not the heap's to
+ * read: the fused calls then serve no block whose neighbour on the list or
+ * whose header they would have to read, and the C path asks kh_region_of. */
 _Static_assert(KHEAP_MAX_CPUS <= KH_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
 
 struct kh_region {
@@ -609,6 +609,7 @@ void kh_cache_limits(struct kheap *h);
  * run without the lock, with interrupts masked inside; the rest under it. */
 void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller);
 bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller);
+void kh_cpu_span(const struct kheap *h, unsigned n, uintptr_t *lo, uintptr_t *hi);
 void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu);
 void kh_cpu_limits(struct kheap *h);
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);

@@ -21,17 +21,28 @@
  */
 #include "kh_internal.h"
 
+/* The span [lo, hi) the fused calls may read for the first n regions: their
+ * blocks, from the first region's first block to the last one's end marker,
+ * when each region starts where the one before it ends (the caller handed
+ * over one contiguous range, so the few bytes between an end marker and the
+ * next first block are the heap's to read); else empty, because the gaps
+ * between regions are not the heap's to read, so the fused calls leave
+ * every block to the C path, which asks kh_region_of. */
+void kh_cpu_span(const struct kheap *h, unsigned n, uintptr_t *lo, uintptr_t *hi)
+{
+	bool joined = n >= 1;
+	for (unsigned i = 1; joined && i < n; i++)
+		joined = h->regions[i].lo == h->regions[i - 1].hi;
+	*lo = joined ? h->regions[0].first : 0;
+	*hi = joined ? h->regions[n - 1].end : 0;
+}
+
 /* Copy the heap's span and region count to CPU cpu's cache (the fast
- * path's snapshot, kh_internal.h): a heap of one region gets its blocks'
- * span, one of several an empty span, because the gaps between regions are
- * not the heap's to read, so the fused calls leave every block to the C
- * path, which asks kh_region_of. Lock held, or the heap not yet shared. */
+ * path's snapshot, kh_internal.h). Lock held, or the heap not yet shared. */
 void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu)
 {
-	bool one = h->nregions == 1;
 	cpu->regions = h->nregions;
-	cpu->lo = one ? h->regions[0].first : 0;
-	cpu->hi = one ? h->regions[0].end : 0;
+	kh_cpu_span(h, h->nregions, &cpu->lo, &cpu->hi);
 }
 
 void kh_cpu_limits(struct kheap *h)

@@ -365,6 +365,56 @@ KT_CASE(percpu_second_region)
 	KT_EQ(rec.count, 0);
 }
 
+/* Regions laid end to end (each one's lo the previous one's hi, as a
+ * preload that reserves one range and grows inside it adds them) share one
+ * span, so the fused calls keep serving blocks of every region; a region
+ * with a gap before it empties the span again. A pointer into the bytes
+ * between an end marker and the next region's first block is refused. */
+KT_CASE(percpu_regions_end_to_end_share_one_span)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, 64u << 10, &rec);
+	KT_REQUIRE(h != NULL);
+	const struct kh_cpu *cpu = &h->cpus[kheap_cpu_id()];
+	unsigned char *b = arena + (64u << 10);
+	KT_EQ(kheap_add_region(h, b, 256u << 10), 0);
+	kheap_free(h, kheap_alloc(h, 48)); /* a refill: the snapshot */
+	KT_EQ(cpu->regions, 2);
+	KT_EQ(cpu->lo, h->regions[0].first);
+	KT_EQ(cpu->hi, h->regions[1].end);
+	enum { N = 3000 }; /* 64-byte blocks: more than the first region holds */
+	static void *p[N];
+	unsigned in_b = 0;
+	for (unsigned i = 0; i < N; i++) {
+		p[i] = kheap_alloc(h, 48);
+		KT_REQUIRE(p[i] != NULL);
+		kt_fill(p[i], 48, i);
+		in_b += (unsigned char *)p[i] >= b;
+	}
+	KT_CHECK(in_b > 0 && in_b < N);
+	uint64_t fast = cpu->frees;
+	for (unsigned i = 0; i < N; i++) {
+		KT_CHECK(kt_verify(p[i], 48, i));
+		kheap_free(h, p[i]);
+	}
+	KT_CHECK(cpu->frees - fast >= N - KHEAP_CPU_CACHE_MAX); /* both regions' blocks, lock-free */
+	KT_EQ(kt_heap_check(h), 0);
+	kheap_free(h, b); /* the end marker's payload: between the regions */
+	KT_REPORTED(&rec, KHEAP_E_FOREIGN);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(kheap_add_region(h, b + (512u << 10), 64u << 10), 0); /* after a gap */
+	kheap_free(h, kheap_alloc(h, 16)); /* another class's refill */
+	KT_EQ(cpu->regions, 3);
+	KT_EQ(cpu->lo, 0);
+	KT_EQ(cpu->hi, 0);
+	kheap_trim(h);
+	KT_EQ(stats(h).in_use_bytes, 0);
+	KT_EQ(stats(h).free_blocks, 3);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
 /* ---- other CPUs made to drain: kheap_flush_others (host_ipi.c) -------------- */
 
 #define PARKED_MAX 3

@@ -5,24 +5,32 @@
  * exports only the allocator entry points, so the heap's own symbols bind
  * inside the library and cannot be interposed.
  *
- * Memory: one arena, mmapped on first use (MAP_NORESERVE, so only the pages
- * touched cost anything), and further regions mmapped and handed to
- * kheap_add_region when an allocation fails, up to KHEAP_MAX_REGIONS (the
- * Makefile sets 64). Every size, large ones included, is served by kheap;
- * nothing is ever returned to the kernel.
+ * Memory: a large range of address space is reserved on first use, and
+ * regions are made readable and writable in it end to end (so that the
+ * per-CPU fast path keeps one span, kh_cpu_sync), first 1 GiB, then as much
+ * as the heap holds up to 1 GiB, or what a large request needs; past the
+ * reservation, or under ulimit -v, mappings anywhere at sizes that fit.
+ * Every size, large ones included, is served by kheap. Whole free pages go
+ * back to the kernel with madvise (large frees, a walk once use dropped,
+ * malloc_trim); address space is never given back.
+ *
+ * Threads: each thread is a CPU for kheap's per-CPU caches (kheap_cpu_id,
+ * below). The heap lock is tools/preload/preload_lock.c, a futex mutex, in
+ * place of the ticket spinlock (mk/preload.mk).
  *
  * Early calls: the dynamic loader and libc may call malloc before any
  * constructor has run, so the heap is set up lazily by whichever thread
  * calls first, with raw mmap and no allocation; the others wait for it.
  *
- * Locks: the heap's ticket lock, and grow_lock, which serialises growth and
+ * Locks: the heap's lock, and grow_lock, which serialises growth and
  * is always taken before the heap lock, never while holding it. Both are
  * held across fork() (pthread_atfork) and reset in the child, where the
- * tickets of threads that no longer exist would otherwise never be served.
+ * waiters they record are threads that no longer exist.
  *
  * Misuse: kheap reports it to on_report, which writes one line to stderr
  * with write(2) and aborts, as glibc does on a double free. KHEAP_STATS=1
- * prints one line of statistics and the kheap_check verdict at exit.
+ * writes one line of statistics and the kheap_check verdict at exit, where
+ * KHEAP_STATS_FILE or KHEAP_STATS_FD say (stats_open).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,10 +41,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "kh_internal.h" /* struct kheap's lock, for the fork handlers */
@@ -45,7 +55,24 @@
  * listed again in kheap_preload.map. */
 #define EXPORT __attribute__((visibility("default")))
 
-#define ARENA_SIZE ((size_t)1 << 30)
+#define ARENA_SIZE ((size_t)1 << 30) /* the default region */
+#define RESERVE_MAX ((size_t)64 << 30)
+#define RESERVE_MIN ((size_t)16 << 20)
+#define FIRST_MIN ((size_t)1 << 20)
+/* A free of a block of release_block bytes or more gives its pages back at
+ * once. Like glibc's mmap threshold, it starts at RELEASE_START and rises
+ * to the size of each block given back, up to RELEASE_MAX (glibc unmaps
+ * blocks above 32 MiB at once too), so a program that cycles one buffer
+ * size pays the page faults once. A walk gives back the pages of free
+ * blocks once the bytes in use dropped by RELEASE_DROP; a calloc this
+ * large gets its whole pages by madvise rather than by writing zeros. */
+#define RELEASE_START ((size_t)1 << 20)
+#define RELEASE_MAX ((size_t)32 << 20)
+#define RELEASE_DROP ((size_t)32 << 20)
+#define CALLOC_FRESH ((size_t)1 << 20)
+#define FREES_PER_CHECK 4096u /* frees of one thread between two drop checks */
+#define NOTICE_BLOCK ((size_t)128 << 10) /* a free this large checks the drop at once */
+#define KEEP 64                  /* bytes left alone at each end of a given-back block */
 #define GROW_SLACK ((size_t)64 << 10) /* control block, end marker, alignment */
 /* Growths one request may trigger: a region sized for it serves it unless
  * other threads take the room first; the retries stop a runaway. */
@@ -115,6 +142,127 @@ static const char *prog_name(void)
 	return program_invocation_short_name != NULL ? program_invocation_short_name : "?";
 }
 
+/* ---- per-thread caches: a thread is a CPU ----------------------------------- */
+
+/* kheap's per-CPU caches with threads for CPUs. The first HOME_SLOTS numbers
+ * are each owned by one thread from its first call to its exit (the pthread
+ * key's destructor drains the cache with kheap_cpu_dead and frees the
+ * number); the last SHARED_SLOTS are lent for one kheap call at a time to
+ * threads that found no home number free, or that are exiting: taken in
+ * kheap_cpu_id, given back when the outermost kheap_irq_restore runs,
+ * which is when kheap's contract lets the answer change. A thread that
+ * finds every shared number lent takes the locked path for that call. */
+#define SHARED_SLOTS 16u
+#define HOME_SLOTS (KHEAP_MAX_CPUS - SHARED_SLOTS)
+_Static_assert(KHEAP_MAX_CPUS > SHARED_SLOTS && HOME_SLOTS <= 64, "home numbers fit one 64-bit word");
+
+#define TLS __attribute__((tls_model("initial-exec"))) __thread
+
+static _Atomic uint64_t home_taken; /* bit k: home number k has a thread */
+static struct {
+	_Atomic unsigned lent; /* 1 while a thread is inside a kheap call with it */
+	char pad[60];
+} shared[SHARED_SLOTS];
+static pthread_key_t home_key;
+static _Atomic int homes_ready; /* home_key exists: the constructor has run */
+
+static TLS unsigned my_home;     /* home number + 1; 0: none */
+static TLS unsigned my_loan;     /* shared number + 1 while lent; 0: none */
+static TLS unsigned my_hint;     /* the shared number this thread had last */
+static TLS unsigned my_depth;    /* kheap_irq_save nesting */
+static TLS unsigned char my_state; /* 0: no home yet; 1: asked, keep going */
+
+uintptr_t kheap_irq_save(void) { return my_depth++; }
+
+void kheap_irq_restore(uintptr_t state)
+{
+	my_depth = (unsigned)state;
+	if (state == 0 && my_loan != 0) {
+		atomic_store_explicit(&shared[my_loan - 1].lent, 0u, memory_order_release);
+		my_loan = 0;
+	}
+}
+
+/* Borrow a shared number for the current kheap call, the one this thread
+ * had last if it is free. KHEAP_NO_CPU when all are lent. */
+static unsigned borrow(void)
+{
+	for (unsigned i = 0; i < SHARED_SLOTS; i++) {
+		unsigned k = (my_hint + i) % SHARED_SLOTS;
+		if (atomic_load_explicit(&shared[k].lent, memory_order_relaxed) == 0 &&
+		    atomic_exchange_explicit(&shared[k].lent, 1u, memory_order_acquire) == 0) {
+			my_hint = k;
+			my_loan = k + 1;
+			return HOME_SLOTS + k;
+		}
+	}
+	return KHEAP_NO_CPU;
+}
+
+/* A thread's first call (after the constructor): take a free home number
+ * and register the destructor that gives it back. */
+static unsigned take_home(void)
+{
+	my_state = 1; /* once: pthread_setspecific may allocate */
+	uint64_t t = atomic_load_explicit(&home_taken, memory_order_relaxed);
+	uint64_t all = HOME_SLOTS >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << HOME_SLOTS) - 1;
+	while ((t & all) != all) {
+		unsigned k = (unsigned)__builtin_ctzll(~t);
+		if (atomic_compare_exchange_weak_explicit(&home_taken, &t, t | ((uint64_t)1 << k),
+							  memory_order_acquire, memory_order_relaxed)) {
+			if (pthread_setspecific(home_key, (void *)(uintptr_t)(k + 1)) != 0) {
+				atomic_fetch_and_explicit(&home_taken, ~((uint64_t)1 << k), memory_order_release);
+				return KHEAP_NO_CPU;
+			}
+			my_home = k + 1;
+			return k;
+		}
+	}
+	return KHEAP_NO_CPU;
+}
+
+/* Called inside kheap_irq_save, as kheap_port.h asks; the answer holds
+ * until the matching outermost restore. */
+unsigned kheap_cpu_id(void)
+{
+	if (__builtin_expect(my_home != 0, 1))
+		return my_home - 1;
+	if (my_loan != 0)
+		return my_loan - 1 + HOME_SLOTS;
+	if (my_state == 0 && atomic_load_explicit(&homes_ready, memory_order_acquire)) {
+		unsigned k = take_home();
+		if (k != KHEAP_NO_CPU)
+			return k;
+	}
+	return borrow();
+}
+
+/* The home_key destructor: the thread is exiting. From here on it borrows
+ * (a free() from a later destructor must not take a home number nobody
+ * would give back); its cache goes back to the heap, then its number. */
+static void home_exit(void *v)
+{
+	unsigned k = (unsigned)(uintptr_t)v - 1;
+	struct kheap *h = atomic_load_explicit(&heap, memory_order_acquire);
+	my_home = 0;
+	my_state = 1;
+	if (h != NULL)
+		kheap_cpu_dead(h, k);
+	atomic_fetch_and_explicit(&home_taken, ~((uint64_t)1 << k), memory_order_release);
+}
+
+/* glibc keeps the values of the first 32 keys in the thread itself; a
+ * later key's first pthread_setspecific in a thread calls calloc, which
+ * must not happen inside a kheap call (take_home may run with the heap lock
+ * held). With such a key every thread borrows instead. */
+#define INLINE_KEYS 32u
+
+static void homes_init(void)
+{
+	if (pthread_key_create(&home_key, home_exit) == 0 && (unsigned)home_key < INLINE_KEYS)
+		atomic_store_explicit(&homes_ready, 1, memory_order_release);
+}
+
 /* ---- hooks the heap calls ---------------------------------------------------- */
 
 void kheap_spin_yield(void) { sched_yield(); }
@@ -158,18 +306,108 @@ static void on_report(void *ctx, const struct kheap_report *r)
 
 /* ---- set-up and growth --------------------------------------------------------- */
 
-/* Fresh zeroed memory, or NULL. Only the default-sized regions skip the
- * commit charge: a larger one is sized by a request, and the kernel's
- * overcommit policy should refuse an absurd one as it would for glibc. */
-static void *map_region(size_t size)
+/* Address space reserved up front (PROT_NONE, MAP_NORESERVE: it costs
+ * neither memory nor commit charge) so that regions are added end to end
+ * inside it and kheap's per-CPU fast path keeps one span over all of them.
+ * [rsv_base, rsv_used) holds the regions, readable and writable; the rest
+ * stays reserved until a region takes it. Written at init and under
+ * grow_lock; rsv_used only grows, so a stale read of it is a smaller,
+ * still valid, bound. */
+static uintptr_t rsv_base;
+static _Atomic uintptr_t rsv_used;
+static uintptr_t rsv_end;
+
+static size_t page_size(void)
+{
+	unsigned long p = getauxval(AT_PAGESZ);
+	return p != 0 ? (size_t)p : 4096;
+}
+
+static size_t round_page(size_t n)
+{
+	size_t page = page_size();
+	return (n + page - 1) & ~(page - 1);
+}
+
+/* Reserve the largest range that the address-space limit allows, halving
+ * from RESERVE_MAX (ulimit -v refuses a reservation as it would a mapping). */
+static void reserve(void)
+{
+	for (size_t size = RESERVE_MAX; size >= RESERVE_MIN; size /= 2) {
+		void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			rsv_base = (uintptr_t)p;
+			atomic_store_explicit(&rsv_used, rsv_base, memory_order_relaxed);
+			rsv_end = rsv_base + size;
+			return;
+		}
+	}
+}
+
+/* Would the kernel's default overcommit heuristic take a mapping of this
+ * size? A region sized by one request is refused above RAM + swap, as
+ * glibc's mmap of it would be, even inside the reservation. */
+static int plausible(size_t size)
+{
+	struct sysinfo si;
+	if (size <= ARENA_SIZE || sysinfo(&si) != 0)
+		return 1;
+	return size / si.mem_unit <= si.totalram + si.totalswap;
+}
+
+/* size bytes at the reservation's next free address, readable and
+ * writable, or NULL when they do not fit or the kernel refuses. */
+static void *take_reserved(size_t size)
+{
+	uintptr_t at = atomic_load_explicit(&rsv_used, memory_order_relaxed);
+	if (rsv_base == 0 || rsv_end - at < size || !plausible(size) ||
+	    mprotect((void *)at, size, PROT_READ | PROT_WRITE) != 0)
+		return NULL;
+	atomic_store_explicit(&rsv_used, at + size, memory_order_release);
+	return (void *)at;
+}
+
+/* Fresh zeroed memory anywhere, or NULL. Only the default-sized regions
+ * skip the commit charge: a larger one is sized by a request, and the
+ * kernel's overcommit policy should refuse an absurd one as it would for
+ * glibc. */
+static void *map_anywhere(size_t size)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (size <= ARENA_SIZE ? MAP_NORESERVE : 0);
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* The first thread through maps the arena; a racing one waits. The arena
- * shrinks by halves if the address space is limited (ulimit -v). */
+/* Memory for a region of at least need bytes, preferably want (>= need):
+ * in the reservation first, then anywhere, each trying halves of want down
+ * to need (under ulimit -v a large mapping may be refused where a smaller
+ * one fits); last, the reservation's unused tail is given back to make
+ * room. *size gets the size mapped. */
+static void *get_memory(size_t need, size_t want, size_t *size)
+{
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2 && rsv_end > atomic_load_explicit(&rsv_used, memory_order_relaxed)) {
+			uintptr_t used = atomic_load_explicit(&rsv_used, memory_order_relaxed);
+			munmap((void *)used, rsv_end - used);
+			rsv_end = used;
+		}
+		for (size_t s = want;; s = s / 2 > need ? round_page(s / 2) : need) {
+			void *p = pass == 0 ? take_reserved(s) : map_anywhere(s);
+			if (p != NULL) {
+				*size = s;
+				return p;
+			}
+			if (s == need)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* The first thread through maps the arena; a racing one waits. Under an
+ * address-space limit the reservation is smaller, and the first region
+ * takes an eighth of it: the heap then grows geometrically (grow), and a
+ * large request may still find the address space it needs. */
 static struct kheap *init_slow(void)
 {
 	int expect = 0;
@@ -178,12 +416,13 @@ static struct kheap *init_slow(void)
 			sched_yield();
 		return atomic_load_explicit(&heap, memory_order_acquire);
 	}
-	struct kheap *h = NULL;
-	for (size_t size = ARENA_SIZE; h == NULL && size >= ((size_t)1 << 20); size /= 2) {
-		void *base = map_region(size);
-		if (base != NULL && (h = kheap_init(base, size)) == NULL)
-			munmap(base, size);
-	}
+	reserve();
+	size_t want = rsv_end - rsv_base >= 2 * ARENA_SIZE ? ARENA_SIZE : round_page((rsv_end - rsv_base) / 8);
+	if (want < FIRST_MIN)
+		want = FIRST_MIN;
+	size_t size = 0;
+	void *base = get_memory(FIRST_MIN, want, &size);
+	struct kheap *h = base != NULL ? kheap_init(base, size) : NULL;
 	if (h != NULL)
 		kheap_set_report(h, on_report, NULL);
 	atomic_store_explicit(&heap, h, memory_order_release);
@@ -198,29 +437,96 @@ static struct kheap *get_heap(void)
 }
 
 /* Add a region big enough for n bytes aligned to align, unless another
- * thread added one since the caller read gen. Returns whether a retry may
- * succeed. Takes grow_lock, then (inside kheap_add_region) the heap lock. */
+ * thread added one since the caller read gen: as large as the heap
+ * already is, up to ARENA_SIZE (geometric growth), if the address space
+ * allows. Returns whether a retry may
+ * succeed. Takes grow_lock, then (inside kheap_add_region) the heap lock.
+ * A region refused by kheap stays mapped but unused (it cannot be given
+ * back to the reservation in between others). */
 static int grow(struct kheap *h, size_t n, size_t align, unsigned gen)
 {
 	if (h == NULL)
 		return 0;
 	/* The bins round a search up by up to 1/16 of the size (O(1) good fit). */
-	size_t page = 4096, need = (n + n / 8 + align + GROW_SLACK + page - 1) & ~(page - 1);
-	size_t size = need > ARENA_SIZE ? need : ARENA_SIZE;
+	size_t need = round_page(n + n / 8 + align + GROW_SLACK);
 	int ok = 1;
 	kh_lock_acquire(&grow_lock);
 	if (atomic_load(&grow_gen) == gen) {
 		struct kheap_stats st;
 		kheap_get_stats(h, &st);
-		void *base = st.regions < KHEAP_MAX_REGIONS ? map_region(size) : NULL;
+		size_t size = 0;
+		size_t want = st.total_bytes < ARENA_SIZE ? round_page(st.total_bytes) : ARENA_SIZE;
+		void *base = st.regions < KHEAP_MAX_REGIONS ? get_memory(need, need > want ? need : want, &size) : NULL;
 		ok = base != NULL && kheap_add_region(h, base, size) == 0;
 		if (ok)
 			atomic_fetch_add(&grow_gen, 1u);
-		else if (base != NULL)
-			munmap(base, size);
 	}
 	kh_lock_release(&grow_lock);
 	return ok;
+}
+
+/* ---- memory given back ------------------------------------------------------ */
+
+/* Give the whole pages inside [p, p + n) back to the kernel, keeping a
+ * margin at each end for what kheap writes into a free block (its header,
+ * links and footer). They read as zero when next touched. */
+static void release_inside(void *p, size_t n)
+{
+	size_t page = page_size();
+	uintptr_t lo = ((uintptr_t)p + KEEP + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + n - KEEP) & ~(page - 1);
+	if (n > 2 * KEEP && hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static void release_free(void *ctx, void *ptr, size_t size, int used)
+{
+	(void)ctx;
+	if (!used && size >= 4 * page_size())
+		release_inside(ptr, size);
+}
+
+/* The bytes a program's use dropped since the last walk (high water less
+ * what is in use now), plus those of large blocks that realloc moved. */
+static _Atomic size_t release_block = RELEASE_START;
+static _Atomic size_t high_water;
+static _Atomic size_t moved_bytes;
+static _Atomic int walking;
+static TLS unsigned frees_here;
+
+/* When the heap's in-use bytes dropped by RELEASE_DROP and a quarter since
+ * the last walk, walk every block and give back the pages of free ones: a
+ * program whose peak passed gives that memory back. The walk is O(blocks)
+ * with the heap lock held, paid for by the bytes given back. */
+static void maybe_release(struct kheap *h, int force)
+{
+	struct kheap_stats st;
+	kheap_get_stats(h, &st);
+	size_t high = atomic_load_explicit(&high_water, memory_order_relaxed);
+	if (st.in_use_bytes > high) {
+		atomic_store_explicit(&high_water, st.in_use_bytes, memory_order_relaxed);
+		high = st.in_use_bytes;
+	}
+	size_t drop = high - st.in_use_bytes + atomic_load_explicit(&moved_bytes, memory_order_relaxed);
+	if (!force && (drop < RELEASE_DROP || drop < st.in_use_bytes / 4))
+		return;
+	if (atomic_exchange_explicit(&walking, 1, memory_order_acquire) != 0)
+		return;
+	atomic_store_explicit(&moved_bytes, 0, memory_order_relaxed);
+	atomic_store_explicit(&high_water, st.in_use_bytes, memory_order_relaxed);
+	kheap_walk(h, release_free, NULL);
+	atomic_store_explicit(&walking, 0, memory_order_release);
+}
+
+/* The size in the header of p's block if p lies in the reservation (the
+ * only memory the preload reads without asking kheap), unchecked: a hint
+ * that p may be large, which kheap_usable_size then confirms. Else 0. */
+static size_t peek_size(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a < rsv_base + KH_HDR || a >= atomic_load_explicit(&rsv_used, memory_order_acquire))
+		return 0;
+	return kh_size(kh_block_of(p));
 }
 
 enum op { OP_ALLOC, OP_CALLOC, OP_REALLOC };
@@ -272,8 +578,9 @@ static void fork_parent(void)
 	kh_lock_release(&grow_lock);
 }
 
-/* The child is alone: waiters' tickets died with their threads, so a plain
- * release would hand the lock to a ticket nobody holds. Start afresh. */
+/* The child is alone: the waiters the lock records died with their threads
+ * (with the ticket lock, a plain release would hand it to a ticket nobody
+ * holds; with the mutex, it would wake nobody). Start afresh. */
 static void lock_reset(struct kh_lock *l)
 {
 	atomic_store(&l->next, 0u);
@@ -290,20 +597,36 @@ static void fork_child(void)
 
 /* ---- exit report ------------------------------------------------------------ */
 
-/* A copy of stderr for the exit report: xz, sort and other programs close
- * stderr themselves before they exit, to catch write errors. -1: no report. */
+/* Where the exit report goes: KHEAP_STATS_FILE (appended to, one line per
+ * process), else KHEAP_STATS_FD (a descriptor the caller opened, e.g. 2 for
+ * stderr), else DEFAULT_STATS_FILE; never the program's stderr unless asked.
+ * Kept as a copy above the descriptors programs use: xz, sort and others
+ * close stderr themselves before they exit. -1: no report. */
+#define DEFAULT_STATS_FILE "/tmp/kheap-stats.log"
 static int stats_fd = -1;
 
 static void stats_open(void)
 {
 	const char *env = getenv("KHEAP_STATS");
-	if (env != NULL && env[0] == '1' && env[1] == '\0')
-		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+	if (env == NULL || env[0] != '1' || env[1] != '\0')
+		return;
+	const char *file = getenv("KHEAP_STATS_FILE"), *fd = getenv("KHEAP_STATS_FD");
+	int src = -1, own = 0;
+	if ((file == NULL || file[0] == '\0') && fd != NULL && fd[0] >= '0' && fd[0] <= '9')
+		src = atoi(fd);
+	else
+		src = open(file != NULL && file[0] != '\0' ? file : DEFAULT_STATS_FILE,
+			   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644), own = 1;
+	if (src >= 0)
+		stats_fd = fcntl(src, F_DUPFD_CLOEXEC, 100);
+	if (own && src >= 0)
+		close(src);
 }
 
 __attribute__((constructor)) static void preload_init(void)
 {
 	get_heap();
+	homes_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	stats_open();
 }
@@ -337,27 +660,53 @@ __attribute__((destructor)) static void preload_report(void)
 
 static int pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
-static size_t page_size(void)
-{
-	unsigned long p = getauxval(AT_PAGESZ);
-	return p != 0 ? (size_t)p : 4096;
-}
-
 EXPORT void *malloc(size_t n) { return obtain(OP_ALLOC, NULL, 0, n); }
 
+/* A large block gives its pages back before kheap takes it (it is still
+ * the caller's, so nothing else writes there meanwhile); every
+ * FREES_PER_CHECK frees, and after each large one, the drop check. */
 EXPORT void free(void *p)
 {
-	if (p != NULL)
-		kheap_free(get_heap(), p);
+	if (p == NULL)
+		return;
+	struct kheap *h = get_heap();
+	size_t peek = peek_size(p);
+	if (peek >= atomic_load_explicit(&release_block, memory_order_relaxed)) {
+		size_t n = kheap_usable_size(h, p);
+		release_inside(p, n);
+		if (n > atomic_load_explicit(&release_block, memory_order_relaxed))
+			atomic_store_explicit(&release_block, n < RELEASE_MAX ? n : RELEASE_MAX, memory_order_relaxed);
+	}
+	kheap_free(h, p);
+	if (peek >= NOTICE_BLOCK || ++frees_here % FREES_PER_CHECK == 0)
+		maybe_release(h, 0);
 }
 
+/* A large block is zeroed by giving its whole pages back (they read as
+ * zero, and cost nothing until touched: a fresh region's are not touched
+ * at all) and writing zeros only to the partial pages at its ends. */
 EXPORT void *calloc(size_t n, size_t size)
 {
 	if (size != 0 && n > SIZE_MAX / size) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return obtain(OP_CALLOC, NULL, 0, n * size);
+	size_t bytes = n * size;
+	if (bytes < CALLOC_FRESH)
+		return obtain(OP_CALLOC, NULL, 0, bytes);
+	char *p = obtain(OP_ALLOC, NULL, 0, bytes);
+	if (p == NULL)
+		return NULL;
+	size_t page = page_size();
+	char *lo = (char *)(((uintptr_t)p + page - 1) & ~(page - 1));
+	char *hi = (char *)(((uintptr_t)p + bytes) & ~(page - 1));
+	if (hi > lo && madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+		memset(p, 0, (size_t)(lo - p));
+		memset(hi, 0, (size_t)(p + bytes - hi));
+	} else {
+		memset(p, 0, bytes);
+	}
+	return p;
 }
 
 /* realloc(p, 0) frees p and returns NULL, as glibc does. */
@@ -369,7 +718,28 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
-	return obtain(OP_REALLOC, p, 0, n);
+	size_t peek = peek_size(p);
+	void *q = obtain(OP_REALLOC, p, 0, n);
+	if (q != NULL && q != p && peek >= NOTICE_BLOCK) { /* kheap freed the old block */
+		atomic_fetch_add_explicit(&moved_bytes, peek, memory_order_relaxed);
+		maybe_release(get_heap(), 0);
+	}
+	return q;
+}
+
+/* glibc's extension: give back what can be. kheap_trim returns this
+ * thread's cache and the shared lists to the bins (the other threads'
+ * at their next call); the walk gives back the free blocks' pages. pad
+ * is ignored. Returns 1: some memory may have been given back. */
+EXPORT int malloc_trim(size_t pad)
+{
+	(void)pad;
+	struct kheap *h = get_heap();
+	if (h == NULL)
+		return 0;
+	kheap_trim(h);
+	maybe_release(h, 1);
+	return 1;
 }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size)
