@@ -92,9 +92,21 @@ int kheap_add_region(struct kheap *h, void *base, size_t size)
 	return rc;
 }
 
+/* The locked allocation, from inside a locked stretch (the lock held,
+ * interrupts saved in irq): the shared lists' C path, then the backend. */
+static __attribute__((noinline)) void *locked_alloc(struct kheap *h, size_t size, uintptr_t irq,
+						    const void *caller)
+{
+	struct kh_err e = KH_ERR_AT(caller);
+	kh_drain_if_asked(h, &e);
+	uintptr_t b = kh_alloc_locked(h, size, &e);
+	b = kh_leave_alloc(h, irq, b, &e, caller);
+	return b ? kh_payload(b) : NULL;
+}
+
 /* Everything but the fused fast path: the handle check, the per-CPU path
- * in C (alloc_fast), the locked path. Out of line, so that kheap_alloc's
- * own frame stays small. */
+ * in C, the locked path. Out of line, so that kheap_alloc's own frame
+ * stays small. */
 static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, const void *caller)
 {
 	if (!kh_handle_ok(h, caller))
@@ -102,18 +114,14 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 	void *p = KH_PERCPU && kh_percpu_on(h) ? kh_percpu_alloc(h, size, caller) : NULL;
 	if (p != NULL)
 		return p;
-	struct kh_err e = KH_ERR_AT(caller);
-	uintptr_t irq = kh_enter(h);
-	kh_drain_if_asked(h, &e);
-	uintptr_t b = kh_alloc_locked(h, size, &e);
-	b = kh_leave_alloc(h, irq, b, &e, caller);
-	return b ? kh_payload(b) : NULL;
+	return locked_alloc(h, size, kh_enter(h), caller);
 }
 
 /* The fused fast path: one call to kh_cpu_alloc on this CPU's cache, with
  * interrupts masked; or, when this CPU has none, on the shared lists with
- * the lock held. Anything it does not serve, including a hardened or tags
- * build and a heap of several regions, takes alloc_path. */
+ * the lock held, staying in that locked stretch when they miss. Anything
+ * else, including a hardened or tags build and a heap of several regions,
+ * takes alloc_path. */
 void *kheap_alloc(struct kheap *h, size_t size)
 {
 	if (KH_FUSED && size <= KH_CLASS_MAX_PAYLOAD && __builtin_expect(kh_live(h), 1)) {
@@ -125,8 +133,9 @@ void *kheap_alloc(struct kheap *h, size_t size)
 		} else {
 			kh_lock_acquire(&h->lock);
 			p = kh_cpu_alloc(&h->cpus[KH_SHARED], kh_want(size));
-			if (p != NULL) /* shared blocks do not count as in use */
-				kh_count_out(h, kh_size(kh_block_of(p)), 1);
+			if (p == NULL)
+				return locked_alloc(h, size, irq, KH_CALLER());
+			kh_count_out(h, kh_size(kh_block_of(p)), 1); /* shared blocks are not in use */
 			kh_lock_release(&h->lock);
 		}
 		kh_irq_restore(irq);
@@ -182,6 +191,19 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	return kh_payload(b);
 }
 
+/* The locked free, from inside a locked stretch (the lock held, interrupts
+ * saved in irq): validate (kh_held, neighbours included), then the shared
+ * lists or the backend. */
+static __attribute__((noinline)) void locked_free(struct kheap *h, void *ptr, uintptr_t irq, const void *caller)
+{
+	struct kh_err e = KH_ERR_AT(caller);
+	kh_drain_if_asked(h, &e);
+	uintptr_t b = kh_held(h, ptr, &e, true);
+	if (b != 0)
+		kh_free_locked(h, b, &e);
+	kh_leave(h, irq, &e, caller);
+}
+
 /* Everything but the fused fast path, as alloc_path. plain_no: the fused
  * call looked at ptr through an exact span and found it no plain class
  * block, so the C per-CPU path would refuse it too: straight to the lock. */
@@ -191,41 +213,32 @@ static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, cons
 		return;
 	if (KH_PERCPU && kh_percpu_on(h) && !plain_no && kh_percpu_free(h, ptr, caller))
 		return;
-	struct kh_err e = KH_ERR_AT(caller);
-	uintptr_t irq = kh_enter(h);
-	kh_drain_if_asked(h, &e);
-	uintptr_t b = kh_held(h, ptr, &e, true);
-	if (b != 0)
-		kh_free_locked(h, b, &e);
-	kh_leave(h, irq, &e, caller);
+	locked_free(h, ptr, kh_enter(h), caller);
 }
 
 /* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path. */
 void kheap_free(struct kheap *h, void *ptr)
 {
 	bool plain_no = false;
-	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
+	if (KH_FUSED && ptr != NULL && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kh_irq_save();
 		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
-		struct kh_cpu *slot;
-		int r;
-		if (__builtin_expect(kh_cpu_named(id), 1)) {
-			slot = &h->cpus[id];
-			r = kh_cpu_free(slot, ptr);
-		} else {
-			slot = &h->cpus[KH_SHARED];
+		if (!kh_cpu_named(id)) {
 			kh_lock_acquire(&h->lock);
-			r = kh_cpu_free(slot, ptr);
-			if (r == 1)
-				kh_count_back(h, kh_size(kh_block_of(ptr)), 1);
+			if (kh_cpu_free(&h->cpus[KH_SHARED], ptr) != 1) /* not plainly a class block, or full */
+				return locked_free(h, ptr, irq, KH_CALLER());
+			kh_count_back(h, kh_size(kh_block_of(ptr)), 1); /* shared blocks are not in use */
 			kh_lock_release(&h->lock);
+			kh_irq_restore(irq);
+			return;
 		}
+		int r = kh_cpu_free(&h->cpus[id], ptr);
 		kh_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
 		/* Read after the restore: a stale answer (a region added
 		 * meanwhile) only sends the block to the lock, which takes all. */
-		plain_no = r == 0 && slot->regions == 1;
+		plain_no = r == 0 && h->cpus[id].regions == 1;
 	}
 	free_path(h, ptr, KH_CALLER(), plain_no);
 }
