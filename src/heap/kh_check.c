@@ -89,6 +89,10 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 				bad(k, b, "free block's bin is marked empty");
 			k->t.free_bytes += s;
 			k->t.free_blocks++;
+		} else if (kh_quarantined(w)) {
+			bad(k, b, "block quarantined: its header was found damaged (write past a block?)");
+			k->t.used_bytes += s;
+			k->t.used_blocks++;
 		} else if (w & KH_CACHED) {
 			unsigned c = kh_size_class(s - KH_HDR);
 			if (c >= KH_NCLASSES || kh_class_block_size(c) != s)

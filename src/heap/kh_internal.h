@@ -337,6 +337,16 @@ static inline bool kh_used(uintptr_t b) { return (*kh_hdr(b) & KH_USED) != 0; }
 static inline bool kh_cached(uintptr_t b) { return (*kh_hdr(b) & KH_CACHED) != 0; }
 static inline bool kh_prev_free(uintptr_t b) { return (*kh_hdr(b) & KH_PREV_FREE) != 0; }
 
+/* A quarantined span: a damaged header that a repair (kh_rebuild) stepped
+ * over, sealed as a used, cached block of alignment log2 63, which no real
+ * block has, so that nothing frees, merges or hands it out, and
+ * kheap_check names it. */
+#define KH_QUARANTINE_ALG 63u
+static inline bool kh_quarantined(kh_word w)
+{
+	return (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) == (KH_USED | KH_CACHED | KH_ALG_MASK);
+}
+
 /* Change only the flags of a block, keeping size and alignment. */
 static inline void kh_set_flags(const struct kheap *h, uintptr_t b, kh_word flags)
 {

@@ -388,10 +388,71 @@ void kh_region_seed(struct kheap *h, struct kh_region *r)
 	make_free(h, r->first, r->end - r->first);
 }
 
+/* The damaged header at b (in r) as a quarantined block, from b up to
+ * where kh_resync picks the walk up again (a sound header closer than one
+ * block cannot be a block boundary, so it is part of the damage). When the
+ * block was free, the footer before that point still tells its extent:
+ * then only its first KH_MIN_BLOCK bytes are quarantined and the rest is
+ * left as an unbinned free block for the walk to bin. Returns the end of
+ * the quarantined block. */
+static uintptr_t quarantine(struct kheap *h, const struct kh_region *r, uintptr_t b)
+{
+	uintptr_t x = kh_resync(h, r, b);
+	while (x - b < KH_MIN_BLOCK && x < r->end)
+		x = kh_resync(h, r, x);
+	uintptr_t q = x;
+	if (kh_ok(h, x) && kh_prev_free(x)) {
+		kh_word f = *(kh_word *)(x - KH_HDR);
+		if ((size_t)(f & KH_SIZE_MASK) == x - b && kh_sealed(h, b, f) && !(f & KH_USED) &&
+		    x - b >= 2 * KH_MIN_BLOCK)
+			q = b + KH_MIN_BLOCK;
+	}
+	kh_set(h, b, q - b, KH_USED | KH_CACHED, KH_QUARANTINE_ALG);
+	if (q != x)
+		kh_set(h, q, x - q, 0, 0);
+	return q;
+}
+
+/* Rebuild one region's bins from its headers: free and cached blocks are
+ * merged into maximal free runs and binned afresh, used blocks (the ones
+ * on per-CPU lists included) are counted, damaged headers quarantined. */
+static void rebuild_region(struct kheap *h, const struct kh_region *r)
+{
+	uintptr_t run = 0, b = r->first;
+	while (b < r->end) {
+		kh_word w = *kh_hdr(b);
+		if (!kh_block_sane(h, r, b, w)) {
+			quarantine(h, r, b);
+			w = *kh_hdr(b);
+		}
+		size_t s = (size_t)(w & KH_SIZE_MASK);
+		bool avail = !(w & KH_USED) || ((w & KH_CACHED) && !kh_quarantined(w));
+		if (avail && run == 0) {
+			run = b;
+		} else if (avail) {
+			kill(h, b);
+		} else {
+			if (run != 0)
+				make_free(h, run, b - run);
+			else if (w & KH_PREV_FREE)
+				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
+			run = 0;
+			h->n.in_use += s;
+			h->n.used_blocks++;
+		}
+		b += s;
+	}
+	if (run != 0)
+		make_free(h, run, b - run);
+	else
+		kh_set_flags(h, b, KH_USED);
+}
+
 /* Rebuild every bin and class list from the headers alone, after a corrupt
- * link was found: cached and free blocks are merged into maximal free runs
- * and binned afresh, so forged or overwritten links are simply forgotten.
- * A region whose headers are corrupt is left as it is from that block on.
+ * link was found: forged or overwritten links are simply forgotten. The
+ * walk resyncs past a damaged header as kheap_check does, so every sound
+ * block before and after it serves again; the damaged span is quarantined
+ * (never handed out, named by kheap_check). The counters are recomputed.
  * O(blocks); runs only on the corruption path. */
 void kh_rebuild(struct kheap *h)
 {
@@ -404,30 +465,9 @@ void kh_rebuild(struct kheap *h)
 	for (unsigned c = 0; c < KH_NCLASSES; c++)
 		h->classes[c].head = 0, h->classes[c].count = 0;
 	h->n.free = h->n.free_blocks = h->n.cached = h->n.cached_blocks = 0;
-	for (unsigned i = 0; i < h->nregions; i++) {
-		const struct kh_region *r = &h->regions[i];
-		uintptr_t run = 0, b = r->first;
-		while (b < r->end) {
-			kh_word w = *kh_hdr(b);
-			size_t s = (size_t)(w & KH_SIZE_MASK);
-			if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b)
-				break;
-			bool avail = !(w & KH_USED) || (w & KH_CACHED);
-			if (avail && run == 0)
-				run = b;
-			else if (avail)
-				kill(h, b);
-			else if (run != 0) {
-				make_free(h, run, b - run);
-				run = 0;
-			} else if (w & KH_PREV_FREE) {
-				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
-			}
-			b += s;
-		}
-		if (run != 0 && b == r->end)
-			make_free(h, run, b - run);
-		else if (b == r->end)
-			kh_set_flags(h, b, KH_USED);
-	}
+	h->n.in_use = h->n.used_blocks = 0;
+	for (unsigned i = 0; i < h->nregions; i++)
+		rebuild_region(h, &h->regions[i]);
+	if (h->n.in_use > h->n.peak)
+		h->n.peak = h->n.in_use;
 }

@@ -100,6 +100,8 @@ KH_PRIVATE uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e
 	kh_word w = *kh_hdr(b);
 	if (!kh_sealed(h, b, w))
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "header cookie mismatch: interior pointer or overwritten header"), 0;
+	if (kh_quarantined(w))
+		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block quarantined: its header was found damaged"), 0;
 	if (!(w & KH_USED) || (w & KH_CACHED))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free"), 0;
 	size_t s = (size_t)(w & KH_SIZE_MASK);
@@ -978,7 +980,8 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 		kh_word w = *kh_hdr(x);
 		size_t xs = (size_t)(w & KH_SIZE_MASK);
 		unsigned c = xs > KH_HDR ? kh_size_class(xs - KH_HDR) : KH_NCLASSES;
-		if (!kh_block_sane(h, r, x, w) || ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
+		if (!kh_block_sane(h, r, x, w) || kh_quarantined(w) ||
+		    ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
 			return false;
 		if ((w & KH_USED) && (w & KH_CACHED))
 			*shared |= (uint32_t)1 << c;
