@@ -57,7 +57,20 @@ static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t 
 	return x;
 }
 
-/* I1-I4 over one region, adding to the tally. */
+/* Level 1 and up: a free or cached block still holds its poison. Only the
+ * blocks that no CPU reaches without the lock are asked: the bins, the
+ * shared lists and the calling CPU's own lists. */
+static void poisoned(struct checker *k, uintptr_t b)
+{
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b))
+		bad(k, b, "poison of a free or cached block overwritten (write after free)");
+}
+
+/* I1-I4 over one region, adding to the tally. At level 1 and up also the
+ * poison of every free and cached block and the canary of every used one:
+ * a used block on a per-CPU list keeps its canary (armed when it was
+ * carved or handed out; the poison stops short of it), so another CPU's
+ * lock-free list operations never make it read wrong. */
 static void walk_region(struct checker *k, const struct kh_region *r)
 {
 	const struct kheap *h = k->h;
@@ -87,6 +100,7 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 				bad(k, b, "free block has cached or alignment bits");
 			if (!(h->sl_map[fl] & ((uint32_t)1 << sl)))
 				bad(k, b, "free block's bin is marked empty");
+			poisoned(k, b);
 			k->t.free_bytes += s;
 			k->t.free_blocks++;
 		} else if (kh_quarantined(w)) {
@@ -97,11 +111,14 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 			unsigned c = kh_size_class(s - KH_HDR);
 			if (c >= KH_NCLASSES || kh_class_block_size(c) != s)
 				bad(k, b, "cached block is not a class size");
+			poisoned(k, b);
 			k->t.cached_bytes += s;
 			k->t.cached_blocks++;
 		} else {
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
+			if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+				bad(k, b, "canary after the usable size overwritten (write past the block)");
 			if (KH_PERCPU && kh_token_cpu(h, b) == k->cpu)
 				k->t.mine++;
 		}
@@ -223,6 +240,7 @@ static void check_cpu(struct checker *k)
 				bad(k, p, "per-CPU list holds a block that is not cached there");
 				break;
 			}
+			poisoned(k, b);
 			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
 		}
 		if (n != l->count || l->count > l->limit)

@@ -73,9 +73,16 @@ static void leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const v
 		oom(oom_ctx, e->oom_size);
 }
 
+/* Level 3: is this operation a KHEAP_CHECK_EVERY-th one, counting every
+ * path of every CPU together (the per-CPU path counts without the lock)? */
+static inline bool check_due(struct kheap *h)
+{
+	return __atomic_add_fetch(&h->ops, 1, __ATOMIC_RELAXED) % KHEAP_CHECK_EVERY == 0;
+}
+
 static inline void leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
 {
-	if (KHEAP_HARDEN >= 3 && ++h->ops % KHEAP_CHECK_EVERY == 0)
+	if (KHEAP_HARDEN >= 3 && check_due(h))
 		kh_check_locked(h, first_problem, e);
 	if (__builtin_expect(e->kind != KHEAP_OK || e->oom, 0)) {
 		leave_slow(h, irq, e, caller);
@@ -542,8 +549,8 @@ static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, s
 			break;
 		}
 		kh_set(h, x, s, flags, 0);
-		if (KHEAP_HARDEN >= 1)
-			kh_poison(x);
+		if (KHEAP_HARDEN >= 1) /* armed now: kheap_check reads it while another CPU pops x */
+			kh_poison(x), kh_arm_canary(h, x);
 		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
 		got++;
 	}
@@ -609,10 +616,13 @@ static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, 
 	slow_done(h, e);
 }
 
-/* Level 3: the full check every KHEAP_CHECK_EVERY operations of this CPU. */
+/* Level 3: the full check every KHEAP_CHECK_EVERY operations of the heap
+ * (check_due), run by the CPU whose operation it is, so that it sees that
+ * CPU's own lists. cpu is unused: the count is the heap's. */
 static void fast_check(struct kheap *h, const struct kh_cpu *cpu, struct kh_err *e)
 {
-	if (KHEAP_HARDEN >= 3 && (cpu->allocs + cpu->frees) % KHEAP_CHECK_EVERY == 0) {
+	(void)cpu;
+	if (KHEAP_HARDEN >= 3 && check_due(h)) {
 		kh_lock_acquire(&h->lock);
 		kh_check_locked(h, first_problem, e);
 		slow_done(h, e);
