@@ -483,3 +483,30 @@ KT_CASE(contract_refused_request_no_panic)
 	KT_EQ(kt_panics, before + 1);
 	kt_panic_expected = 0;
 }
+
+/* Every report carries the severity kheap.h gives its kind. */
+KT_CASE(contract_report_severity)
+{
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(arena, MIB, &rec);
+	KT_REQUIRE(h != NULL);
+	KT_CHECK(kheap_calloc(h, SIZE_MAX / 2, 3) == NULL);
+	KT_CHECK(rec.last.kind == KHEAP_E_OVERFLOW && rec.last.severity == KHEAP_SEV_REFUSED);
+	KT_CHECK(kheap_aligned_alloc(h, 48, 1) == NULL);
+	KT_CHECK(rec.last.kind == KHEAP_E_BAD_ALIGN && rec.last.severity == KHEAP_SEV_REFUSED);
+	KT_CHECK(kheap_add_region(h, arena + MIB, 64) == -KHEAP_E_REGION_SMALL);
+	KT_CHECK(rec.last.severity == KHEAP_SEV_REFUSED);
+	kheap_cpu_dead(h, KHEAP_MAX_CPUS + 3);
+	KT_CHECK(rec.last.kind == KHEAP_E_BAD_ARG && rec.last.severity == KHEAP_SEV_REFUSED);
+	unsigned char *p = kheap_alloc(h, 3000);
+	kheap_free(h, p + 16);
+	KT_CHECK(rec.last.kind == KHEAP_E_BAD_HEADER && rec.last.severity == KHEAP_SEV_CORRUPT);
+	kheap_free(h, p + 1);
+	KT_CHECK(rec.last.kind == KHEAP_E_MISALIGNED && rec.last.severity == KHEAP_SEV_MISUSE);
+	kheap_free(h, p);
+	kheap_free(h, p);
+	KT_CHECK(rec.last.kind == KHEAP_E_DOUBLE_FREE && rec.last.severity == KHEAP_SEV_MISUSE);
+	KT_EQ(rec.count, 7);
+	KT_EQ(stats(h).error_count, 7);
+	KT_EQ(kt_heap_check(h), 0);
+}
