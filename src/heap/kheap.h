@@ -7,7 +7,9 @@
  *    or on the arena size (two-level segregated fit with bitmaps). The few
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
  *    pointer-ownership test, and the total size-class cache capacity for the
- *    cache flush that runs at most once per allocation, only on exhaustion.
+ *    cache flush that runs at most once per allocation, only on exhaustion,
+ *    and for the one a realloc runs when a cached right neighbour would let
+ *    the block grow in place.
  *    An allocation that is still short after that flush while other CPUs'
  *    per-CPU caches hold blocks also waits for kheap_flush_others and tries
  *    once more. kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and
@@ -352,8 +354,9 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx);
 
 /* Call fn for every block of every region, in address order: ptr is the
  * payload pointer, size the usable bytes, used is 1 for a block the caller
- * holds and 0 for a free or cached one. fn runs with the lock held: it must
- * not call into this heap. Stops at the first corrupt header. O(blocks). */
+ * holds and 0 for a free, cached or quarantined one (kheap_check). fn runs
+ * with the lock held: it must not call into this heap. Stops at the first
+ * corrupt header. O(blocks). */
 typedef void (*kheap_walk_fn)(void *ctx, void *ptr, size_t size, int used);
 void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx);
 
