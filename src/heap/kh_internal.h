@@ -56,7 +56,8 @@
  *  I5 bin (fl, sl) holds exactly the free blocks that map to it, doubly
  *     linked, and its bitmap bits are set iff it is non-empty;
  *  I6 class list c holds exactly the KH_CACHED blocks of size
- *     kh_class_block_size(c), at most its limit;
+ *     kh_class_block_size(c) (quarantined ones aside: kh_quarantined),
+ *     at most its limit;
  *  I7 the counters equal what a walk adds up.
  *
  * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
