@@ -51,9 +51,13 @@ HARDEN_DEF := $(if $(filter-out 0,$(HARDEN)),-DKHEAP_HARDEN=$(HARDEN))
 TAGS_DEF := $(if $(filter 1,$(TAGS)),-DKHEAP_TAGS=1)
 $(if $(filter-out 0 1,$(TAGS)),$(error TAGS=$(TAGS) is not supported: use 0 or 1))
 
-# musl-style selection: src/heap/<arch>/foo.S replaces src/heap/foo.c.
-HEAP_S := $(if $(filter 1,$(GENERIC)),,$(wildcard src/heap/$(ARCH)/*.S))
-HEAP_C := $(filter-out $(patsubst src/heap/$(ARCH)/%.S,src/heap/%.c,$(HEAP_S)),$(wildcard src/heap/*.c))
+# musl-style selection, defined once and used by every build of the heap:
+# src/heap/<arch>/foo.S replaces src/heap/foo.c. $(call heap_s,ARCH,GENERIC)
+# lists the assembly, $(call heap_c,ARCH,GENERIC) the C that goes with it.
+heap_s = $(if $(filter 1,$(2)),,$(wildcard src/heap/$(1)/*.S))
+heap_c = $(filter-out $(patsubst src/heap/$(1)/%.S,src/heap/%.c,$(call heap_s,$(1),$(2))),$(wildcard src/heap/*.c))
+HEAP_S := $(call heap_s,$(ARCH),$(GENERIC))
+HEAP_C := $(call heap_c,$(ARCH),$(GENERIC))
 ARCH_HDR := $(if $(filter 1,$(GENERIC)),,-DKH_ARCH_HEADER='"$(ARCH)/kh_arch.h"')
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -127,13 +131,18 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
+# The library needs only a compiler: `make` and `make lib` install nothing.
+# Any other goal that builds it (a QEMU kernel, say) installs the tools first.
+LIB_TOOLS := $(if $(filter-out all lib,$(or $(MAKECMDGOALS),all)),$(TOOLS_STAMP))
+$(LIB_OBJ): | $(LIB_TOOLS)
+
+$(BUILD)/lib/%.o: src/heap/%.c
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 # A static pattern: an implicit one would lose to the .c rule above, which
 # matches the same object whenever the generic twin exists.
-$(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o): $(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
+$(HEAP_S:src/heap/$(ARCH)/%.S=$(BUILD)/lib/%.o): $(BUILD)/lib/%.o: src/heap/$(ARCH)/%.S
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
@@ -159,7 +168,7 @@ test-asan: $(SAN_BIN)
 $(TSAN_BIN): $(TEST_SRC) $(TEST_HDR) | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
 	clang $(filter-out $(ARCH_HDR),$(TEST_CFLAGS)) -fsanitize=thread -O1 \
-	  $(filter-out $(HEAP_S),$(TEST_SRC)) $(HEAP_S:src/heap/$(ARCH)/%.S=src/heap/%.c) -o $@ -lpthread
+	  $(filter-out $(HEAP_C) $(HEAP_S),$(TEST_SRC)) $(call heap_c,$(ARCH),1) -o $@ -lpthread
 
 test-tsan: $(TSAN_BIN)
 	KT_PERCPU=$(KT_PERCPU) TSAN_OPTIONS=halt_on_error=1 $(TSAN_BIN) threads_

@@ -13,8 +13,8 @@
 BENCH_DIR := build/bench
 BENCH_BIN := $(BENCH_DIR)/bench
 BENCH_STAMP := $(BENCH_DIR)/.tools-ok
-BENCH_HEAP_S := $(wildcard src/heap/x86_64/*.S)
-BENCH_HEAP_C := $(filter-out $(patsubst src/heap/x86_64/%.S,src/heap/%.c,$(BENCH_HEAP_S)),$(wildcard src/heap/*.c))
+BENCH_HEAP_S := $(call heap_s,x86_64,0)
+BENCH_HEAP_C := $(call heap_c,x86_64,0)
 BENCH_CFLAGS := -std=gnu11 -O2 -g $(WARN) -DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap
 BENCH_RUNS ?= 5
 

@@ -11,8 +11,8 @@
 PRELOAD_SO := build/host/libkheap-preload.so
 PRELOAD_DIR := build/host/preload
 PRELOAD_ARCH := $(filter x86_64,$(shell uname -m))
-PRELOAD_S := $(if $(PRELOAD_ARCH),$(wildcard src/heap/$(PRELOAD_ARCH)/*.S))
-PRELOAD_SRC := $(filter-out $(PRELOAD_S:src/heap/$(PRELOAD_ARCH)/%.S=src/heap/%.c),$(wildcard src/heap/*.c)) \
+PRELOAD_S := $(if $(PRELOAD_ARCH),$(call heap_s,$(PRELOAD_ARCH),0))
+PRELOAD_SRC := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) \
   $(PRELOAD_S) tools/preload/kheap_preload.c
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
   -DKHEAP_MAX_REGIONS=64 -Isrc/heap $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')

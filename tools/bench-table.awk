@@ -26,7 +26,7 @@ function fmt(x) {
 	return sprintf("%.3g", x)
 }
 
-function row(key, label, unit, better, target, targetkind,    i, a, m, r, cells, tgt, ok) {
+function row(key, label, unit, better,    i, a, m, r, cells) {
 	if (!((key, "kheap") in vals) && !((key, "mimalloc") in vals))
 		return
 	cells = ""
@@ -36,17 +36,7 @@ function row(key, label, unit, better, target, targetkind,    i, a, m, r, cells,
 		r = median(ratio[key, a])
 		cells = cells " | " fmt(m) (r != "" && a != "mimalloc" ? " (" sprintf("%.2f", r) ")" : "")
 	}
-	tgt = "–"
-	if (targetkind == "ratio") {
-		r = median(ratio[key, "kheap"])
-		ok = r != "" && (better == "lower" ? r <= target : r >= target)
-		tgt = (better == "lower" ? "≤ " : "≥ ") target "× " (r == "" ? "?" : ok ? "**met**" : "missed")
-	} else if (targetkind == "abs") {
-		m = median(vals[key, "kheap"])
-		ok = m != "" && (better == "lower" ? m <= target : m >= target)
-		tgt = (better == "lower" ? "≤ " : "≥ ") target " " (m == "" ? "?" : ok ? "**met**" : "missed")
-	}
-	printf "| %s | %s | %s%s | %s |\n", label, unit, better, cells, tgt
+	printf "| %s | %s | %s%s |\n", label, unit, better, cells
 }
 
 function plotrow(key, label, better,    i, a, r, s, n, v, j, line) {
@@ -103,31 +93,31 @@ END {
 	printf "| workload | unit | better"
 	for (i = 1; i <= na; i++)
 		printf " | %s", A[i]
-	print " | issue 6 target (kheap) |"
+	print " |"
 	printf "|---|---|---"
 	for (i = 1; i <= na; i++)
 		printf "|--:"
-	print "|---|"
-	row("W1", "W1 alloc(32)+free", "ns/pair", "lower", 0.6, "ratio")
-	row("W2", "W2 1000 × 16–64 B, free in order", "ns/op", "lower", 1.2, "ratio")
-	row("W3", "W3 random slots, 8–256 B", "ns/step", "lower", 1.0, "ratio")
-	row("W4", "W4 random slots, 16 B–64 KiB", "ns/step", "lower", 1.0, "ratio")
-	row("W5", "W5 footprint / peak live bytes", "ratio", "lower", 1.10, "abs")
-	row("W5rss", "W5 the same by RSS, every allocator", "ratio", "lower", "", "")
-	row("W6.alloc.p50", "W6 alloc p50", "cycles", "lower", "", "")
-	row("W6.alloc.p9999", "W6 alloc p99.99", "cycles", "lower", "", "")
-	row("W6.alloc.max", "W6 alloc max", "cycles", "lower", "", "")
-	row("W6.free.p50", "W6 free p50", "cycles", "lower", "", "")
-	row("W6.free.p9999", "W6 free p99.99", "cycles", "lower", "", "")
-	row("W6.free.max", "W6 free max", "cycles", "lower", "", "")
-	row("W7", "W7 aligned 64/4096, 100–8000 B", "ns/op", "lower", 0.7, "ratio")
-	row("W8", "W8 lean small ops, 1 thread", "M ops/s", "higher", 500, "abs")
-	row("W9a.t1", "W9 W1 × 1 thread", "M pairs/s", "higher", "", "")
-	row("W9a.t2", "W9 W1 × 2 threads", "M pairs/s", "higher", "", "")
-	row("W9a.t4", "W9 W1 × 4 threads", "M pairs/s", "higher", "", "")
-	row("W9a.scale2", "W9 W1 2 threads / 1 thread", "×", "higher", 1.8, "abs")
-	row("W9b.t1", "W9 W3 × 1 thread", "M steps/s", "higher", "", "")
-	row("W9b.t2", "W9 W3 × 2 threads", "M steps/s", "higher", "", "")
-	row("W9b.t4", "W9 W3 × 4 threads", "M steps/s", "higher", "", "")
-	row("W9b.scale2", "W9 W3 2 threads / 1 thread", "×", "higher", "", "")
+	print "|"
+	row("W1", "W1 alloc(32)+free", "ns/pair", "lower")
+	row("W2", "W2 1000 × 16–64 B, free in order", "ns/op", "lower")
+	row("W3", "W3 random slots, 8–256 B", "ns/step", "lower")
+	row("W4", "W4 random slots, 16 B–64 KiB", "ns/step", "lower")
+	row("W5", "W5 footprint / peak live bytes", "ratio", "lower")
+	row("W5rss", "W5 the same by RSS, every allocator", "ratio", "lower")
+	row("W6.alloc.p50", "W6 alloc p50", "cycles", "lower")
+	row("W6.alloc.p9999", "W6 alloc p99.99", "cycles", "lower")
+	row("W6.alloc.max", "W6 alloc max", "cycles", "lower")
+	row("W6.free.p50", "W6 free p50", "cycles", "lower")
+	row("W6.free.p9999", "W6 free p99.99", "cycles", "lower")
+	row("W6.free.max", "W6 free max", "cycles", "lower")
+	row("W7", "W7 aligned 64/4096, 100–8000 B", "ns/op", "lower")
+	row("W8", "W8 lean small ops, 1 thread", "M ops/s", "higher")
+	row("W9a.t1", "W9 W1 × 1 thread", "M pairs/s", "higher")
+	row("W9a.t2", "W9 W1 × 2 threads", "M pairs/s", "higher")
+	row("W9a.t4", "W9 W1 × 4 threads", "M pairs/s", "higher")
+	row("W9a.scale2", "W9 W1 2 threads / 1 thread", "×", "higher")
+	row("W9b.t1", "W9 W3 × 1 thread", "M steps/s", "higher")
+	row("W9b.t2", "W9 W3 × 2 threads", "M steps/s", "higher")
+	row("W9b.t4", "W9 W3 × 4 threads", "M steps/s", "higher")
+	row("W9b.scale2", "W9 W3 2 threads / 1 thread", "×", "higher")
 }

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Run build/bench/bench for every workload x allocator RUNS times, take the
 # medians, and write a Markdown table (absolute figures and the ratio to
-# mimalloc from the same run) plus gnuplot plots under build/bench/.
+# mimalloc from the same run) plus gnuplot plots under build/bench/. A full
+# run (every workload, not -q) also publishes results.md and the plots to
+# bench/results/, the one place the documentation links to; partial and
+# quick runs leave it alone, so a smoke pass never replaces real figures.
 #
 #   tools/bench.sh [-q] [-r RUNS] [-w "W1 W3 ..."]
 #     -q   quick smoke pass: every workload 1/50 as long, one run
@@ -19,7 +22,9 @@ BIN=build/bench/bench
 OUT=build/bench
 runs=3
 quick=""
-works="W1 W2 W3 W4 W5 W6 W7 W8 W9a W9b"
+all_works="W1 W2 W3 W4 W5 W6 W7 W8 W9a W9b"
+works=$all_works
+PUBLISH=bench/results
 while getopts qr:w: o; do
 	case $o in
 	q) quick=-q; runs=1 ;;
@@ -109,8 +114,23 @@ awk -v allocs="$ALLOCS" -f tools/bench-table.awk "$OUT/raw-derived.txt" >>"$md"
 cat "$md"
 
 # ---- plots ----------------------------------------------------------------------
+plotted=0
 if command -v gnuplot >/dev/null 2>&1; then
 	awk -v allocs="$ALLOCS" -v mode=plot -f tools/bench-table.awk "$OUT/raw-derived.txt" >"$OUT/ratios.dat"
-	gnuplot -e "dir='$OUT'" tools/bench-plot.gp && echo "plots: $OUT/ratios.png $OUT/w6-latency.png"
+	gnuplot -e "dir='$OUT'" tools/bench-plot.gp && plotted=1 &&
+		echo "plots: $OUT/ratios.png $OUT/w6-latency.png"
+fi
+
+if [ "$failed" -eq 0 ] && [ -z "$quick" ] && [ "$works" = "$all_works" ]; then
+	mkdir -p "$PUBLISH"
+	cp "$md" "$PUBLISH/results.md"
+	# Plots from an earlier run would not match this table: without new
+	# ones, the old published plots go too.
+	for f in ratios.png w6-latency.png; do
+		if [ "$plotted" -eq 1 ]; then cp "$OUT/$f" "$PUBLISH/$f"; else rm -f "$PUBLISH/$f"; fi
+	done
+	echo "published: $PUBLISH/results.md and its plots"
+else
+	echo "not published to $PUBLISH/ (quick, partial or failed run): see $OUT/"
 fi
 exit $failed

@@ -13,7 +13,7 @@ set -u
 qb=$1
 shift
 kinds=${KINDS:-test smp nolock}
-# Round-robin TCG by default: see tests/qemu/README-section.md for why the
+# Round-robin TCG by default: see docs/testing.md ("SMP under TCG") for why the
 # fair ticket lock crawls under thread=multi when vCPUs outnumber host cores.
 smp="-smp 4 -accel tcg,thread=${SMP_THREAD:-single}"
 pass=0

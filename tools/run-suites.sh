@@ -13,6 +13,7 @@
 set -u
 
 SUITES='
+S docs            sh tools/check-docs.sh
 S builds          make --no-print-directory test-builds
 S unit-x86_64     make --no-print-directory test-unit ARCH=x86_64
 S unit-x86_64-gen make --no-print-directory test-unit ARCH=x86_64 GENERIC=1

@@ -115,14 +115,14 @@ int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
 	/* The backend may rewrite PREV_FREE under the lock meanwhile: either
 	 * value seals, and this path never writes the header. */
 	uint64_t h = __atomic_load_n((uint64_t *)b, __ATOMIC_RELAXED);
-	uint64_t body = h & (((uint64_t)1 << KH_FAST_COOKIE_SHIFT) - 1);
-	if ((((body ^ b ^ key) * (uint64_t)KH_FAST_COOKIE_MUL) >> KH_FAST_COOKIE_SHIFT) !=
-		    h >> KH_FAST_COOKIE_SHIFT ||
+	uint64_t body = h & (((uint64_t)1 << KH_COOKIE_SHIFT) - 1);
+	if ((((body ^ b ^ key) * (uint64_t)KH_COOKIE_MUL) >> KH_COOKIE_SHIFT) !=
+		    h >> KH_COOKIE_SHIFT ||
 	    (h & ((uint64_t)0x3f << 40 | 8u | 4u | 1u)) != 1u)
 		return 0;
 	unsigned c = block_class(h & 0xfffffffff0u);
 	uintptr_t *w = ptr;
-	if (c >= KH_NCLASSES || (__atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ p ^ ~key) < KH_FAST_TOKEN_CPUS)
+	if (c >= KH_NCLASSES || (__atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ p ^ ~key) < KH_TOKEN_CPUS)
 		return 0;
 	struct kh_class *l = &cpu->cls[c];
 	if (l->count >= l->limit || __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0)

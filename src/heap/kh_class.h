@@ -16,25 +16,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KH_NCLASSES 23u
-#define KH_CLASS_MAX_BLOCK ((size_t)1024)
-#define KH_CLASS_MAX_PAYLOAD (KH_CLASS_MAX_BLOCK - 8)
+#include "kh_layout.h"
 
-/* One class list. Layout is shared with the assembly: head at offset 0,
- * count at 8, limit at 12 (on 64-bit targets). */
+/* One class list. Layout is shared with the assembly (kh_layout.h). */
 struct kh_class {
 	uintptr_t head;  /* payload pointer of the newest block, 0 when empty */
 	uint32_t count;  /* blocks on the list */
 	uint32_t limit;  /* kh_class_push refuses beyond this many */
 };
 
-_Static_assert(offsetof(struct kh_class, head) == 0, "asm reads head at offset 0");
-_Static_assert(offsetof(struct kh_class, count) == sizeof(uintptr_t), "asm reads count after head");
-_Static_assert(offsetof(struct kh_class, limit) == sizeof(uintptr_t) + 4, "asm reads limit after count");
+_Static_assert(offsetof(struct kh_class, head) == KH_CLASS_HEAD && offsetof(struct kh_class, count) == KH_CLASS_COUNT &&
+		       offsetof(struct kh_class, limit) == KH_CLASS_LIMIT,
+	       "asm reads struct kh_class at the offsets kh_layout.h names");
+_Static_assert(sizeof(struct kh_class) == (size_t)1 << KH_CLASS_SIZE_LOG2, "asm indexes cls[] by a shift");
 
 /* Returned by kh_class_pop when the head's link does not decode to an
  * aligned pointer: the list is corrupt and was left unchanged. */
-#define KH_CLASS_BAD ((void *)(uintptr_t)1)
+#define KH_CLASS_BAD ((void *)(uintptr_t)KH_CLASS_BAD_VALUE)
 
 /* Class of a request of n payload bytes, or KH_NCLASSES when
  * n > KH_CLASS_MAX_PAYLOAD. Pure, O(1), any n. */
@@ -86,7 +84,7 @@ int kh_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
  *
  * struct kh_cpu is one CPU's cache. The first 64 bytes are what the fast path
  * reads besides the list; the layout is shared with the assembly (offsets
- * asserted below). kh_internal.h says how the rest of the heap uses it (I8).
+ * in kh_layout.h, asserted below). kh_internal.h says how the rest of the heap uses it (I8).
  */
 struct kh_cpu {
 	uintptr_t key;    /* the heap's secret: link encoding, header cookies */
@@ -98,28 +96,19 @@ struct kh_cpu {
 	uint32_t regions; /* the heap's region count when lo, hi were copied */
 	uint64_t pad1_;
 	struct kh_class cls[KH_NCLASSES];
-	uint64_t pad2_[(512 - 64 - KH_NCLASSES * sizeof(struct kh_class)) / 8];
+	uint64_t pad2_[(KH_CPU_SIZE - KH_CPU_CLS - KH_NCLASSES * sizeof(struct kh_class)) / 8];
 };
 
-_Static_assert(sizeof(uintptr_t) == 8, "the fast path's layout is for 64-bit targets");
-_Static_assert(offsetof(struct kh_cpu, key) == 0 && offsetof(struct kh_cpu, tkey) == 8 &&
-		       offsetof(struct kh_cpu, lo) == 16 && offsetof(struct kh_cpu, hi) == 24 &&
-		       offsetof(struct kh_cpu, allocs) == 32 && offsetof(struct kh_cpu, frees) == 40 &&
-		       offsetof(struct kh_cpu, drain) == 48 && offsetof(struct kh_cpu, cls) == 64,
-	       "asm reads struct kh_cpu at these offsets");
-_Static_assert(sizeof(struct kh_class) == 16, "asm indexes cls[] by class * 16");
-_Static_assert(sizeof(struct kh_cpu) == 512, "per-CPU caches share no cache line, and &cpus[k] is a shift");
+_Static_assert(offsetof(struct kh_cpu, key) == KH_CPU_KEY && offsetof(struct kh_cpu, tkey) == KH_CPU_TKEY &&
+		       offsetof(struct kh_cpu, lo) == KH_CPU_LO && offsetof(struct kh_cpu, hi) == KH_CPU_HI &&
+		       offsetof(struct kh_cpu, allocs) == KH_CPU_ALLOCS &&
+		       offsetof(struct kh_cpu, frees) == KH_CPU_FREES &&
+		       offsetof(struct kh_cpu, drain) == KH_CPU_DRAIN && offsetof(struct kh_cpu, cls) == KH_CPU_CLS,
+	       "asm reads struct kh_cpu at the offsets kh_layout.h names");
+_Static_assert(sizeof(struct kh_cpu) == KH_CPU_SIZE, "per-CPU caches share no cache line, and &cpus[k] is a shift");
 
-/* What kh_cpu_free reads of a block header (kh_internal.h defines the
- * format and asserts that these agree with it): the block is at payload - 8;
- * bits 0..3 are USED, PREV_FREE, CACHED and a zero bit, 4..39 the size,
- * 40..45 the alignment log2, 46..63 the cookie, which is the top 18 bits of
- * ((bits 0..45) ^ block address ^ key) * KH_FAST_COOKIE_MUL. */
-#define KH_FAST_COOKIE_MUL 0x9e3779b97f4a7c15u
-#define KH_FAST_COOKIE_SHIFT 46
-/* A token word w of the block at payload p names a CPU when
- * w ^ p ^ ~key < KH_FAST_TOKEN_CPUS (a bound on KHEAP_MAX_CPUS). */
-#define KH_FAST_TOKEN_CPUS 4096u
+/* kh_cpu_free reads a block header as kh_layout.h draws it; kh_internal.h
+ * asserts that its accessors agree. */
 
 /* Allocate from cpu's list for n payload bytes (n includes the block's
  * tail, if any). Returns the payload pointer p of the head of the list of
@@ -145,13 +134,11 @@ void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n);
  * and only after the range check. Owner CPU only, interrupts masked. O(1). */
 int kh_cpu_free(struct kh_cpu *cpu, void *p);
 
-/* Block size of class c (c < KH_NCLASSES). */
+/* Block size of class c (c < KH_NCLASSES), from the one class table. */
 static inline size_t kh_class_block_size(unsigned c)
 {
-	if (c < 15)
-		return (size_t)(c + 2) << 4;
-	unsigned e = (c - 15) >> 2, m = (c - 15) & 3u;
-	return (size_t)(5 + m) << (e + 6);
+	static const uint8_t granules[KH_NCLASSES] = {KH_CLASS_GRANULES};
+	return (size_t)granules[c] << KH_GRANULE_LOG2;
 }
 
 #endif /* KH_CLASS_H */

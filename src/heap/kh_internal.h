@@ -31,12 +31,7 @@
  *
  * The canary comes first so that an overflow hits it before anything else.
  *
- * Header word (64 bits on every target):
- *
- *   63          46 45    40 39                    4  3   2   1   0
- *   +-------------+--------+-----------------------+---+---+---+---+
- *   | cookie (18) | alg(6) | size bits 4..39       | 0 | C | P | U |
- *   +-------------+--------+-----------------------+---+---+---+---+
+ * Header word: kh_layout.h draws it, with every number the assembly uses.
  *
  *   U  KH_USED       held by the caller or cached (not in a bin)
  *   P  KH_PREV_FREE  the previous block is in a bin; its footer precedes us
@@ -105,63 +100,38 @@
 #define KH_PRIVATE static
 #endif
 
-/* ---- configuration ------------------------------------------------------ */
-
-/* Second-level subdivisions per power of two: 2^KHEAP_SL_LOG2. */
-#ifndef KHEAP_SL_LOG2
-#define KHEAP_SL_LOG2 4
-#endif
-/* Blocks are smaller than 2^KHEAP_MAX_BLOCK_LOG2 bytes; larger regions are
- * clipped. Lower it to shrink the control block on small targets. */
-#ifndef KHEAP_MAX_BLOCK_LOG2
-#define KHEAP_MAX_BLOCK_LOG2 40
-#endif
-/* Size-class caches hold at most this many blocks per class, and together at
- * most 1/KHEAP_CACHE_SHARE of the managed bytes. */
-#ifndef KHEAP_CLASS_CACHE_MAX
-#define KHEAP_CLASS_CACHE_MAX 32u
-#endif
-#ifndef KHEAP_CACHE_SHARE
-#define KHEAP_CACHE_SHARE 16u
+/* Check tiers (../shared/STYLE.md): always-on checks report through the
+ * heap's hook (kh_fail, kh_report); full validation is kheap_check; and
+ * KH_ASSERT states internal preconditions, compiled in test builds
+ * (KH_FAULT_INJECT) or with -DKHEAP_DEBUG, where a failure goes to
+ * kheap_panic with the condition, file and line. */
+#if defined(KH_FAULT_INJECT) || defined(KHEAP_DEBUG)
+#define KH_ASSERT(c) ((c) ? (void)0 : kh_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define KH_ASSERT(c) ((void)0)
 #endif
 
-/* Per-CPU lists: at most KHEAP_CPU_CACHE_MAX blocks and KHEAP_CPU_CACHE_BYTES
- * per class per CPU, and all CPUs' together at most 1/KHEAP_CACHE_SHARE of
- * the managed bytes. A refill or a drain moves KHEAP_CPU_BATCH blocks, or
- * half a list if that is fewer: the batch bounds the time of one call, the
- * limits only the memory held. */
-#ifndef KHEAP_CPU_CACHE_MAX
-#define KHEAP_CPU_CACHE_MAX 512u
-#endif
-#ifndef KHEAP_CPU_CACHE_BYTES
-#define KHEAP_CPU_CACHE_BYTES 16384u
-#endif
-#ifndef KHEAP_CPU_BATCH
-#define KHEAP_CPU_BATCH 32u
-#endif
+/* The build knobs are in kheap_config.h (through kheap.h). */
 
 /* ---- derived constants -------------------------------------------------- */
 
-typedef uint64_t kh_word;
-
-#define KH_GRANULE_LOG2 4
 #define KH_GRANULE ((size_t)1 << KH_GRANULE_LOG2)
-#define KH_HDR ((size_t)8)
-#define KH_MIN_BLOCK ((size_t)32)
+#define KH_HDR ((size_t)KH_HDR_BYTES)
+#define KH_MIN_BLOCK ((size_t)KH_MIN_BLOCK_BYTES)
 #define KH_MAX_BLOCK (((size_t)1 << KHEAP_MAX_BLOCK_LOG2) - KH_GRANULE)
 
 #define KH_SL_COUNT ((unsigned)1 << KHEAP_SL_LOG2)
 #define KH_FL_SHIFT (KHEAP_SL_LOG2 + KH_GRANULE_LOG2)
 #define KH_FL_COUNT (KHEAP_MAX_BLOCK_LOG2 - KH_FL_SHIFT + 1)
 
-#define KH_USED ((kh_word)1 << 0)
-#define KH_PREV_FREE ((kh_word)1 << 1)
-#define KH_CACHED ((kh_word)1 << 2)
+/* Header fields (kh_layout.h draws the word). */
+#define KH_USED ((kh_word)1 << KH_USED_BIT)
+#define KH_PREV_FREE ((kh_word)1 << KH_PREV_FREE_BIT)
+#define KH_CACHED ((kh_word)1 << KH_CACHED_BIT)
 #define KH_FLAGS (KH_USED | KH_PREV_FREE | KH_CACHED)
-#define KH_SIZE_MASK ((((kh_word)1 << 40) - 1) & ~(kh_word)(KH_GRANULE - 1))
-#define KH_ALG_SHIFT 40
-#define KH_ALG_MASK ((kh_word)63 << KH_ALG_SHIFT)
-#define KH_COOKIE_SHIFT 46
+#define KH_ZERO ((kh_word)1 << KH_ZERO_BIT)
+#define KH_SIZE_MASK ((((kh_word)1 << KH_SIZE_BITS) - 1) & ~(kh_word)(KH_GRANULE - 1))
+#define KH_ALG_MASK ((((kh_word)1 << KH_ALG_BITS) - 1) << KH_ALG_SHIFT)
 #define KH_BODY_MASK (((kh_word)1 << KH_COOKIE_SHIFT) - 1)
 
 #define KH_MAGIC ((uintptr_t)0x6b68656170u) /* "kheap" */
@@ -171,7 +141,7 @@ _Static_assert(KH_GRANULE == KHEAP_ALIGN, "payload alignment is the granule");
 _Static_assert(KH_HDR + 2 * sizeof(kh_word) + sizeof(kh_word) <= KH_MIN_BLOCK,
 	       "a free block holds header, two links and a footer");
 _Static_assert(KH_MIN_BLOCK % KH_GRANULE == 0, "block sizes are whole granules");
-_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= 40,
+_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= KH_SIZE_BITS,
 	       "the header's size field is 40 bits");
 _Static_assert(KHEAP_SL_LOG2 >= 2 && KHEAP_SL_LOG2 <= 5, "sl_map entries are 32 bits");
 _Static_assert(KH_FL_COUNT < 64, "fl_map is one 64-bit word, shifted by up to fl + 1");
@@ -191,7 +161,7 @@ _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CP
  * never 0, so that KHEAP_MAX_CPUS = 0 builds under -Wtype-limits. */
 static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU; }
 
-_Static_assert(KH_FAST_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
+_Static_assert(KH_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
 _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
 
@@ -206,10 +176,7 @@ _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
  * the heap's to read: the fused calls then serve no block whose neighbour on
  * the list or whose header they would have to read, and the C path asks
  * kh_region_of. */
-_Static_assert(KH_FAST_COOKIE_SHIFT == KH_COOKIE_SHIFT && KH_SIZE_MASK == 0xfffffffff0u &&
-		       KH_ALG_MASK == (kh_word)0x3f << 40 && KH_USED == 1 && KH_CACHED == 4,
-	       "kh_cpu_free's view of the header agrees with the format above");
-_Static_assert(KHEAP_MAX_CPUS <= KH_FAST_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
+_Static_assert(KHEAP_MAX_CPUS <= KH_TOKEN_CPUS, "kh_cpu_free's token bound covers every CPU");
 
 struct kh_region {
 	uintptr_t lo, hi; /* the caller's range, for overlap tests */
@@ -282,6 +249,8 @@ static inline const void *kh_err_caller(const struct kh_err *e)
 #endif
 }
 
+void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
+
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)
 {
@@ -303,6 +272,29 @@ static inline void kh_exit(struct kheap *h, uintptr_t irq)
 	kheap_irq_restore(irq);
 }
 
+#define KH_CALLER() __builtin_return_address(0)
+
+/* An entry point's handle check: a handle that is not a live heap is
+ * reported to kheap_panic's default path (there is no heap to report to). */
+static inline bool kh_handle_ok(const struct kheap *h, const void *caller)
+{
+	if (kh_live(h))
+		return true;
+	kh_report_global(KHEAP_E_BAD_HEAP, h, caller, "not a live heap handle");
+	return false;
+}
+
+/* Has any CPU had a number for this heap? Until one has, alloc, calloc and
+ * free take the locked path without asking (kh_alloc_locked asks). */
+static inline bool kh_percpu_on(const struct kheap *h) { return __atomic_load_n(&h->percpu, __ATOMIC_RELAXED) != 0; }
+
+/* The calling CPU's cache, or NULL. Interrupts must be masked. */
+static inline struct kh_cpu *kh_this_cpu(struct kheap *h)
+{
+	unsigned id = kheap_cpu_id();
+	return kh_cpu_named(id) ? &h->cpus[id] : NULL;
+}
+
 /* ---- header accessors --------------------------------------------------- */
 
 static inline kh_word *kh_hdr(uintptr_t b) { return (kh_word *)b; }
@@ -311,7 +303,7 @@ static inline kh_word kh_cookie(const struct kheap *h, uintptr_t b, kh_word body
 {
 	/* One multiply: every input bit reaches the top 18 bits through the
 	 * carries (the white-box test flips each header bit in turn). */
-	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)KH_FAST_COOKIE_MUL) >> KH_COOKIE_SHIFT;
+	return ((body ^ (kh_word)b ^ h->secret) * (kh_word)KH_COOKIE_MUL) >> KH_COOKIE_SHIFT;
 }
 
 /* Write b's header: size, flags and alignment log2, sealed with the cookie. */
@@ -327,7 +319,7 @@ static inline void kh_set(const struct kheap *h, uintptr_t b, size_t size, kh_wo
 static inline bool kh_sealed(const struct kheap *h, uintptr_t b, kh_word w)
 {
 	kh_word body = w & KH_BODY_MASK;
-	return (w >> KH_COOKIE_SHIFT) == kh_cookie(h, b, body) && (body & 8u) == 0;
+	return (w >> KH_COOKIE_SHIFT) == kh_cookie(h, b, body) && (body & KH_ZERO) == 0;
 }
 
 static inline bool kh_ok(const struct kheap *h, uintptr_t b) { return kh_sealed(h, b, *kh_hdr(b)); }
@@ -400,10 +392,17 @@ static inline bool kh_held_by_caller(const struct kheap *h, uintptr_t b, kh_word
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
 
 /* Bytes the tail (canary, then tag) takes from each used block's payload. */
-#define KH_CANARY_BYTES ((size_t)(KHEAP_HARDEN >= 1 ? 8 : 0))
+#define KH_CANARY_BYTES ((size_t)(KH_CANARIES ? 8 : 0))
 #define KH_TAG_BYTES ((size_t)(KHEAP_TAGS ? 16 : 0))
 #define KH_TAIL (KH_CANARY_BYTES + KH_TAG_BYTES)
 #define KH_POISON ((kh_word)0xa5a5a5a5a5a5a5a5u)
+
+/* The hardening levels (kheap.h) as named predicates: code asks these, not
+ * KHEAP_HARDEN, and kh_harden.c holds the checks they switch on. */
+#define KH_POISONS (KHEAP_HARDEN >= 1)          /* freed blocks poisoned, checked on hand-out */
+#define KH_CANARIES (KHEAP_HARDEN >= 1)         /* a canary word after the usable size */
+#define KH_GRANT_NEIGHBOURS (KHEAP_HARDEN >= 2) /* neighbours checked on hand-out too */
+#define KH_PERIODIC_CHECK (KHEAP_HARDEN >= 3)   /* kheap_check every KHEAP_CHECK_EVERY operations */
 
 _Static_assert(KHEAP_HARDEN >= 0 && KHEAP_HARDEN <= 3, "hardening levels are 0 to 3");
 _Static_assert(KHEAP_TAGS == 0 || KHEAP_TAGS == 1, "tags are off (0) or on (1)");
@@ -431,7 +430,7 @@ static inline kh_word kh_canary(const struct kheap *h, uintptr_t b)
 /* Arm used block b's canary once its size is final (level 1 and up). */
 static inline void kh_arm_canary(const struct kheap *h, uintptr_t b)
 {
-	if (KHEAP_HARDEN >= 1)
+	if (KH_CANARIES)
 		*kh_canary_slot(b) = kh_canary(h, b);
 }
 
@@ -543,13 +542,71 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
  * and is followed by another sealed header, or r->end. Reads stay in r. */
 uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b);
 
-/* kheap.c: the counters as kheap_get_stats returns them. Lock held, or, for
- * kheap_dump, a torn read accepted. */
+/* kh_stats.c. kh_stats_locked: the counters as kheap_get_stats returns
+ * them; lock held, or, for kheap_dump, a torn read accepted. */
+void kh_count_out(struct kheap *h, size_t bytes, size_t blocks);
+void kh_count_back(struct kheap *h, size_t bytes, size_t blocks);
+/* Hand used block b to the caller: its canary, the counters, and its tag. */
+void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e);
 void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
+
+/* kh_harden.c. kh_held: is p the payload of a block the caller holds?
+ * Returns the block, or 0 with *e set. locked: the heap lock is held, so
+ * the neighbours are checked too; without it only the block's own header,
+ * canary and token. */
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool locked);
+/* Used block b's right neighbour is sealed and knows b is used. */
+bool kh_next_ok(const struct kheap *h, uintptr_t b);
+/* On hand-out of a block that was free or cached: its poison is intact
+ * (KH_POISONS; a finding goes to *e, the block is still handed out), and
+ * its canary is armed. */
+void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e);
+/* On release of a block to a list or a bin: poison it (KH_POISONS). */
+void kh_release_hook(uintptr_t b);
+/* Full validation, the first problem into *e as KHEAP_E_CORRUPT. Lock held. */
+void kh_full_check(struct kheap *h, struct kh_err *e);
+
+/* kh_cache.c: the shared size-class lists (I6). Lock held. */
+uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e);
+bool kh_cache_put(struct kheap *h, uintptr_t b);
+void kh_cache_flush(struct kheap *h, struct kh_err *e);
+void kh_cache_limits(struct kheap *h);
+
+/* kh_percpu.c: the per-CPU caches (I8). kh_percpu_alloc and kh_percpu_free
+ * run without the lock, with interrupts masked inside; the rest under it. */
+void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller);
+bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller);
+void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu);
+void kh_cpu_limits(struct kheap *h);
+void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
+void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
+void kh_drain_if_asked(struct kheap *h, struct kh_err *e);
+void kh_flush_cpus(struct kheap *h, struct kh_err *e);
+size_t kh_cached_elsewhere(struct kheap *h);
+
+/* kh_alloc.c: the locked allocation and release policy. Lock held. */
+void kh_flush_all(struct kheap *h, struct kh_err *e);
+uintptr_t kh_alloc_locked(struct kheap *h, size_t n, struct kh_err *e);
+uintptr_t kh_aligned_locked(struct kheap *h, size_t align, size_t n, struct kh_err *e);
+void kh_free_locked(struct kheap *h, uintptr_t b, struct kh_err *e);
+uintptr_t kh_retry_alloc(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller);
+
+/* kh_region.c. Lock held, or the heap not yet shared. */
+bool kh_region_geometry(struct kh_region *r, uintptr_t lo, uintptr_t hi, uintptr_t from);
+void kh_region_attach(struct kheap *h, const struct kh_region *r);
+void kh_region_add(struct kheap *h, void *base, size_t size, struct kh_err *e);
 
 /* kh_report.c */
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);
-void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
+/* After a locked stretch that recorded a problem: count it, and rebuild the
+ * free lists from the headers after a corrupt link. Lock held. */
+void kh_settle(struct kheap *h, struct kh_err *e);
+/* kh_leave when something went wrong: settle, unlock, then report and call
+ * the OOM hook, both with the lock released. */
+void kh_leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller);
+/* A failed internal assertion (KH_ASSERT): to kheap_panic, never returns
+ * to the caller's code path in a sane way, so it traps if kheap_panic returns. */
+void kh_assert_fail(const char *what, const char *file, int line);
 /* v in base 16 or 10, NUL-terminated, at the end of buf[KH_FMT_LEN];
  * returns where it starts. */
 #define KH_FMT_LEN 24
@@ -564,6 +621,39 @@ static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *
 		e->msg = msg;
 	}
 	return false;
+}
+
+/* Level 3: is this operation a KHEAP_CHECK_EVERY-th one, counting every
+ * path of every CPU together (the per-CPU path counts without the lock)? */
+static inline bool kh_check_due(struct kheap *h)
+{
+	return __atomic_add_fetch(&h->ops, 1, __ATOMIC_RELAXED) % KHEAP_CHECK_EVERY == 0;
+}
+
+/* Close an entry point's locked stretch: the periodic check (level 3),
+ * then unlock and restore interrupts; reports and the OOM hook come after
+ * the unlock (kh_leave_slow). */
+static inline void kh_leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
+{
+	if (KH_PERIODIC_CHECK && kh_check_due(h))
+		kh_full_check(h, e);
+	if (__builtin_expect(e->kind != KHEAP_OK || e->oom, 0)) {
+		kh_leave_slow(h, irq, e, caller);
+		return;
+	}
+	kh_exit(h, irq);
+}
+
+/* kh_leave for an allocating entry point whose locked stretch handed out b
+ * (or 0): when it ran short while other CPUs' caches held blocks, the slow
+ * half (kh_retry_alloc, kh_alloc.c) asks them back and tries once more. */
+static inline uintptr_t kh_leave_alloc(struct kheap *h, uintptr_t irq, uintptr_t b, struct kh_err *e,
+				       const void *caller)
+{
+	if (__builtin_expect(e->retry, 0))
+		return kh_retry_alloc(h, irq, e, caller);
+	kh_leave(h, irq, e, caller);
+	return b;
 }
 
 #endif /* KH_INTERNAL_H */

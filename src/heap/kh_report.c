@@ -1,35 +1,12 @@
 /*
- * kh_report.c: the report path and the hooks a kernel may override.
+ * kh_report.c: the report path: counting, repairing and reporting what a
+ * locked stretch found, after the lock is released.
  *
  * Nothing here allocates or takes the heap lock: the default report formats
  * its message on the stack and hands it to kheap_panic(), except for a
  * refused request, which it leaves at the count (kheap.h, severities).
  */
 #include "kh_internal.h"
-
-#define WEAK __attribute__((weak))
-
-WEAK void kheap_panic(const char *msg)
-{
-	(void)msg;
-	__builtin_trap();
-}
-
-WEAK uintptr_t kheap_irq_save(void) { return 0; }
-
-WEAK void kheap_irq_restore(uintptr_t state) { (void)state; }
-
-WEAK uint64_t kheap_entropy(void) { return 0; }
-
-WEAK void kheap_spin_yield(void) {}
-
-WEAK unsigned kheap_cpu_id(void) { return KHEAP_NO_CPU; }
-
-WEAK bool kheap_flush_others(struct kheap *h)
-{
-	(void)h;
-	return false;
-}
 
 static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_OK] = "ok",
@@ -144,4 +121,39 @@ void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller
 {
 	struct kheap_report r = {kind, ptr, caller, msg, severity_of(kind)};
 	default_report(&r);
+}
+
+void kh_settle(struct kheap *h, struct kh_err *e)
+{
+	if (e->kind != KHEAP_OK)
+		h->n.errors++;
+	if (e->kind == KHEAP_E_FREELIST)
+		kh_rebuild(h);
+}
+
+void kh_leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
+{
+	kh_settle(h, e);
+	kheap_oom_fn oom = e->oom ? h->oom : NULL;
+	void *oom_ctx = h->oom_ctx;
+	kh_exit(h, irq);
+	if (e->kind != KHEAP_OK)
+		kh_report(h, e, caller);
+	if (oom != NULL)
+		oom(oom_ctx, e->oom_size);
+}
+
+void kh_assert_fail(const char *what, const char *file, int line)
+{
+	char buf[160], d[KH_FMT_LEN];
+	struct line l = {buf, buf + sizeof buf - 1};
+	put_s(&l, "kheap: internal assertion failed: ");
+	put_s(&l, what);
+	put_s(&l, " at ");
+	put_s(&l, file);
+	put_s(&l, ":");
+	put_s(&l, kh_fmt(d, (uint64_t)line, 10));
+	*l.p = '\0';
+	kheap_panic(buf);
+	__builtin_trap();
 }

@@ -66,22 +66,18 @@ extern "C" {
 /* Alignment of every returned pointer. */
 #define KHEAP_ALIGN 16u
 
-/* Most regions one heap manages (the first one included). */
-#ifndef KHEAP_MAX_REGIONS
-#define KHEAP_MAX_REGIONS 8u
-#endif
+/* Build knobs (KHEAP_MAX_REGIONS, KHEAP_MAX_CPUS, KHEAP_HARDEN, KHEAP_TAGS,
+ * ...), each with its default, range and cost: kheap_config.h. */
+#include "kheap_config.h"
 
-/* Per-CPU caches: CPUs (or, on a host, threads) numbered below this get a
- * lock-free cache of small blocks each (kheap_cpu_id). 0 builds without. */
-#ifndef KHEAP_MAX_CPUS
-#define KHEAP_MAX_CPUS 8u
-#endif
+/* Per-CPU caches: CPUs (or, on a host, threads) numbered below
+ * KHEAP_MAX_CPUS get a lock-free cache of small blocks each (kheap_cpu_id). */
 /* What kheap_cpu_id returns for "no per-CPU cache: take the locked path". */
 #define KHEAP_NO_CPU (~0u)
 
 /*
  * Hardening level, fixed when the library is built (-DKHEAP_HARDEN=n); the
- * README gives each level's measured cost. Every level keeps the checks of
+ * docs/hardening.md gives each level's measured cost. Every level keeps the checks of
  * the levels below it.
  *  0  always-on checks: header cookie, double free, foreign, interior and
  *     misaligned pointers, neighbour consistency on free, encoded links;
@@ -98,15 +94,6 @@ extern "C" {
  *     reported (KHEAP_E_CORRUPT) within that many operations (damage in
  *     another CPU's per-CPU cache: when that CPU runs the check).
  */
-#ifndef KHEAP_HARDEN
-#define KHEAP_HARDEN 0
-#endif
-#ifndef KHEAP_POISON_BYTES
-#define KHEAP_POISON_BYTES 256u
-#endif
-#ifndef KHEAP_CHECK_EVERY
-#define KHEAP_CHECK_EVERY 1024u
-#endif
 
 /*
  * Caller tags, fixed when the library is built (-DKHEAP_TAGS=1; default 0).
@@ -120,11 +107,9 @@ extern "C" {
  * checked: at KHEAP_HARDEN 0 an overflow of up to 16 bytes past the usable
  * size lands in it unnoticed (and garbles it); from level 1 the canary sits
  * before it and catches that. Code that includes this header must see the
- * same KHEAP_TAGS as the library.
+ * same KHEAP_TAGS and KHEAP_HARDEN as the library; a mismatch fails to link
+ * (kheap_config.h).
  */
-#ifndef KHEAP_TAGS
-#define KHEAP_TAGS 0
-#endif
 
 /* Bytes a block costs beyond its usable size: the header, the canary when
  * KHEAP_HARDEN >= 1, and the tag when KHEAP_TAGS. */
@@ -231,6 +216,7 @@ struct kheap_stats {
  * down. Returns NULL iff base is NULL or misaligned, the range wraps, or the
  * region cannot hold the control block and one block. Not thread-safe: call
  * once before the heap is shared. O(1). */
+#define kheap_init KHEAP_ABI_NAME(kheap_init, KHEAP_HARDEN, KHEAP_TAGS)
 struct kheap *kheap_init(void *base, size_t size);
 
 /* Size of the control block kheap_init places at the start of the first
@@ -413,9 +399,6 @@ int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *
  *   kheap elided lines=N used=N free=N cached=N bad=N
  *   kheap end blocks=N bad=N
  * site and seq appear on used blocks with KHEAP_TAGS. O(blocks). */
-#ifndef KHEAP_DUMP_MAX_BLOCKS
-#define KHEAP_DUMP_MAX_BLOCKS 4096u
-#endif
 typedef void (*kheap_putc_fn)(void *ctx, char c);
 void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
 
@@ -451,59 +434,10 @@ void kheap_trim_cpu(struct kheap *h);
  * a valid number is a no-op. O(KHEAP_CPU_CACHE_MAX blocks per class). */
 void kheap_cpu_dead(struct kheap *h, unsigned cpu);
 
-/*
- * Hooks. The library defines each one weak with the default named here; a
- * kernel overrides it by defining a function of the same name. These are the
- * library's only external symbols besides the kheap_* API.
- */
-
-/* Default report action for KHEAP_SEV_MISUSE and KHEAP_SEV_CORRUPT (never
- * called for a refused request): msg is a NUL-terminated line naming the
- * check, the pointer and the caller. Default: a trap instruction
- * (__builtin_trap). If an override returns, the heap carries on with the
- * operation refused. */
-void kheap_panic(const char *msg);
-
-/* Save the interrupt state and mask interrupts on this CPU; restore it.
- * Default: nothing (hosted programs and single-context firmware). */
-uintptr_t kheap_irq_save(void);
-void kheap_irq_restore(uintptr_t state);
-
-/* Called from the lock's spin loop once every 256 spins while another CPU
- * holds the heap. Default: nothing, which is right for a kernel that masks
- * interrupts around the lock. A hosted program with more threads than cores
- * should make it sched_yield(), or a fair lock's next holder may sit
- * descheduled while the others spin out their time slices. */
-void kheap_spin_yield(void);
-
-/* This CPU's number, below KHEAP_MAX_CPUS, for its per-CPU cache; or
- * KHEAP_NO_CPU to take the locked path. Called with interrupts masked
- * (inside kheap_irq_save), and the answer must stay true until they are
- * restored: no migration in between. On a host, a thread is a CPU: return a
- * per-thread number, never the same for two live threads. Default:
- * KHEAP_NO_CPU, so a kernel that does not say gets no per-CPU caches. */
-unsigned kheap_cpu_id(void);
-
-/* Make every other CPU that may own a per-CPU cache of h call
- * kheap_trim_cpu(h), and return true once all of them have returned
- * (e.g. send an IPI whose handler calls kheap_trim_cpu, and wait for each
- * CPU's acknowledgement; an offline CPU's cache is drained with
- * kheap_cpu_dead instead). Return false when it did not: those CPUs then
- * drain at their next allocation or free. Called by kheap_trim, and by an
- * allocation that ran out of memory while other CPUs' caches held blocks,
- * always with the heap lock released (the other CPUs need it), and with
- * the caller's interrupt state: an allocation in an interrupt handler
- * calls it with interrupts masked. An implementation that would deadlock
- * waiting with interrupts masked (another CPU spinning on an IPI to this
- * one) must detect that and return false. Two CPUs may call it at once:
- * each must keep answering IPIs while it waits. It must not allocate from
- * h. Default: false (no IPIs). */
-bool kheap_flush_others(struct kheap *h);
-
-/* 64 bits of entropy for the per-heap secret that keys header cookies and
- * free-list link encoding, called once from kheap_init. Default: a fixed
- * mix of the heap address, which detects accidents but not an attacker. */
-uint64_t kheap_entropy(void);
+/* The hooks a kernel provides (kheap_panic, kheap_irq_save/restore,
+ * kheap_cpu_id, kheap_flush_others, kheap_spin_yield, kheap_entropy), with
+ * the context each is called in and its default: kheap_port.h. */
+#include "kheap_port.h"
 
 #ifdef __cplusplus
 }

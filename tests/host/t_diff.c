@@ -472,7 +472,7 @@ KT_CASE(diff_irq_generic_twin)
 #endif
 #define ARENA 2048u
 #define NBLK ((ARENA - 32) / 32) /* blocks 32 bytes apart: header, link, token, spare */
-#define BODY_MASK (((uint64_t)1 << KH_FAST_COOKIE_SHIFT) - 1)
+#define BODY_MASK (((uint64_t)1 << KH_COOKIE_SHIFT) - 1)
 #define SIZE_BITS 0xfffffffff0u
 #define H_USED 1u
 #define H_PREV 2u
@@ -506,12 +506,12 @@ static uintptr_t ld(uintptr_t a)
 static void st(uintptr_t a, uintptr_t v) { __builtin_memcpy((void *)a, &v, sizeof v); }
 
 /* A header sealed as the contract says: the cookie is the top 18 bits of
- * ((bits 0..45) ^ block address ^ key) * KH_FAST_COOKIE_MUL. */
+ * ((bits 0..45) ^ block address ^ key) * KH_COOKIE_MUL. */
 static uint64_t seal(uintptr_t b, uint64_t body, uintptr_t key)
 {
 	body &= BODY_MASK;
-	uint64_t cookie = ((body ^ b ^ key) * (uint64_t)KH_FAST_COOKIE_MUL) >> KH_FAST_COOKIE_SHIFT;
-	return body | cookie << KH_FAST_COOKIE_SHIFT;
+	uint64_t cookie = ((body ^ b ^ key) * (uint64_t)KH_COOKIE_MUL) >> KH_COOKIE_SHIFT;
+	return body | cookie << KH_COOKIE_SHIFT;
 }
 
 static void set_header(unsigned i, uint64_t body) { st(blk_p(i) - 8, seal(blk_p(i) - 8, body, img.cpu.key)); }
@@ -579,7 +579,7 @@ static int model_free(struct kh_cpu *cpu, void *ptr)
 	if (p % 16 != 0 || !model_in_span(cpu, p - 8))
 		return 0;
 	unsigned c = model_header_class(cpu, p - 8, ld(p - 8));
-	if (c == KH_NCLASSES || (ld(p + 8) ^ p ^ ~cpu->key) < KH_FAST_TOKEN_CPUS)
+	if (c == KH_NCLASSES || (ld(p + 8) ^ p ^ ~cpu->key) < KH_TOKEN_CPUS)
 		return 0;
 	struct kh_class *l = &cpu->cls[c];
 	if (cpu->drain != 0 || l->count >= l->limit)
@@ -671,7 +671,7 @@ static void image_random(uint64_t *s)
 	}
 	struct kh_cpu *cpu = &img.cpu;
 	cpu->key = kt_rand(s);
-	cpu->tkey = ~cpu->key ^ (uintptr_t)kt_below(s, KH_FAST_TOKEN_CPUS);
+	cpu->tkey = ~cpu->key ^ (uintptr_t)kt_below(s, KH_TOKEN_CPUS);
 	cpu->lo = blk_p(0) - 8;
 	cpu->hi = (uintptr_t)img.mem + ARENA - 24; /* a block below it has its token below the end */
 	cpu->drain = 0;
@@ -903,17 +903,17 @@ KT_CASE(diff_cpu_free_headers)
 	KT_EQ(bad, 0);
 }
 
-/* A token naming CPU k, for every k below KH_FAST_TOKEN_CPUS (a block on
+/* A token naming CPU k, for every k below KH_TOKEN_CPUS (a block on
  * some CPU's list: refused) and a few at and above it (pushed); and a
  * token that is not p ^ anything near ~key. */
 KT_CASE(diff_cpu_free_tokens)
 {
-	static const uint64_t above[] = {KH_FAST_TOKEN_CPUS, KH_FAST_TOKEN_CPUS + 1, 8191, 1u << 16,
+	static const uint64_t above[] = {KH_TOKEN_CPUS, KH_TOKEN_CPUS + 1, 8191, 1u << 16,
 					 (uint64_t)1 << 63, UINT64_MAX};
 	unsigned bad = 0;
 	fp_logged = 0;
 	free_setup(0xf4ee2000, 96 | H_USED);
-	for (uint64_t k = 0; k < KH_FAST_TOKEN_CPUS; k++) {
+	for (uint64_t k = 0; k < KH_TOKEN_CPUS; k++) {
 		image_restore();
 		set_token_cpu(FREE_BLK, k);
 		bad += !fp_free(blk_p(FREE_BLK), 0);

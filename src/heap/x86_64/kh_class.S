@@ -1,7 +1,6 @@
 /*
- * kh_class.S: x86_64 twin of src/heap/kh_class.c; the contract and the
- * struct kh_class layout (head at 0, count at 8, limit at 12) are in
- * kh_class.h. SysV ABI; leaf functions, no stack use.
+ * kh_class.S: x86_64 twin of src/heap/kh_class.c; the contract is in
+ * kh_class.h, every layout number in kh_layout.h. SysV ABI; leaf functions, no stack use.
  *
  * kh_size_class   in: rdi = n.       out: eax = class (KH_NCLASSES when
  *                 n > KH_CLASS_MAX_PAYLOAD).      clobbers: rcx, rdx, flags.
@@ -28,60 +27,55 @@
  * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
  * that owns the list, with interrupts masked (aligned 8-byte moves are
  * single-copy atomic, which is all that another CPU reading the count or a
- * token needs). No atomics here; the IRQ state is whatever the caller set. Unlike the C, kh_size_class uses the
- * granule count g - 1 = (n + 7) / 16 throughout; the classes are the same.
- * kh_cpu_alloc and kh_cpu_free look the class up in a table instead (the
- * end of this file): one load in place of a branch and four operations.
+ * token needs). No atomics here; the IRQ state is whatever the caller set.
+ * Unlike the C, the class lookups go through two tables (the end of this
+ * file) that the assembler generates from kh_layout.h's KH_CLASS_GRANULES:
+ * one load in place of a branch and four operations. Every other number
+ * here is a kh_layout.h name too.
  */
 #include "kh_asm.h"
+#include "kh_layout.h"
 
 KH_FUNC(kh_size_class)
-	cmpq	$1016, %rdi		/* KH_CLASS_MAX_PAYLOAD */
+	cmpq	$KH_CLASS_MAX_PAYLOAD, %rdi
 	ja	.Lsc_huge
-	leal	7(%rdi), %eax		/* n <= 1016: 32 bits suffice */
-	shrl	$4, %eax		/* g - 1, 0..63 */
-	cmpl	$15, %eax
-	ja	.Lsc_log
-	subl	$1, %eax		/* g - 2; borrows only when g - 1 == 0 */
-	adcl	$0, %eax		/* ...and then lands on class 0 */
-	ret
-.Lsc_log:				/* g - 1 in 16..63: four classes per power of two */
-	bsrl	%eax, %edx		/* e = 4 or 5 */
-	leal	-2(%rdx), %ecx
-	shrl	%cl, %eax		/* top two bits after the leading one: 4..7 */
-	leal	-5(%rax,%rdx,4), %eax	/* 4e - 5 + that */
+	leal	KH_T_BIAS(%rdi), %eax	/* 32 bits suffice */
+	shrl	$KH_GRANULE_LOG2, %eax	/* t = g - 1 */
+	leaq	.Lca_class4(%rip), %rdx
+	movzbl	(%rdx,%rax), %eax
+	shrl	$2, %eax		/* the table holds 4 * class */
 	ret
 .Lsc_huge:
-	movl	$23, %eax		/* KH_NCLASSES */
+	movl	$KH_NCLASSES, %eax
 	ret
 KH_END(kh_size_class)
 
 KH_FUNC(kh_class_pop)
-	movq	(%rdi), %rax		/* p = head */
+	movq	KH_CLASS_HEAD(%rdi), %rax		/* p = head */
 	testq	%rax, %rax
 	jz	.Lpop_out		/* empty: return NULL */
 	xorq	%rax, %rsi
-	xorq	(%rax), %rsi		/* next = link ^ p ^ key */
-	testb	$15, %sil
+	xorq	KH_LINK_OFF(%rax), %rsi		/* next = link ^ p ^ key */
+	testb	$KH_GRANULE_MASK, %sil
 	jnz	.Lpop_bad
-	movq	%rsi, (%rdi)
-	subl	$1, 8(%rdi)
+	movq	%rsi, KH_CLASS_HEAD(%rdi)
+	subl	$1, KH_CLASS_COUNT(%rdi)
 .Lpop_out:
 	ret
 .Lpop_bad:
-	movl	$1, %eax		/* KH_CLASS_BAD, list untouched */
+	movl	$KH_CLASS_BAD_VALUE, %eax /* list untouched */
 	ret
 KH_END(kh_class_pop)
 
 KH_FUNC(kh_class_push)
-	movl	8(%rdi), %eax
-	cmpl	12(%rdi), %eax		/* unsigned: count >= limit refuses */
+	movl	KH_CLASS_COUNT(%rdi), %eax
+	cmpl	KH_CLASS_LIMIT(%rdi), %eax		/* unsigned: count >= limit refuses */
 	jae	.Lpush_full
-	xorq	(%rdi), %rdx
+	xorq	KH_CLASS_HEAD(%rdi), %rdx
 	xorq	%rsi, %rdx		/* link = head ^ p ^ key */
-	movq	%rdx, (%rsi)
-	movq	%rsi, (%rdi)
-	addl	$1, 8(%rdi)
+	movq	%rdx, KH_LINK_OFF(%rsi)
+	movq	%rsi, KH_CLASS_HEAD(%rdi)
+	addl	$1, KH_CLASS_COUNT(%rdi)
 	movl	$1, %eax
 	ret
 .Lpush_full:
@@ -90,37 +84,37 @@ KH_FUNC(kh_class_push)
 KH_END(kh_class_push)
 
 KH_FUNC(kh_cpu_pop)
-	movq	(%rdi), %rax		/* p = head */
+	movq	KH_CLASS_HEAD(%rdi), %rax		/* p = head */
 	testq	%rax, %rax
 	jz	.Lcpop_out		/* empty: return NULL */
 	xorq	%rax, %rdx
-	cmpq	8(%rax), %rdx		/* token == p ^ tkey? */
+	cmpq	KH_TOKEN_OFF(%rax), %rdx		/* token == p ^ tkey? */
 	jne	.Lcpop_bad
 	xorq	%rax, %rsi
-	xorq	(%rax), %rsi		/* next = link ^ p ^ key */
-	testb	$15, %sil
+	xorq	KH_LINK_OFF(%rax), %rsi		/* next = link ^ p ^ key */
+	testb	$KH_GRANULE_MASK, %sil
 	jnz	.Lcpop_bad
-	movq	%rsi, (%rdi)
-	subl	$1, 8(%rdi)
-	movq	$0, 8(%rax)		/* clear the token */
+	movq	%rsi, KH_CLASS_HEAD(%rdi)
+	subl	$1, KH_CLASS_COUNT(%rdi)
+	movq	$0, KH_TOKEN_OFF(%rax)		/* clear the token */
 .Lcpop_out:
 	ret
 .Lcpop_bad:
-	movl	$1, %eax		/* KH_CLASS_BAD, list untouched */
+	movl	$KH_CLASS_BAD_VALUE, %eax /* list untouched */
 	ret
 KH_END(kh_cpu_pop)
 
 KH_FUNC(kh_cpu_push)
-	movl	8(%rdi), %eax
-	cmpl	12(%rdi), %eax		/* unsigned: count >= limit refuses */
+	movl	KH_CLASS_COUNT(%rdi), %eax
+	cmpl	KH_CLASS_LIMIT(%rdi), %eax		/* unsigned: count >= limit refuses */
 	jae	.Lcpush_full
-	xorq	(%rdi), %rdx
+	xorq	KH_CLASS_HEAD(%rdi), %rdx
 	xorq	%rsi, %rdx		/* link = head ^ p ^ key */
 	xorq	%rsi, %rcx		/* token = p ^ tkey */
-	movq	%rdx, (%rsi)
-	movq	%rcx, 8(%rsi)
-	movq	%rsi, (%rdi)
-	addl	$1, 8(%rdi)
+	movq	%rdx, KH_LINK_OFF(%rsi)
+	movq	%rcx, KH_TOKEN_OFF(%rsi)
+	movq	%rsi, KH_CLASS_HEAD(%rdi)
+	addl	$1, KH_CLASS_COUNT(%rdi)
 	movl	$1, %eax
 	ret
 .Lcpush_full:
@@ -135,37 +129,37 @@ KH_END(kh_cpu_push)
  * C twin's relaxed atomics are the plain aligned moves below.
  */
 KH_FUNC(kh_cpu_alloc)
-	cmpq	$1016, %rsi		/* KH_CLASS_MAX_PAYLOAD */
+	cmpq	$KH_CLASS_MAX_PAYLOAD, %rsi
 	ja	.Lca_none
-	leal	7(%rsi), %esi		/* n <= 1016: 32 bits suffice */
-	shrl	$4, %esi		/* t = g - 1 = (n + 7) / 16, 0..63 */
+	leal	KH_T_BIAS(%rsi), %esi	/* 32 bits suffice */
+	shrl	$KH_GRANULE_LOG2, %esi	/* t = g - 1 */
 	leaq	.Lca_class4(%rip), %rax
-	movzbl	(%rax,%rsi), %esi	/* 4c: cls[c] is at 64 + 16c = 64 + 4 * esi */
-	cmpl	$0, 48(%rdi)		/* drain */
+	movzbl	(%rax,%rsi), %esi	/* 4c: cls[c] is at KH_CPU_CLS + 4 * esi */
+	cmpl	$0, KH_CPU_DRAIN(%rdi)
 	jne	.Lca_none
-	movq	64(%rdi,%rsi,4), %rax	/* p = head */
+	movq	KH_CPU_CLS+KH_CLASS_HEAD(%rdi,%rsi,4), %rax /* p = head */
 	testq	%rax, %rax
 	jz	.Lca_out		/* empty: return NULL */
-	movq	8(%rdi), %rdx
+	movq	KH_CPU_TKEY(%rdi), %rdx
 	xorq	%rax, %rdx
-	cmpq	8(%rax), %rdx		/* token == p ^ tkey? */
+	cmpq	KH_TOKEN_OFF(%rax), %rdx		/* token == p ^ tkey? */
 	jne	.Lca_none
-	movq	(%rdi), %rdx
+	movq	KH_CPU_KEY(%rdi), %rdx
 	xorq	%rax, %rdx
-	xorq	(%rax), %rdx		/* next = link ^ p ^ key */
-	testb	$15, %dl
+	xorq	KH_LINK_OFF(%rax), %rdx		/* next = link ^ p ^ key */
+	testb	$KH_GRANULE_MASK, %dl
 	jnz	.Lca_none
-	leaq	-8(%rdx), %rcx
-	subq	16(%rdi), %rcx		/* next - 8 - lo */
-	movq	24(%rdi), %r8
-	subq	16(%rdi), %r8		/* hi - lo: unsigned, as the C compares */
+	leaq	-KH_HDR_BYTES(%rdx), %rcx
+	subq	KH_CPU_LO(%rdi), %rcx	/* next's block - lo */
+	movq	KH_CPU_HI(%rdi), %r8
+	subq	KH_CPU_LO(%rdi), %r8	/* hi - lo: unsigned, as the C compares */
 	cmpq	%r8, %rcx
 	jae	.Lca_edge		/* outside [lo, hi), or next == 0 */
 .Lca_take:
-	movq	%rdx, 64(%rdi,%rsi,4)	/* head = next */
-	subl	$1, 72(%rdi,%rsi,4)	/* count -= 1 */
-	movq	$0, 8(%rax)		/* clear the token */
-	addq	$1, 32(%rdi)		/* allocs += 1 */
+	movq	%rdx, KH_CPU_CLS+KH_CLASS_HEAD(%rdi,%rsi,4) /* head = next */
+	subl	$1, KH_CPU_CLS+KH_CLASS_COUNT(%rdi,%rsi,4)
+	movq	$0, KH_TOKEN_OFF(%rax)		/* clear the token */
+	addq	$1, KH_CPU_ALLOCS(%rdi)
 .Lca_out:
 	ret
 .Lca_edge:
@@ -182,53 +176,53 @@ KH_END(kh_cpu_alloc)
  * alignment 0, and above 2^36 otherwise; then g through a table that knows
  * the class sizes. */
 KH_FUNC(kh_cpu_free)
-	testb	$15, %sil
+	testb	$KH_GRANULE_MASK, %sil
 	jnz	.Lcf_no
-	leaq	-8(%rsi), %rcx		/* b = p - 8 */
+	leaq	-KH_HDR_BYTES(%rsi), %rcx /* b = p - 8 */
 	movq	%rcx, %rax
-	subq	16(%rdi), %rax		/* b - lo */
-	movq	24(%rdi), %rdx
-	subq	16(%rdi), %rdx		/* hi - lo */
+	subq	KH_CPU_LO(%rdi), %rax	/* b - lo */
+	movq	KH_CPU_HI(%rdi), %rdx
+	subq	KH_CPU_LO(%rdi), %rdx	/* hi - lo */
 	cmpq	%rdx, %rax
 	jae	.Lcf_no			/* b outside [lo, hi): read nothing */
 	movq	(%rcx), %rax		/* h */
 	movq	%rax, %rdx
-	shlq	$18, %rdx
-	shrq	$18, %rdx		/* body = h & (2^46 - 1) */
-	xorq	(%rdi), %rcx
+	shlq	$64-KH_COOKIE_SHIFT, %rdx
+	shrq	$64-KH_COOKIE_SHIFT, %rdx /* body = h below the cookie */
+	xorq	KH_CPU_KEY(%rdi), %rcx
 	xorq	%rdx, %rcx		/* body ^ b ^ key */
-	imulq	.Lcf_mul(%rip), %rcx	/* KH_FAST_COOKIE_MUL */
+	imulq	.Lcf_mul(%rip), %rcx
 	xorq	%rax, %rcx
-	shrq	$46, %rcx		/* KH_FAST_COOKIE_SHIFT: top 18 bits == h's cookie? */
+	shrq	$KH_COOKIE_SHIFT, %rcx	/* the product's top bits == h's cookie? */
 	jnz	.Lcf_no
-	andq	$-3, %rdx		/* PREV_FREE may be either */
-	subq	$1, %rdx		/* USED alone: low 4 bits 0, else nonzero */
-	rorq	$4, %rdx		/* g | alignment << 36 | stray flags << 60 */
-	cmpq	$64, %rdx		/* KH_CLASS_MAX_BLOCK / 16 */
+	andq	$~(1 << KH_PREV_FREE_BIT), %rdx /* PREV_FREE may be either */
+	subq	$1 << KH_USED_BIT, %rdx	/* USED alone: low 4 bits 0, else nonzero */
+	rorq	$KH_SIZE_SHIFT, %rdx	/* g | alignment << 36 | stray flags << 60 */
+	cmpq	$KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2, %rdx
 	ja	.Lcf_no
 	leaq	.Lcf_class4(%rip), %rax
 	movsbq	(%rax,%rdx), %rax	/* 4 * class, -1 when g is no class size */
 	testq	%rax, %rax
 	js	.Lcf_no
-	movq	(%rdi), %rcx
+	movq	KH_CPU_KEY(%rdi), %rcx
 	xorq	%rsi, %rcx		/* p ^ key */
-	movq	8(%rsi), %rdx
+	movq	KH_TOKEN_OFF(%rsi), %rdx
 	xorq	%rcx, %rdx		/* token ^ p ^ key = ~CPU when it names one */
-	cmpq	$-4096, %rdx		/* KH_FAST_TOKEN_CPUS: ~w < 4096 iff w >= -4096 */
+	cmpq	$-KH_TOKEN_CPUS, %rdx	/* ~w < KH_TOKEN_CPUS iff w >= -KH_TOKEN_CPUS */
 	jae	.Lcf_no
-	movl	72(%rdi,%rax,4), %r8d
-	cmpl	76(%rdi,%rax,4), %r8d	/* unsigned: count >= limit: busy */
+	movl	KH_CPU_CLS+KH_CLASS_COUNT(%rdi,%rax,4), %r8d
+	cmpl	KH_CPU_CLS+KH_CLASS_LIMIT(%rdi,%rax,4), %r8d /* unsigned: count >= limit: busy */
 	jae	.Lcf_busy
-	cmpl	$0, 48(%rdi)		/* drain: busy */
+	cmpl	$0, KH_CPU_DRAIN(%rdi)	/* drain: busy */
 	jne	.Lcf_busy
-	xorq	64(%rdi,%rax,4), %rcx	/* link = head ^ p ^ key */
-	movq	%rcx, (%rsi)
-	movq	8(%rdi), %rdx
+	xorq	KH_CPU_CLS+KH_CLASS_HEAD(%rdi,%rax,4), %rcx /* link = head ^ p ^ key */
+	movq	%rcx, KH_LINK_OFF(%rsi)
+	movq	KH_CPU_TKEY(%rdi), %rdx
 	xorq	%rsi, %rdx
-	movq	%rdx, 8(%rsi)		/* token = p ^ tkey */
-	movq	%rsi, 64(%rdi,%rax,4)	/* head = p */
-	addl	$1, 72(%rdi,%rax,4)	/* count += 1 */
-	addq	$1, 40(%rdi)		/* frees += 1 */
+	movq	%rdx, KH_TOKEN_OFF(%rsi)		/* token = p ^ tkey */
+	movq	%rsi, KH_CPU_CLS+KH_CLASS_HEAD(%rdi,%rax,4) /* head = p */
+	addl	$1, KH_CPU_CLS+KH_CLASS_COUNT(%rdi,%rax,4)
+	addq	$1, KH_CPU_FREES(%rdi)
 	movl	$1, %eax
 	ret
 .Lcf_no:
@@ -242,33 +236,28 @@ KH_END(kh_cpu_free)
 	.section .rodata
 	.p2align 3
 .Lcf_mul:
-	.quad	0x9e3779b97f4a7c15	/* KH_FAST_COOKIE_MUL */
-/* t = (n + 7) / 16 -> 4 * kh_size_class(n), for n <= 1016. */
+	.quad	KH_COOKIE_MUL
+/* t = (n + KH_T_BIAS) >> KH_GRANULE_LOG2 -> 4 * kh_size_class(n), for
+ * n <= KH_CLASS_MAX_PAYLOAD: class c serves every t from the previous
+ * class's granule count up to its own minus one. */
 .Lca_class4:
-	.byte	0			/* t = 0: n <= 8 */
-	.irp	c, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14
-	.byte	4 * \c			/* t = 1..15: blocks of 32..256, c = t - 1 */
-	.endr
-	.irp	c, 15,16,17,18
-	.fill	4, 1, 4 * \c		/* t = 16..31: 320..512, four t per class */
-	.endr
-	.irp	c, 19,20,21,22
-	.fill	8, 1, 4 * \c		/* t = 32..63: 640..1024, eight t per class */
+	.set	.Lc, 0
+	.set	.Lprev, 0
+	.irp	g, KH_CLASS_GRANULES
+	.fill	\g - .Lprev, 1, 4 * .Lc
+	.set	.Lprev, \g
+	.set	.Lc, .Lc + 1
 	.endr
 /* g = block size / 16 -> 4 * class of that block size, or -1 when the size
  * is no class size (block_class in kh_class.c), for g <= 64. */
 .Lcf_class4:
-	.fill	2, 1, 0xff		/* 0 and 16 bytes */
-	.irp	c, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14
-	.byte	4 * \c			/* 32..256: every granule */
-	.endr
-	.irp	c, 15,16,17,18
-	.fill	3, 1, 0xff
-	.byte	4 * \c			/* 320..512: every fourth */
-	.endr
-	.irp	c, 19,20,21,22
-	.fill	7, 1, 0xff
-	.byte	4 * \c			/* 640..1024: every eighth */
+	.set	.Lc, 0
+	.set	.Lprev, -1
+	.irp	g, KH_CLASS_GRANULES
+	.fill	\g - .Lprev - 1, 1, 0xff
+	.byte	4 * .Lc
+	.set	.Lprev, \g
+	.set	.Lc, .Lc + 1
 	.endr
 
 KH_NOEXEC_STACK

@@ -1,0 +1,89 @@
+/*
+ * kh_harden.c: every check that decides whether a pointer may be given back,
+ * and the hardening hooks on hand-out and release (levels in kheap.h,
+ * named predicates KH_POISONS ... KH_PERIODIC_CHECK in kh_internal.h).
+ *
+ * One predicate, kh_held, decides "the caller holds this block" for every
+ * path that takes a block back: the locked free, realloc and usable_size
+ * (with the lock: neighbours too), and the per-CPU free in C (without the
+ * lock: the block's own header, canary and token only, since the backend
+ * may be rewriting a neighbour meanwhile). The fused assembly free
+ * (kh_cpu_free) performs the level-0 subset of the lock-free form and
+ * leaves anything else to it. The backend checks the neighbours it merges
+ * with where it merges them (kh_tlsf.c).
+ */
+#include "kh_internal.h"
+
+/* The previous block's boundary tag at b - 8, when b's header says it is
+ * free: a sealed free header of a plausible size that the tag copies. */
+static bool prev_tag_ok(const struct kheap *h, const struct kh_region *r, uintptr_t b)
+{
+	kh_word tag = *(kh_word *)(b - KH_HDR);
+	size_t ps = (size_t)(tag & KH_SIZE_MASK);
+	return b != r->first && ps >= KH_MIN_BLOCK && ps <= b - r->first && *kh_hdr(b - ps) == tag &&
+	       kh_sealed(h, b - ps, tag) && !(tag & KH_USED);
+}
+
+/* Checks in this order, each O(1) but the region lookup, which is
+ * O(KHEAP_MAX_REGIONS): alignment, ownership, header cookie, state, size,
+ * then (locked only) both neighbours' agreement, then the canary and the
+ * per-CPU token. */
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool locked)
+{
+	uintptr_t b = kh_block_of(p);
+	if ((uintptr_t)p & (KHEAP_ALIGN - 1))
+		return kh_fail(e, KHEAP_E_MISALIGNED, p, "pointer is not 16-byte aligned"), 0;
+	const struct kh_region *r = kh_region_of(h, b);
+	if (r == NULL)
+		return kh_fail(e, KHEAP_E_FOREIGN, p, "pointer is outside every region"), 0;
+	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+	if (!kh_sealed(h, b, w))
+		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "header cookie mismatch: interior pointer or overwritten header"), 0;
+	if (kh_quarantined(w))
+		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block quarantined: its header was found damaged"), 0;
+	if (!(w & KH_USED) || (w & KH_CACHED))
+		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free"), 0;
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if (s < KH_MIN_BLOCK || s > r->end - b)
+		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block size runs past its region"), 0;
+	if (locked && (!kh_ok(h, b + s) || kh_prev_free(b + s)))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "next block's header is corrupt or disagrees"), 0;
+	if (locked && (w & KH_PREV_FREE) && !prev_tag_ok(h, r, b))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "previous block's boundary tag is corrupt"), 0;
+	if (KH_CANARIES && *kh_canary_slot(b) != kh_canary(h, b))
+		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
+	if (kh_on_cpu_list(h, b))
+		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a per-CPU cache)"), 0;
+	return b;
+}
+
+bool kh_next_ok(const struct kheap *h, uintptr_t b)
+{
+	uintptr_t nx = b + kh_size(b);
+	kh_word w = __atomic_load_n(kh_hdr(nx), __ATOMIC_RELAXED);
+	return kh_sealed(h, nx, w) && !(w & KH_PREV_FREE);
+}
+
+void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
+		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
+	kh_arm_canary(h, b);
+}
+
+void kh_release_hook(uintptr_t b)
+{
+	if (KH_POISONS)
+		kh_poison(b);
+}
+
+static void first_problem(void *ctx, const void *addr, const char *what)
+{
+	struct kh_err *e = ctx;
+	kh_fail(e, KHEAP_E_CORRUPT, addr, what);
+}
+
+void kh_full_check(struct kheap *h, struct kh_err *e)
+{
+	kh_check_locked(h, first_problem, e);
+}

@@ -1,0 +1,109 @@
+/*
+ * kh_layout.h: every number that fixes the in-memory format, in one place,
+ * for the C and for the assembly (the .S files in src/heap/<arch>/ include it too).
+ * Only plain integer macros live outside the __ASSEMBLER__ guard, so the
+ * assembler can evaluate them; the C below checks each one against the
+ * structures and accessors that use it. Changing a number here changes the
+ * format everywhere at once; the _Static_asserts catch a C structure that
+ * no longer agrees.
+ *
+ * Header word of a block (64 bits on every target; kh_internal.h has the
+ * accessors and the block diagram):
+ *
+ *   63          46 45    40 39                    4  3   2   1   0
+ *   +-------------+--------+-----------------------+---+---+---+---+
+ *   | cookie (18) | alg(6) | size bits 4..39       | 0 | C | P | U |
+ *   +-------------+--------+-----------------------+---+---+---+---+
+ *
+ *   cookie = top 18 bits of ((bits 0..45) ^ block address ^ key) * KH_COOKIE_MUL
+ *
+ * Size classes (block sizes, header included): 32 to 256 in steps of 16,
+ * then four per power of two up to 1024. KH_CLASS_GRANULES lists each
+ * class's block size in 16-byte granules; the C (kh_class_block_size) and
+ * the assembly's class tables are both generated from it.
+ */
+#ifndef KH_LAYOUT_H
+#define KH_LAYOUT_H
+
+/* ---- blocks ------------------------------------------------------------- */
+#define KH_GRANULE_LOG2 4   /* payloads are 16-aligned, sizes whole granules */
+#define KH_HDR_BYTES 8      /* the header word before every payload */
+#define KH_MIN_BLOCK_BYTES 32
+
+/* Header bits. */
+#define KH_USED_BIT 0       /* held by the caller or cached (not in a bin) */
+#define KH_PREV_FREE_BIT 1  /* the previous block is in a bin */
+#define KH_CACHED_BIT 2     /* on a shared size-class list */
+#define KH_ZERO_BIT 3       /* always 0 in a sealed header */
+#define KH_SIZE_SHIFT 4     /* size bits 4..39: the size itself, low bits 0 */
+#define KH_SIZE_BITS 40
+#define KH_ALG_SHIFT 40     /* log2 of an aligned block's alignment, 0..63 */
+#define KH_ALG_BITS 6
+#define KH_COOKIE_SHIFT 46  /* the seal: top 18 bits */
+#define KH_COOKIE_MUL 0x9e3779b97f4a7c15
+
+/* ---- size classes ------------------------------------------------------- */
+#define KH_NCLASSES 23
+#define KH_CLASS_MAX_BLOCK 1024
+#define KH_CLASS_MAX_PAYLOAD (KH_CLASS_MAX_BLOCK - KH_HDR_BYTES)
+#define KH_CLASS_GRANULES 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, \
+	20, 24, 28, 32, 40, 48, 56, 64
+
+/* A request of n <= KH_CLASS_MAX_PAYLOAD bytes needs t + 1 granules of
+ * block, t = (n + KH_T_BIAS) >> KH_GRANULE_LOG2 (the header included). */
+#define KH_T_BIAS (KH_HDR_BYTES - 1)
+#define KH_GRANULE_MASK ((1 << KH_GRANULE_LOG2) - 1)
+
+/* A block on a list: its first payload word is the encoded link, its
+ * second (per-CPU lists only) the token p ^ tkey. */
+#define KH_LINK_OFF 0
+#define KH_TOKEN_OFF 8
+
+/* kh_class_pop/kh_cpu_pop's answer for a corrupt list (a pointer value no
+ * payload can have). */
+#define KH_CLASS_BAD_VALUE 1
+
+/* ---- struct kh_class: one LIFO list ------------------------------------ */
+#define KH_CLASS_HEAD 0
+#define KH_CLASS_COUNT 8
+#define KH_CLASS_LIMIT 12
+#define KH_CLASS_SIZE_LOG2 4 /* sizeof(struct kh_class) == 16 */
+
+/* ---- struct kh_cpu: one CPU's cache ------------------------------------ */
+#define KH_CPU_KEY 0
+#define KH_CPU_TKEY 8
+#define KH_CPU_LO 16
+#define KH_CPU_HI 24
+#define KH_CPU_ALLOCS 32
+#define KH_CPU_FREES 40
+#define KH_CPU_DRAIN 48
+#define KH_CPU_CLS 64
+#define KH_CPU_SIZE 512
+
+/* A token word w of the block at payload p names CPU k when
+ * w ^ p ^ ~key == k < KH_TOKEN_CPUS (a bound on KHEAP_MAX_CPUS that no
+ * plausible stale payload word meets). */
+#define KH_TOKEN_CPUS 4096
+
+#ifndef __ASSEMBLER__
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t kh_word;
+
+_Static_assert(sizeof(void *) == 8, "the format and the assembly are for 64-bit targets");
+_Static_assert(KH_SIZE_SHIFT == KH_GRANULE_LOG2, "the size field's low bits are the granule's zeros");
+_Static_assert(KH_ZERO_BIT + 1 == KH_SIZE_SHIFT && KH_SIZE_BITS == KH_ALG_SHIFT &&
+		       KH_ALG_SHIFT + KH_ALG_BITS == KH_COOKIE_SHIFT,
+	       "header fields tile the word without gaps or overlaps");
+_Static_assert(KH_MIN_BLOCK_BYTES % (1 << KH_GRANULE_LOG2) == 0 &&
+		       KH_CLASS_MAX_BLOCK % (1 << KH_GRANULE_LOG2) == 0,
+	       "block sizes are whole granules");
+_Static_assert(KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2 < 128,
+	       "the assembly's class tables index by granule count and store bytes");
+_Static_assert(sizeof((const unsigned char[]){KH_CLASS_GRANULES}) == KH_NCLASSES,
+	       "KH_CLASS_GRANULES lists one block size per class");
+_Static_assert(KH_NCLASSES * 4 < 128, "the x86_64 class table stores 4 * class in a signed byte");
+#endif
+
+#endif /* KH_LAYOUT_H */

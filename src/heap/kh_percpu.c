@@ -1,0 +1,369 @@
+/*
+ * kh_percpu.c: the per-CPU caches (layout and invariant I8 in kh_internal.h,
+ * struct kh_cpu in kh_class.h).
+ *
+ * kheap_alloc and kheap_free try the fused assembly calls (kh_cpu_alloc,
+ * kh_cpu_free) first. What those leave (a hardened build, several regions,
+ * an empty, full or corrupt list, a drain request) comes here: the same
+ * lists in C, with interrupts masked and without the lock
+ * (kh_percpu_alloc, kh_percpu_free). An empty list is refilled and a full
+ * one drained by a batch under the lock (refill, drain); a refill carves one
+ * backend block into a batch.
+ *
+ * No CPU takes blocks from a live CPU's lists. kh_flush_cpus drains the
+ * calling CPU's and sets the others' drain flags; each of those drains at
+ * its next allocation or free (kh_drain_if_asked, and the fused calls,
+ * which refuse while the flag is set), or when kheap_flush_others makes it
+ * call kheap_trim_cpu. kheap_cpu_dead drains an offline CPU's.
+ *
+ * Calls down only: kh_cache.c (the shared lists a refill takes from and a
+ * drain gives to), kh_tlsf.c, kh_stats.c, kh_harden.c.
+ */
+#include "kh_internal.h"
+
+/* Copy the heap's span and region count to CPU cpu's cache (the fast
+ * path's snapshot, kh_internal.h): a heap of one region gets its blocks'
+ * span, one of several an empty span, because the gaps between regions are
+ * not the heap's to read, so the fused calls leave every block to the C
+ * path, which asks kh_region_of. Lock held, or the heap not yet shared. */
+void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu)
+{
+	bool one = h->nregions == 1;
+	cpu->regions = h->nregions;
+	cpu->lo = one ? h->regions[0].first : 0;
+	cpu->hi = one ? h->regions[0].end : 0;
+}
+
+void kh_cpu_limits(struct kheap *h)
+{
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		size_t s = kh_class_block_size(c);
+		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * KH_NCPU * s);
+		if (cap > KHEAP_CPU_CACHE_BYTES / s)
+			cap = KHEAP_CPU_CACHE_BYTES / s;
+		__atomic_store_n(&h->cpu_limit[c], cap < KHEAP_CPU_CACHE_MAX ? (uint32_t)cap : KHEAP_CPU_CACHE_MAX,
+				 __ATOMIC_RELAXED);
+	}
+}
+
+/* A per-CPU list found corrupt (wrong token, a link that does not decode,
+ * or a head outside the heap) is emptied, so it is never followed again;
+ * the blocks whose tokens still say they were on it go back to the
+ * backend (a linear walk, only on this error). Reported as KHEAP_E_FREELIST. */
+static void cpu_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "per-CPU list corrupt (write after free?)");
+	cpu->cls[c].head = 0;
+	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
+	size_t s = kh_class_block_size(c);
+	unsigned k = (unsigned)(cpu - h->cpus);
+	for (unsigned i = 0; i < h->nregions; i++) {
+		const struct kh_region *r = &h->regions[i];
+		for (uintptr_t b = r->first, nx; b < r->end; b = nx) {
+			if (!kh_ok(h, b) || kh_size(b) < KH_MIN_BLOCK || kh_size(b) > r->end - b)
+				break;
+			nx = b + kh_size(b);
+			if (kh_size(b) != s || !kh_used(b) || kh_cached(b) || kh_token_cpu(h, b) != k)
+				continue;
+			__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
+			uintptr_t f = kh_backend_free(h, b, e);
+			if (f != 0) { /* merged, maybe both ways: go on after it */
+				kh_count_back(h, s, 1);
+				nx = f + kh_size(f);
+			}
+		}
+	}
+}
+
+/* Pop from CPU cpu's class-c list. A popped block is sound (its token
+ * was right); *bad says the list is corrupt past it (or at it, when the
+ * result is KH_CLASS_BAD) and needs cpu_repair under the lock. */
+static void *cpu_take(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool *bad)
+{
+	struct kh_class *l = &cpu->cls[c];
+	void *p = kh_cpu_pop(l, kh_key(h), cpu->tkey);
+	if (__builtin_expect(p == KH_CLASS_BAD, 0) ||
+	    (l->head != 0 && kh_region_of(h, kh_block_of((void *)l->head)) == NULL))
+		*bad = true;
+	return p;
+}
+
+/* Hand up to n blocks of CPU cpu's class c back: to the shared class list
+ * when it has room and bins is false, else to the backend. Lock held. */
+static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, bool bins, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	for (; n > 0; n--) {
+		bool bad = false;
+		void *p = cpu_take(h, cpu, c, &bad);
+		if (p != NULL && p != KH_CLASS_BAD) {
+			uintptr_t b = kh_block_of(p);
+			kh_count_back(h, s, 1);
+			if ((bins || !kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
+				kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
+		}
+		if (bad)
+			cpu_repair(h, cpu, c, e);
+		if (p == NULL || bad)
+			return;
+	}
+}
+
+static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
+
+/* CPU cpu's class-c list back to the bins (realloc, when a block on it
+ * stands right of one that grows). Lock held, cpu the calling CPU. */
+void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	drain(h, cpu, c, cpu->cls[c].count, true, e);
+}
+
+/* Everything on CPU cpu's lists back to the bins: the calling CPU's
+ * (kheap_trim, OOM, kheap_trim_cpu), or an offline one's (kheap_cpu_dead). */
+void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+{
+	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
+	for (unsigned c = 0; c < KH_NCLASSES; c++)
+		drain(h, cpu, c, cpu->cls[c].count, true, e);
+}
+
+/* Lock held: honour a drain request to the calling CPU, so that a CPU asked
+ * to drain does so at its next allocation or free of any kind, not only at
+ * its next small one (the fast path checks the flag itself). */
+void kh_drain_if_asked(struct kheap *h, struct kh_err *e)
+{
+	if (KH_PERCPU && kh_percpu_on(h)) {
+		struct kh_cpu *cpu = kh_this_cpu(h);
+		if (cpu != NULL && drain_asked(cpu))
+			kh_drain_cpu(h, cpu, e);
+	}
+}
+
+/* The per-CPU part of kh_flush_all: drain the calling CPU's cache now and
+ * ask every other CPU to drain its own at its next allocation or free
+ * (their lists are theirs alone). Lock held. */
+void kh_flush_cpus(struct kheap *h, struct kh_err *e)
+{
+	struct kh_cpu *me = kh_this_cpu(h);
+	for (unsigned k = 0; k < KH_NCPU; k++)
+		if (&h->cpus[k] != me)
+			__atomic_store_n(&h->cpus[k].drain, 1, __ATOMIC_RELAXED);
+	if (me != NULL)
+		kh_drain_cpu(h, me, e);
+}
+
+/* Bytes on the per-CPU lists of the CPUs other than the calling one: reads
+ * of counts that their owners change without the lock, enough to tell
+ * whether kheap_flush_others can help. Interrupts masked. */
+size_t kh_cached_elsewhere(struct kheap *h)
+{
+	const struct kh_cpu *me = kh_this_cpu(h);
+	size_t bytes = 0;
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
+		for (unsigned c = 0; &h->cpus[k] != me && c < KH_NCLASSES; c++)
+			bytes += __atomic_load_n(&h->cpus[k].cls[c].count, __ATOMIC_RELAXED) * kh_class_block_size(c);
+	return bytes;
+}
+
+/* Carve one backend block into up to n class-c blocks on CPU cpu's list.
+ * The backend's block may be 16 bytes over (too little to split off); that
+ * last piece is not a class size and goes straight back. Lock held. */
+static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	uintptr_t b = kh_backend_alloc(h, n * s, e);
+	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
+		b = kh_backend_alloc(h, s, e), n = 1;
+	if (b == 0)
+		return;
+	uintptr_t end = b + kh_size(b);
+	kh_word flags = KH_USED | (kh_flags(b) & KH_PREV_FREE);
+	uint32_t got = 0;
+	for (uintptr_t x = b; x < end; x += s, flags = KH_USED) {
+		if (end - x != s && end - x < 2 * s) { /* the odd last piece */
+			kh_set(h, x, end - x, flags, 0);
+			if (kh_backend_free(h, x, e) == 0)
+				kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
+			break;
+		}
+		kh_set(h, x, s, flags, 0);
+		kh_release_hook(x);
+		kh_arm_canary(h, x); /* kheap_check reads it while another CPU pops x */
+		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
+		got++;
+	}
+	kh_count_out(h, got * s, got);
+}
+
+/* How many blocks a refill or a drain of a list with this limit moves. */
+static uint32_t cpu_batch(uint32_t limit)
+{
+	uint32_t half = (limit + 1) / 2;
+	return half < KHEAP_CPU_BATCH ? half : KHEAP_CPU_BATCH;
+}
+
+/* Put a batch on CPU cpu's class-c list: from the shared list first, then
+ * by carving. Lock held. */
+static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	struct kh_class *l = &cpu->cls[c];
+	l->limit = h->cpu_limit[c];
+	uint32_t want = cpu_batch(l->limit);
+	uintptr_t b;
+	while (want > 0 && l->count < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
+		kh_count_out(h, kh_size(b), 1);
+		kh_release_hook(b); /* kh_cache_take checked it; the grant checks again */
+		kh_cpu_push(l, kh_payload(b), kh_key(h), cpu->tkey);
+		want--;
+	}
+	if (want > 0 && e->kind == KHEAP_OK && l->count + want <= l->limit)
+		carve(h, cpu, c, want, e);
+}
+
+/* Open a locked stretch of the per-CPU path for CPU cpu: take the lock,
+ * refresh the CPU's span snapshot, honour a drain request. */
+static void slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+{
+	kh_lock_acquire(&h->lock);
+	kh_cpu_sync(h, cpu);
+	if (drain_asked(cpu))
+		kh_drain_cpu(h, cpu, e);
+}
+
+/* Close a locked stretch of the fast path: count an error, rebuild the
+ * shared lists after a corrupt link, unlock; the report comes later. */
+static void slow_done(struct kheap *h, struct kh_err *e)
+{
+	kh_settle(h, e);
+	kh_lock_release(&h->lock);
+}
+
+/* Under the lock, from the fast path: honour a drain request, repair a
+ * corrupt list, refill an empty one. */
+static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
+{
+	slow_begin(h, cpu, e);
+	if (bad)
+		cpu_repair(h, cpu, c, e);
+	else
+		refill(h, cpu, c, e);
+	slow_done(h, e);
+}
+
+/* Level 3: the full check every KHEAP_CHECK_EVERY operations of the heap
+ * (kh_check_due), run by the CPU whose operation it is, so that it sees
+ * that CPU's own lists. cpu is unused: the count is the heap's. */
+static void fast_check(struct kheap *h, const struct kh_cpu *cpu, struct kh_err *e)
+{
+	(void)cpu;
+	if (KH_PERIODIC_CHECK && kh_check_due(h)) {
+		kh_lock_acquire(&h->lock);
+		kh_full_check(h, e);
+		slow_done(h, e);
+	}
+}
+
+/* The per-CPU allocation of a class-size block in C, for what kheap_alloc's
+ * fused call did not serve: a hardened build, several regions, an empty or
+ * corrupt list, a drain request. Returns the payload, or NULL: the caller
+ * then takes the locked path, which also reports what this one could not
+ * serve. */
+void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
+{
+	unsigned c = kh_size_class(kh_want(n));
+	if (c >= KH_NCLASSES)
+		return NULL;
+	struct kh_err e = KH_ERR_INIT;
+	void *p = NULL;
+	uintptr_t irq = kheap_irq_save();
+	struct kh_cpu *cpu = kh_this_cpu(h);
+	if (cpu != NULL && __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) != 0) {
+		bool bad = false;
+		p = drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
+		if (bad || p == NULL || p == KH_CLASS_BAD) {
+			cpu_slow(h, cpu, c, bad, &e);
+			if (p == NULL || p == KH_CLASS_BAD) {
+				bad = false;
+				p = cpu_take(h, cpu, c, &bad);
+				if (bad) { /* corrupt again at once: repair now, never leave a wild head */
+					cpu_slow(h, cpu, c, true, &e);
+					p = p == KH_CLASS_BAD ? NULL : p;
+				}
+			}
+		}
+		if (p == KH_CLASS_BAD)
+			p = NULL;
+		if (p != NULL && KH_GRANT_NEIGHBOURS && !kh_next_ok(h, kh_block_of(p))) {
+			/* The list is sound, the neighbour is not: put it back, refuse it. */
+			kh_cpu_push(&cpu->cls[c], p, kh_key(h), cpu->tkey);
+			kh_fail(&e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
+			p = NULL;
+		}
+		if (p != NULL) {
+			kh_grant_checks(h, kh_block_of(p), &e);
+			__atomic_store_n(&cpu->allocs, cpu->allocs + 1, __ATOMIC_RELAXED);
+			fast_check(h, cpu, &e);
+		}
+	}
+	kheap_irq_restore(irq);
+	if (e.kind != KHEAP_OK)
+		kh_report(h, &e, caller);
+	return p;
+}
+
+/* The class of ptr if the caller holds it (kh_held, the lock-free form)
+ * and it may go to a per-CPU list: a class size, no alignment, a list
+ * that may hold blocks, and at level 2 a sound right neighbour. Else
+ * KH_NCLASSES: the locked path then frees it or says what is wrong with it. */
+static unsigned fast_class(const struct kheap *h, const void *ptr)
+{
+	struct kh_err ignored = KH_ERR_INIT;
+	uintptr_t b = kh_held(h, ptr, &ignored, false);
+	if (b == 0)
+		return KH_NCLASSES;
+	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if ((w & KH_ALG_MASK) || s > KH_CLASS_MAX_BLOCK)
+		return KH_NCLASSES;
+	unsigned c = kh_size_class(s - KH_HDR);
+	if (kh_class_block_size(c) != s || __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) == 0)
+		return KH_NCLASSES;
+	if (KH_GRANT_NEIGHBOURS && !kh_next_ok(h, b))
+		return KH_NCLASSES;
+	return c;
+}
+
+/* The per-CPU free of a class-size block in C, for what kheap_free's fused
+ * call did not take: a hardened build, several regions, a drain request, a
+ * full list. Returns false when the block is not plainly a held class-size
+ * block, or this CPU has no cache: the locked path then frees it or says
+ * what is wrong with it. */
+bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
+{
+	uintptr_t irq = kheap_irq_save();
+	struct kh_cpu *cpu = kh_this_cpu(h);
+	unsigned c = cpu != NULL ? fast_class(h, ptr) : KH_NCLASSES;
+	if (c >= KH_NCLASSES) {
+		kheap_irq_restore(irq);
+		return false;
+	}
+	struct kh_err e = KH_ERR_INIT;
+	struct kh_class *l = &cpu->cls[c];
+	kh_release_hook(kh_block_of(ptr));
+	if (drain_asked(cpu) || l->count >= l->limit) {
+		slow_begin(h, cpu, &e);
+		l->limit = h->cpu_limit[c];
+		if (l->count >= l->limit)
+			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
+		slow_done(h, &e);
+	}
+	bool done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;
+	if (done) {
+		__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
+		fast_check(h, cpu, &e);
+	}
+	kheap_irq_restore(irq);
+	if (e.kind != KHEAP_OK)
+		kh_report(h, &e, caller);
+	return done;
+}

@@ -1,0 +1,79 @@
+/*
+ * kh_stats.c: the counters (struct kh_counts in kh_internal.h, invariant I7)
+ * and kheap_get_stats. Blocks join the in-use counters when they are handed
+ * to the caller or move to a per-CPU list in a batch, and leave them when
+ * they come back; kheap_get_stats subtracts what the per-CPU lists hold.
+ */
+#include "kh_internal.h"
+
+/* Blocks join or leave the in-use counters: handed to the caller or to a
+ * per-CPU list, or given back. */
+void kh_count_out(struct kheap *h, size_t bytes, size_t blocks)
+{
+	h->n.in_use += bytes;
+	h->n.used_blocks += blocks;
+	if (h->n.in_use > h->n.peak)
+		h->n.peak = h->n.in_use;
+}
+
+void kh_count_back(struct kheap *h, size_t bytes, size_t blocks)
+{
+	KH_ASSERT(h->n.in_use >= bytes && h->n.used_blocks >= blocks);
+	h->n.in_use -= bytes;
+	h->n.used_blocks -= blocks;
+}
+
+/* Hand used block b to the caller: its canary, the counters, and its tag. */
+void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
+{
+	kh_arm_canary(h, b);
+	kh_count_out(h, kh_size(b), 1);
+	h->n.allocs++;
+	kh_tag_put(b, (struct kh_tag){kh_err_caller(e), h->n.allocs});
+}
+
+
+void kheap_get_stats(struct kheap *h, struct kheap_stats *out)
+{
+	if (!kh_handle_ok(h, KH_CALLER()))
+		return;
+	if (out == NULL) {
+		kh_report_global(KHEAP_E_NULL, out, KH_CALLER(), "kheap_get_stats: out is NULL");
+		return;
+	}
+	uintptr_t irq = kh_enter(h);
+	kh_stats_locked(h, out);
+	kh_exit(h, irq);
+}
+
+/* The per-CPU counts are read with relaxed loads: their owners change them
+ * without the lock (the sums are exact when no CPU is inside a kheap call). */
+void kh_stats_locked(const struct kheap *h, struct kheap_stats *out)
+{
+	size_t bytes = 0, blocks = 0;
+	uint64_t allocs = 0, frees = 0;
+	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+		const struct kh_cpu *cpu = &h->cpus[k];
+		for (unsigned c = 0; c < KH_NCLASSES; c++) {
+			uint32_t n = __atomic_load_n(&cpu->cls[c].count, __ATOMIC_RELAXED);
+			blocks += n;
+			bytes += n * kh_class_block_size(c);
+		}
+		allocs += __atomic_load_n(&cpu->allocs, __ATOMIC_RELAXED);
+		frees += __atomic_load_n(&cpu->frees, __ATOMIC_RELAXED);
+	}
+	out->total_bytes = h->n.total;
+	out->in_use_bytes = h->n.in_use - bytes;
+	out->peak_in_use_bytes = h->n.peak;
+	out->free_bytes = h->n.free;
+	out->cached_bytes = h->n.cached + bytes;
+	out->largest_free = kh_largest_free(h);
+	out->used_blocks = h->n.used_blocks - blocks;
+	out->free_blocks = h->n.free_blocks;
+	out->cached_blocks = h->n.cached_blocks + blocks;
+	out->alloc_count = h->n.allocs + allocs;
+	out->free_count = h->n.frees + frees;
+	out->oom_count = h->n.ooms;
+	out->error_count = h->n.errors;
+	out->regions = h->nregions;
+}

@@ -1,0 +1,106 @@
+/*
+ * kheap_config.h: every build knob of kheap, with its default, range and
+ * cost. Set them in one header of your own named by -DKHEAP_CONFIG_HEADER=
+ * '"my_kheap_config.h"' (the idea is o1heap's O1HEAP_CONFIG_HEADER), or one
+ * by one with -D, for the library AND for every file that includes kheap.h.
+ *
+ * KHEAP_HARDEN and KHEAP_TAGS change what kheap.h promises (the block
+ * overhead), so kheap.h renames kheap_init after them: a kernel built with
+ * other values than its library fails to link ("undefined reference to
+ * kheap_init_h1_t0") instead of running with the wrong overhead.
+ */
+#ifndef KHEAP_CONFIG_H
+#define KHEAP_CONFIG_H
+
+#ifdef KHEAP_CONFIG_HEADER
+#include KHEAP_CONFIG_HEADER
+#endif
+
+/* Hardening level, 0..3 (kheap.h says what each adds). Default 0. Cost: see
+ * docs/hardening.md (make harden-cost measures it). */
+#ifndef KHEAP_HARDEN
+#define KHEAP_HARDEN 0
+#endif
+
+/* Caller tags, 0 or 1 (kheap.h). Default 0. Cost: 16 bytes per block, and
+ * no per-CPU caches (the tag needs the allocation count at each grant). */
+#ifndef KHEAP_TAGS
+#define KHEAP_TAGS 0
+#endif
+
+/* Most regions one heap manages, 1..255. Default 8. Cost: 32 bytes of
+ * control block each, and the ownership test of every free is
+ * O(KHEAP_MAX_REGIONS). */
+#ifndef KHEAP_MAX_REGIONS
+#define KHEAP_MAX_REGIONS 8u
+#endif
+
+/* CPUs (or host threads) with a per-CPU cache, 0..4096; 0 builds without.
+ * Default 8. Cost: 512 bytes of control block each. */
+#ifndef KHEAP_MAX_CPUS
+#define KHEAP_MAX_CPUS 8u
+#endif
+
+/* Level 1 and up: bytes of a freed block poisoned after its links, a
+ * multiple of 8. Default 256. Cost: written on every free, read on every
+ * hand-out of a freed block. */
+#ifndef KHEAP_POISON_BYTES
+#define KHEAP_POISON_BYTES 256u
+#endif
+
+/* Level 3: operations between two full checks, >= 1. Default 1024. Cost:
+ * one O(blocks) kheap_check per KHEAP_CHECK_EVERY operations. */
+#ifndef KHEAP_CHECK_EVERY
+#define KHEAP_CHECK_EVERY 1024u
+#endif
+
+/* kheap_dump prints at most this many block lines, >= 1. Default 4096. */
+#ifndef KHEAP_DUMP_MAX_BLOCKS
+#define KHEAP_DUMP_MAX_BLOCKS 4096u
+#endif
+
+/* TLSF second-level subdivisions per power of two: 2^KHEAP_SL_LOG2, 2..5.
+ * Default 4 (16 bins per power of two: at most 1/16 of a request wasted to
+ * the bin rounding). Cost: 8 bytes of control block per bin. */
+#ifndef KHEAP_SL_LOG2
+#define KHEAP_SL_LOG2 4
+#endif
+
+/* Blocks are smaller than 2^KHEAP_MAX_BLOCK_LOG2 bytes, 16..40; a larger
+ * region is clipped. Default 40. Lower it to shrink the control block on a
+ * small target (one first-level row of bins per power of two). */
+#ifndef KHEAP_MAX_BLOCK_LOG2
+#define KHEAP_MAX_BLOCK_LOG2 40
+#endif
+
+/* Shared size-class lists hold at most KHEAP_CLASS_CACHE_MAX blocks per
+ * class, and all caches together (shared and per-CPU) at most
+ * 1/KHEAP_CACHE_SHARE of the managed bytes. Defaults 32 and 16. Cost: that
+ * much memory held back from coalescing. */
+#ifndef KHEAP_CLASS_CACHE_MAX
+#define KHEAP_CLASS_CACHE_MAX 32u
+#endif
+#ifndef KHEAP_CACHE_SHARE
+#define KHEAP_CACHE_SHARE 16u
+#endif
+
+/* Per-CPU lists: at most KHEAP_CPU_CACHE_MAX blocks and KHEAP_CPU_CACHE_BYTES
+ * per class per CPU (defaults 512 and 16 KiB). A refill or a drain moves
+ * KHEAP_CPU_BATCH blocks (default 32), or half a list if that is fewer: the
+ * batch bounds the time of one call (the worst per-CPU call moves one
+ * batch), the limits only the memory held. */
+#ifndef KHEAP_CPU_CACHE_MAX
+#define KHEAP_CPU_CACHE_MAX 512u
+#endif
+#ifndef KHEAP_CPU_CACHE_BYTES
+#define KHEAP_CPU_CACHE_BYTES 16384u
+#endif
+#ifndef KHEAP_CPU_BATCH
+#define KHEAP_CPU_BATCH 32u
+#endif
+
+/* The link-time configuration check (above). */
+#define KHEAP_ABI_NAME_(f, h, t) f##_h##h##_t##t
+#define KHEAP_ABI_NAME(f, h, t) KHEAP_ABI_NAME_(f, h, t)
+
+#endif /* KHEAP_CONFIG_H */
