@@ -244,9 +244,10 @@ int kheap_add_region(struct kheap *h, void *base, size_t size);
  * s <= largest_free (kheap_stats) always succeeds; in particular, when one
  * block of B bytes is free, every request with s <= B does. With several
  * free blocks the search stays O(1) by looking at bins, not blocks: a bin
- * holds the sizes from 2^k + j * 2^(k-4) up to the next such step (16 bins
- * per power of two from 256 bytes; one per 16 bytes below, where the rule
- * is exact), and the request takes any block of a bin above its own, or
+ * holds the sizes from 2^k + j * 2^(k-4) up to the next such step (with
+ * the default KHEAP_SL_LOG2 of 4: 16 bins per power of two from 256 bytes;
+ * one per 16 bytes below, where the rule is exact), and the request takes
+ * any block of a bin above its own, or
  * else the first block of its own bin if that one is big enough. So NULL
  * comes back while a block of s bytes or more is free only when every such
  * block lies in s's own bin, less than 1/16 above s, behind a smaller
