@@ -1,69 +1,63 @@
 /*
  * kh_cache.c: the shared size-class caches. A freed block whose size is
  * exactly a class size (kh_class.h) goes to that class's LIFO list unless
- * the list is full, flagged KH_CACHED and left unmerged, so the next request
- * of the class takes it back without touching the bins (invariant I6 in
- * kh_internal.h). The lists hand blocks to the per-CPU caches' refills and
+ * the list is full, left unmerged and marked by a token as per-CPU blocks
+ * are, so the next request of the class takes it back without touching the
+ * bins (invariant I6 in kh_internal.h). The lists are one more slot of the
+ * per-CPU machinery, cpus[KH_SHARED], owned by whoever holds the lock; its
+ * blocks do not count as in use. The lists hand blocks to the per-CPU caches' refills and
  * take their drains. Lock held throughout. Calls down only: kh_tlsf.c,
  * kh_harden.c, kh_stats.c.
  */
 #include "kh_internal.h"
 
-/* A class list found corrupt is emptied, so it is never followed again, and
- * reported as KHEAP_E_FREELIST, which makes kh_leave() rebuild every list from
- * the headers: the blocks it held are not lost. Returns 0. */
-static uintptr_t drop_class(struct kh_class *cl, struct kh_err *e, const void *p, const char *msg)
-{
-	kh_fail(e, KHEAP_E_FREELIST, p, msg);
-	cl->head = 0, cl->count = 0;
-	return 0;
-}
+/* The shared lists are the lock holder's slot: struct kh_cpu
+ * cpus[KH_SHARED], with its own token key. */
+static struct kh_cpu *shared(struct kheap *h) { return &h->cpus[KH_SHARED]; }
 
-/* Pop a cached block of class c and make it a plain used block, or 0. A
- * corrupt list is dropped (drop_class); the backend then serves. */
+/* Pop a cached block of class c, now a plain used block, or 0. A list found
+ * corrupt (a wrong token, a link that does not decode, a next head outside
+ * the heap) is repaired (kh_slot_repair: its blocks go back to the bins,
+ * reported as KHEAP_E_FREELIST); the backend then serves. */
 uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 {
-	struct kh_class *cl = &h->classes[c];
-	void *p = kh_class_pop(cl, kh_key(h));
+	struct kh_cpu *sh = shared(h);
+	struct kh_class *l = &sh->cls[c];
+	void *p = kh_cpu_pop(l, kh_key(h), sh->tkey);
 	if (p == NULL)
 		return 0;
-	if (p == KH_CLASS_BAD)
-		return drop_class(cl, e, (void *)cl->head, "size-class link corrupt (write after free?)");
+	if (p == KH_CLASS_BAD) {
+		kh_slot_repair(h, sh, c, e);
+		return 0;
+	}
 	uintptr_t b = kh_block_of(p);
-	kh_word w = *kh_hdr(b);
-	if (!kh_sealed(h, b, w) || (w & (KH_USED | KH_CACHED)) != (KH_USED | KH_CACHED) ||
-	    (size_t)(w & KH_SIZE_MASK) != kh_class_block_size(c))
-		return drop_class(cl, e, p, "size-class list holds a block that is not cached");
 	if (KH_GRANT_NEIGHBOURS && !kh_next_ok(h, b)) {
 		/* The list is sound, the neighbour is not: put b back, refuse it. */
-		kh_class_push(cl, p, kh_key(h));
+		kh_cpu_push(l, p, kh_key(h), sh->tkey);
 		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees"), 0;
 	}
-	if (cl->head != 0 && kh_region_of(h, kh_block_of((void *)cl->head)) == NULL)
+	if (l->head != 0 && kh_region_of(h, kh_block_of((void *)l->head)) == NULL)
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
-		drop_class(cl, e, p, "size-class link points outside the heap");
+		kh_slot_repair(h, sh, c, e);
 	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
-	kh_set(h, b, kh_class_block_size(c), KH_USED | (w & KH_PREV_FREE), 0);
-	h->n.cached -= kh_class_block_size(c);
-	h->n.cached_blocks--;
 	return b;
 }
 
-/* Cache used block b if it is exactly a class size and its list has room. */
+/* Cache used block b if it is exactly a class size, not aligned, and its
+ * list has room. */
 bool kh_cache_put(struct kheap *h, uintptr_t b)
 {
 	size_t s = kh_size(b);
-	if (s > KH_CLASS_MAX_BLOCK)
+	if (s > KH_CLASS_MAX_BLOCK || kh_alg(b) != 0)
 		return false;
 	unsigned c = kh_size_class(s - KH_HDR);
-	if (kh_class_block_size(c) != s || !kh_class_push(&h->classes[c], kh_payload(b), kh_key(h)))
+	struct kh_cpu *sh = shared(h);
+	if (kh_class_block_size(c) != s || sh->cls[c].count >= sh->cls[c].limit)
 		return false;
-	kh_set(h, b, s, KH_USED | KH_CACHED | (kh_flags(b) & KH_PREV_FREE), 0);
 	kh_release_hook(b);
-	h->n.cached += s;
-	h->n.cached_blocks++;
+	kh_cpu_push(&sh->cls[c], kh_payload(b), kh_key(h), sh->tkey);
 	return true;
 }
 
@@ -85,7 +79,6 @@ void kh_cache_limits(struct kheap *h)
 {
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * kh_class_block_size(c));
-		h->classes[c].limit = cap < KHEAP_CLASS_CACHE_MAX ? (uint32_t)cap : KHEAP_CLASS_CACHE_MAX;
+		shared(h)->cls[c].limit = cap < KHEAP_CLASS_CACHE_MAX ? (uint32_t)cap : KHEAP_CLASS_CACHE_MAX;
 	}
 }
-

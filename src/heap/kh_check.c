@@ -4,7 +4,7 @@
  * kheap_check recomputes everything the heap keeps incrementally and
  * compares: a linear walk of each region (I1-I4 of kh_internal.h) yields the
  * free, cached and used totals, which must equal what the bins and bitmaps
- * (I5), the class lists (I6) and the counters (I7) say. List walks are
+ * (I5), the shared class lists (I6) and the counters (I7) say. List walks are
  * bounded by what the region walk found, so a cycle is a finding, not a
  * hang. It reads only, allocates nothing, and holds the lock throughout.
  * Per-CPU lists (I8) are checked for the calling CPU only: the others
@@ -108,10 +108,11 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
 		} else if (w & KH_CACHED) {
+			bad(k, b, "used block has the reserved cached bit");
+		} else if (kh_token_cpu(h, b) == KH_SHARED) {
 			unsigned c = kh_size_class(s - KH_HDR);
 			if (c >= KH_NCLASSES || kh_class_block_size(c) != s)
 				bad(k, b, "cached block is not a class size");
-			poisoned(k, b);
 			k->t.cached_bytes += s;
 			k->t.cached_blocks++;
 		} else {
@@ -173,42 +174,14 @@ static void check_bins(struct checker *k)
 		bad(k, (uintptr_t)h->bins, "bins and region walk disagree on free blocks");
 }
 
-/* I6: every class list. */
-static void check_classes(struct checker *k)
-{
-	const struct kheap *h = k->h;
-	size_t blocks = 0, bytes = 0;
-	for (unsigned c = 0; c < KH_NCLASSES; c++) {
-		const struct kh_class *cl = &h->classes[c];
-		uintptr_t p = cl->head;
-		uint32_t n = 0;
-		for (; p != 0 && n <= cl->limit; n++) {
-			uintptr_t b = kh_block_of((void *)p);
-			if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
-			    (kh_flags(b) & (KH_USED | KH_CACHED)) != (KH_USED | KH_CACHED) ||
-			    kh_size(b) != kh_class_block_size(c)) {
-				bad(k, p, "class list holds a block that is not cached there");
-				break;
-			}
-			bytes += kh_size(b);
-			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
-		}
-		if (n != cl->count || cl->count > cl->limit)
-			bad(k, (uintptr_t)cl, "class list count wrong or over its limit");
-		blocks += n;
-	}
-	if (blocks != k->t.cached_blocks || bytes != k->t.cached_bytes)
-		bad(k, (uintptr_t)h->classes, "class lists and region walk disagree on cached blocks");
-}
-
-/* What the fused calls trust in every CPU's cache: its keys, and a span
- * snapshot that is either the first region's blocks (taken while the heap
- * had one region) or empty (several). Constant or written under the lock,
- * so exact here. */
+/* What the fused calls trust in every slot: its keys, and a span snapshot
+ * that is either the first region's blocks (taken while the heap had one
+ * region) or empty (several). Constant or written under the lock, so exact
+ * here. */
 static void check_cpu_keys(struct checker *k)
 {
 	const struct kheap *h = k->h;
-	for (unsigned c = 0; KH_PERCPU && c < KH_NCPU; c++) {
+	for (unsigned c = KH_PERCPU ? 0 : KH_SHARED; c < KH_NSLOTS; c++) {
 		const struct kh_cpu *cpu = &h->cpus[c];
 		bool one = cpu->regions == 1;
 		if (cpu->key != kh_key(h) || cpu->tkey != kh_tkey(h, c))
@@ -219,15 +192,13 @@ static void check_cpu_keys(struct checker *k)
 	}
 }
 
-/* I8 for the calling CPU's lists. */
-static void check_cpu(struct checker *k)
+/* Slot k's lists (I6 for the shared slot, I8 for a CPU's): every block is
+ * a used block of the list's class whose token names k, counts and limits
+ * agree. Returns the blocks and bytes found. */
+static void check_slot(struct checker *k, unsigned slot, size_t *blocks, size_t *bytes)
 {
 	const struct kheap *h = k->h;
-	check_cpu_keys(k);
-	if (!kh_cpu_named(k->cpu))
-		return;
-	const struct kh_cpu *cpu = &h->cpus[k->cpu];
-	size_t blocks = 0;
+	const struct kh_cpu *cpu = &h->cpus[slot];
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		const struct kh_class *l = &cpu->cls[c];
 		uintptr_t p = l->head;
@@ -236,19 +207,35 @@ static void check_cpu(struct checker *k)
 			uintptr_t b = kh_block_of((void *)p);
 			if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
 			    (kh_flags(b) & (KH_USED | KH_CACHED)) != KH_USED ||
-			    kh_size(b) != kh_class_block_size(c) || kh_token_cpu(h, b) != k->cpu) {
-				bad(k, p, "per-CPU list holds a block that is not cached there");
+			    kh_size(b) != kh_class_block_size(c) || kh_token_cpu(h, b) != slot) {
+				bad(k, p, "size-class list holds a block that is not cached there");
 				break;
 			}
 			poisoned(k, b);
+			*bytes += kh_size(b);
 			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
 		}
 		if (n != l->count || l->count > l->limit)
-			bad(k, (uintptr_t)l, "per-CPU list count wrong or over its limit");
-		blocks += n;
+			bad(k, (uintptr_t)l, "size-class list count wrong or over its limit");
+		*blocks += n;
 	}
+}
+
+/* I6 and I8: the shared lists, and the calling CPU's (the other CPUs'
+ * change under us without the lock). */
+static void check_lists(struct checker *k)
+{
+	size_t blocks = 0, bytes = 0;
+	check_cpu_keys(k);
+	check_slot(k, KH_SHARED, &blocks, &bytes);
+	if (blocks != k->t.cached_blocks || bytes != k->t.cached_bytes)
+		bad(k, (uintptr_t)&k->h->cpus[KH_SHARED], "shared lists and region walk disagree on cached blocks");
+	if (!kh_cpu_named(k->cpu))
+		return;
+	blocks = bytes = 0;
+	check_slot(k, k->cpu, &blocks, &bytes);
 	if (blocks != k->t.mine)
-		bad(k, (uintptr_t)cpu, "per-CPU lists and region walk disagree on this CPU's blocks");
+		bad(k, (uintptr_t)&k->h->cpus[k->cpu], "per-CPU lists and region walk disagree on this CPU's blocks");
 }
 
 /* I7: counters. */
@@ -262,8 +249,6 @@ static void check_counts(struct checker *k)
 		bad(k, (uintptr_t)n, "in-use counters wrong");
 	if (n->free != t->free_bytes || n->free_blocks != t->free_blocks)
 		bad(k, (uintptr_t)n, "free counters wrong");
-	if (n->cached != t->cached_bytes || n->cached_blocks != t->cached_blocks)
-		bad(k, (uintptr_t)n, "cached counters wrong");
 	if (n->peak < n->in_use)
 		bad(k, (uintptr_t)n, "peak below current use");
 }
@@ -277,8 +262,7 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 		for (unsigned i = 0; i < h->nregions; i++)
 			walk_region(&k, &h->regions[i]);
 		check_bins(&k);
-		check_classes(&k);
-		check_cpu(&k);
+		check_lists(&k);
 		check_counts(&k);
 	}
 	return k.problems;

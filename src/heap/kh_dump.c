@@ -62,7 +62,7 @@ static bool room(struct dump *d, unsigned kind)
 
 static void block_line(struct dump *d, uintptr_t b, kh_word w)
 {
-	unsigned kind = !(w & KH_USED) ? FREE : (w & KH_CACHED) || kh_on_cpu_list(d->h, b) ? CACHED : USED;
+	unsigned kind = !(w & KH_USED) ? FREE : kh_on_list(d->h, b) ? CACHED : USED;
 	d->blocks++;
 	if (!room(d, kind))
 		return;

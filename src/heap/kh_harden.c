@@ -52,8 +52,8 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool l
 		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "previous block's boundary tag is corrupt"), 0;
 	if (KH_CANARIES && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
-	if (kh_on_cpu_list(h, b))
-		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a per-CPU cache)"), 0;
+	if (kh_on_list(h, b))
+		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a size-class cache)"), 0;
 	return b;
 }
 

@@ -20,8 +20,9 @@
  * The footer (boundary tag) exists only while a block is free; the next
  * block's KH_PREV_FREE flag says when it is valid. A used block therefore
  * costs 8 bytes of overhead, plus its tail when the build has one. A cached
- * block (in a size-class list) is used as far as the bins are concerned,
- * flagged KH_CACHED, and holds one encoded link in its first payload word.
+ * block (on a size-class list, shared or per-CPU) is used as far as the bins
+ * are concerned and keeps its used header; its first payload word holds the
+ * encoded link and its second the token of the slot whose list it is on.
  *
  * Tail of a used block (KH_TAIL bytes, valid only while the caller holds
  * it; a free or cached block reuses the space):
@@ -35,7 +36,8 @@
  *
  *   U  KH_USED       held by the caller or cached (not in a bin)
  *   P  KH_PREV_FREE  the previous block is in a bin; its footer precedes us
- *   C  KH_CACHED     in a size-class list (U is also set)
+ *   C  KH_CACHED     reserved, 0 (cached blocks carry a token instead) but
+ *                    in a quarantined block (kh_quarantined)
  *   alg              log2 of the alignment an aligned block was asked for
  *                    (0: KHEAP_ALIGN), kept so realloc can keep it
  *   cookie           hash of the other 46 bits, the block address and the
@@ -50,9 +52,9 @@
  *     block's footer equals its header;
  *  I5 bin (fl, sl) holds exactly the free blocks that map to it, doubly
  *     linked, and its bitmap bits are set iff it is non-empty;
- *  I6 class list c holds exactly the KH_CACHED blocks of size
- *     kh_class_block_size(c) (quarantined ones aside: kh_quarantined),
- *     at most its limit;
+ *  I6 the shared slot's list c holds exactly the used blocks of class c
+ *     whose token names KH_SHARED, at most its limit (a quarantined block,
+ *     kh_quarantined, is on none);
  *  I7 the counters equal what a walk adds up.
  *
  * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
@@ -161,6 +163,12 @@ _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CP
  * never 0, so that KHEAP_MAX_CPUS = 0 builds under -Wtype-limits. */
 static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU; }
 
+/* Slots: one struct kh_cpu per CPU (with per-CPU caches), then the shared
+ * size-class lists, owned by the lock holder, in the same format. */
+#define KH_SHARED (KH_PERCPU ? KH_NCPU : 0u)
+#define KH_NSLOTS (KH_SHARED + 1u)
+_Static_assert(KH_NSLOTS <= KH_TOKEN_CPUS, "every slot's token names it below KH_TOKEN_CPUS");
+
 _Static_assert(KH_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");
 _Static_assert(KH_MIN_BLOCK - KH_HDR >= 2 * sizeof(uintptr_t),
 	       "a cached block's payload holds a link and a token");
@@ -184,10 +192,12 @@ struct kh_region {
 	uintptr_t end;    /* end marker (a used block of size 0) */
 };
 
-/* Counters the walk can recompute; kheap_stats adds the rest. */
+/* Counters the walk can recompute; kheap_stats adds the rest (what the
+ * slots hold and count). Blocks on the shared lists are in neither in_use
+ * nor free; blocks on per-CPU lists are in in_use (they move in batches). */
 struct kh_counts {
-	size_t total, in_use, peak, free, cached;
-	size_t used_blocks, free_blocks, cached_blocks;
+	size_t total, in_use, peak, free;
+	size_t used_blocks, free_blocks;
 	uint64_t allocs, frees, ooms, errors;
 };
 
@@ -203,13 +213,12 @@ struct kheap {
 	uint64_t fl_map;
 	uint32_t sl_map[KH_FL_COUNT];
 	uintptr_t bins[KH_FL_COUNT][KH_SL_COUNT]; /* block addresses, 0 = empty */
-	struct kh_class classes[KH_NCLASSES];
 	struct kh_region regions[KHEAP_MAX_REGIONS];
 	unsigned nregions;
 	struct kh_counts n;
 	uint32_t cpu_limit[KH_NCLASSES]; /* per-CPU list limits; owners copy them */
 	uint32_t percpu; /* some CPU has had a number: try the per-CPU path first */
-	struct kh_cpu cpus[KH_NCPU];
+	struct kh_cpu cpus[KH_NSLOTS]; /* per-CPU caches, then the shared one (KH_SHARED) */
 };
 
 /* What an operation found wrong, reported once the lock is released; and
@@ -375,18 +384,18 @@ static inline uintptr_t kh_token_cpu(const struct kheap *h, uintptr_t b)
 	return __atomic_load_n(&w[1], __ATOMIC_RELAXED) ^ (b + KH_HDR) ^ ~kh_key(h);
 }
 
-/* Is used, uncached block b on some CPU's per-CPU list (so free, for the
- * walk, the dump and the tags)? */
-static inline bool kh_on_cpu_list(const struct kheap *h, uintptr_t b)
+/* Is used block b on a slot's list, shared or per-CPU (so cached, for the
+ * walk, the dump, the tags and the double-free check)? */
+static inline bool kh_on_list(const struct kheap *h, uintptr_t b)
 {
-	return kh_cpu_named(kh_token_cpu(h, b));
+	return kh_token_cpu(h, b) < KH_NSLOTS;
 }
 
 /* Does block b, whose header word is w, belong to the caller: used, and on
  * neither a shared nor a per-CPU list? (The walk and the tags.) */
 static inline bool kh_held_by_caller(const struct kheap *h, uintptr_t b, kh_word w)
 {
-	return (w & (KH_USED | KH_CACHED)) == KH_USED && !kh_on_cpu_list(h, b);
+	return (w & (KH_USED | KH_CACHED)) == KH_USED && !kh_on_list(h, b);
 }
 
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
@@ -583,6 +592,10 @@ void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_e
 void kh_drain_if_asked(struct kheap *h, struct kh_err *e);
 void kh_flush_cpus(struct kheap *h, struct kh_err *e);
 size_t kh_cached_elsewhere(struct kheap *h);
+/* Slot cpu's class-c list was found corrupt: empty it, and give every block
+ * whose token still names the slot back to the bins (a linear walk, only on
+ * this error); reported as KHEAP_E_FREELIST. Lock held. */
+void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
 
 /* kh_alloc.c: the locked allocation and release policy. Lock held. */
 void kh_flush_all(struct kheap *h, struct kh_err *e);

@@ -46,13 +46,9 @@ void kh_cpu_limits(struct kheap *h)
 	}
 }
 
-/* A per-CPU list found corrupt (wrong token, a link that does not decode,
- * or a head outside the heap) is emptied, so it is never followed again;
- * the blocks whose tokens still say they were on it go back to the
- * backend (a linear walk, only on this error). Reported as KHEAP_E_FREELIST. */
-static void cpu_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
 {
-	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "per-CPU list corrupt (write after free?)");
+	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "size-class list corrupt (write after free?)");
 	cpu->cls[c].head = 0;
 	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
 	size_t s = kh_class_block_size(c);
@@ -63,21 +59,25 @@ static void cpu_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct k
 			if (!kh_ok(h, b) || kh_size(b) < KH_MIN_BLOCK || kh_size(b) > r->end - b)
 				break;
 			nx = b + kh_size(b);
-			if (kh_size(b) != s || !kh_used(b) || kh_cached(b) || kh_token_cpu(h, b) != k)
+			if (kh_size(b) != s || !kh_used(b) || kh_token_cpu(h, b) != k)
 				continue;
 			__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
 			uintptr_t f = kh_backend_free(h, b, e);
-			if (f != 0) { /* merged, maybe both ways: go on after it */
-				kh_count_back(h, s, 1);
-				nx = f + kh_size(f);
+			if (f == 0) { /* neighbour corrupt (reported): the block stays held */
+				if (k == KH_SHARED)
+					kh_count_out(h, s, 1);
+				continue;
 			}
+			if (k != KH_SHARED) /* per-CPU blocks count as in use */
+				kh_count_back(h, s, 1);
+			nx = f + kh_size(f); /* merged, maybe both ways: go on after it */
 		}
 	}
 }
 
 /* Pop from CPU cpu's class-c list. A popped block is sound (its token
  * was right); *bad says the list is corrupt past it (or at it, when the
- * result is KH_CLASS_BAD) and needs cpu_repair under the lock. */
+ * result is KH_CLASS_BAD) and needs kh_slot_repair under the lock. */
 static void *cpu_take(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool *bad)
 {
 	struct kh_class *l = &cpu->cls[c];
@@ -103,7 +103,7 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 				kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
 		}
 		if (bad)
-			cpu_repair(h, cpu, c, e);
+			kh_slot_repair(h, cpu, c, e);
 		if (p == NULL || bad)
 			return;
 	}
@@ -244,7 +244,7 @@ static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, 
 {
 	slow_begin(h, cpu, e);
 	if (bad)
-		cpu_repair(h, cpu, c, e);
+		kh_slot_repair(h, cpu, c, e);
 	else
 		refill(h, cpu, c, e);
 	slow_done(h, e);

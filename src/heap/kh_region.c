@@ -30,6 +30,7 @@ void kh_region_attach(struct kheap *h, const struct kh_region *r)
 	h->n.total += slot->end - slot->first;
 	kh_cache_limits(h);
 	kh_cpu_limits(h);
+	kh_cpu_sync(h, &h->cpus[KH_SHARED]); /* the lock holder's snapshot */
 }
 
 /* Attach [base, base + size) as a further region, or record in *e why not

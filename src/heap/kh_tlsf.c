@@ -413,9 +413,10 @@ static uintptr_t quarantine(struct kheap *h, const struct kh_region *r, uintptr_
 	return q;
 }
 
-/* Rebuild one region's bins from its headers: free and cached blocks are
- * merged into maximal free runs and binned afresh, used blocks (the ones
- * on per-CPU lists included) are counted, damaged headers quarantined. */
+/* Rebuild one region's bins from its headers: free blocks are merged into
+ * maximal free runs and binned afresh, used blocks (the ones on per-CPU
+ * lists included, the shared lists' not) are counted, damaged headers
+ * quarantined. */
 static void rebuild_region(struct kheap *h, const struct kh_region *r)
 {
 	uintptr_t run = 0, b = r->first;
@@ -426,7 +427,7 @@ static void rebuild_region(struct kheap *h, const struct kh_region *r)
 			w = *kh_hdr(b);
 		}
 		size_t s = (size_t)(w & KH_SIZE_MASK);
-		bool avail = !(w & KH_USED) || ((w & KH_CACHED) && !kh_quarantined(w));
+		bool avail = !(w & KH_USED);
 		if (avail && run == 0) {
 			run = b;
 		} else if (avail) {
@@ -437,8 +438,10 @@ static void rebuild_region(struct kheap *h, const struct kh_region *r)
 			else if (w & KH_PREV_FREE)
 				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
 			run = 0;
-			h->n.in_use += s;
-			h->n.used_blocks++;
+			if (kh_token_cpu(h, b) != KH_SHARED || kh_quarantined(w)) {
+				h->n.in_use += s;
+				h->n.used_blocks++;
+			}
 		}
 		b += s;
 	}
@@ -449,10 +452,13 @@ static void rebuild_region(struct kheap *h, const struct kh_region *r)
 }
 
 /* Rebuild every bin and class list from the headers alone, after a corrupt
- * link was found: forged or overwritten links are simply forgotten. The
- * walk resyncs past a damaged header as kheap_check does, so every sound
- * block before and after it serves again; the damaged span is quarantined
- * (never handed out, named by kheap_check). The counters are recomputed.
+ * link was found: forged or overwritten links are simply forgotten. Free
+ * blocks are merged into maximal free runs and binned afresh; cached blocks
+ * stay on their lists (a corrupt list is repaired on its own,
+ * kh_slot_repair). The walk resyncs past a damaged header as kheap_check
+ * does, so every sound block before and after it serves again; the damaged
+ * span is quarantined (never handed out, named by kheap_check). The in-use
+ * counters are recomputed.
  * O(blocks); runs only on the corruption path. */
 void kh_rebuild(struct kheap *h)
 {
@@ -462,9 +468,7 @@ void kh_rebuild(struct kheap *h)
 			h->bins[fl][sl] = 0;
 	}
 	h->fl_map = 0;
-	for (unsigned c = 0; c < KH_NCLASSES; c++)
-		h->classes[c].head = 0, h->classes[c].count = 0;
-	h->n.free = h->n.free_blocks = h->n.cached = h->n.cached_blocks = 0;
+	h->n.free = h->n.free_blocks = 0;
 	h->n.in_use = h->n.used_blocks = 0;
 	for (unsigned i = 0; i < h->nregions; i++)
 		rebuild_region(h, &h->regions[i]);

@@ -68,7 +68,7 @@ struct kheap *kheap_init(void *base, size_t size)
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
 	kh_region_attach(h, &r);
-	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+	for (unsigned k = 0; k < KH_NSLOTS; k++) {
 		h->cpus[k].key = kh_key(h);
 		h->cpus[k].tkey = kh_tkey(h, k);
 		kh_cpu_sync(h, &h->cpus[k]);
@@ -234,7 +234,7 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 		if (!kh_block_sane(h, r, x, w) || kh_quarantined(w) ||
 		    ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
 			return false;
-		if ((w & KH_USED) && (w & KH_CACHED))
+		if ((w & KH_USED) && kh_token_cpu(h, x) == KH_SHARED)
 			*shared |= (uint32_t)1 << c;
 		else if ((w & KH_USED) && me != NULL && kh_token_cpu(h, x) == (uintptr_t)(me - h->cpus))
 			*mine |= (uint32_t)1 << c;

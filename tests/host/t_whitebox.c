@@ -117,14 +117,14 @@ KT_CASE(wb_class_cache_is_lifo_and_bounded)
 	kt_percpu(0); /* the shared lists, not the per-CPU ones */
 	struct kheap *h = kheap_init(arena, sizeof arena);
 	unsigned c = kh_size_class(kh_want(40));
-	uint32_t limit = h->classes[c].limit;
+	uint32_t limit = h->cpus[KH_SHARED].cls[c].limit;
 	KT_CHECK(limit > 0 && limit <= KHEAP_CLASS_CACHE_MAX);
 	void *p[64];
 	for (unsigned i = 0; i < limit + 4; i++)
 		p[i] = kheap_alloc(h, 40);
 	for (unsigned i = 0; i < limit + 4; i++)
 		kheap_free(h, p[i]);
-	KT_EQ(h->classes[c].count, limit); /* the rest went to the bins */
+	KT_EQ(h->cpus[KH_SHARED].cls[c].count, limit); /* the rest went to the bins */
 	KT_CHECK(kheap_alloc(h, 40) == p[limit - 1]); /* LIFO */
 	KT_CHECK(kheap_alloc(h, 33) == p[limit - 2]); /* same class */
 	KT_EQ(kt_heap_check(h), 0);
