@@ -1,12 +1,15 @@
 /*
- * bench.c: kheap against general-purpose allocators on the workloads of
- * issue 6. One process runs one workload, so peak-RSS figures start clean;
+ * bench.c: kheap against general-purpose allocators on workloads W1-W9. One
+ * process runs one workload, so peak-RSS figures start clean;
  * tools/bench.sh runs every workload x allocator several times.
  *
  *   bench ALLOC WORKLOAD [-q] [-t THREADS] [-o FILE]
  *
  *   ALLOC     kheap    kheap_alloc/kheap_free/kheap_aligned_alloc on one heap
- *                      over a 1 GiB mmap'd arena, shared by all threads
+ *                      over a 1 GiB mmap'd arena, shared by all threads, each
+ *                      thread a CPU with its own per-CPU cache
+ *             kheap-locked  the same with no CPU numbers: every call takes
+ *                      the heap lock (a kernel without kheap_cpu_id)
  *             system   malloc/free/aligned_alloc: glibc, or whichever
  *                      allocator LD_PRELOAD puts in front of it
  *   WORKLOAD  W1..W8; W9a (W1 on THREADS threads), W9b (W3 on THREADS threads)
@@ -39,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host_cpu.h"
 #include "kheap.h"
 
 /* ---- the allocator table ------------------------------------------------- */
@@ -53,8 +57,11 @@ static struct kheap *heap;
 static uintptr_t arena_lo;
 #define ARENA_SIZE ((size_t)1 << 30)
 
-static void *heap_alloc(size_t n) { return kheap_alloc(heap, n); }
-static void heap_free(void *p) { kheap_free(heap, p); }
+/* Calls made, printed at the end ("calls.alloc N"), so that
+ * tools/bench-check.sh can divide a function's instructions by its calls. */
+static uint64_t n_alloc, n_free;
+static void *heap_alloc(size_t n) { return n_alloc++, kheap_alloc(heap, n); }
+static void heap_free(void *p) { n_free++, kheap_free(heap, p); }
 static void *heap_aligned(size_t a, size_t n) { return kheap_aligned_alloc(heap, a, n); }
 static void *sys_alloc(size_t n) { return malloc(n); }
 static void sys_free(void *p) { free(p); }
@@ -594,17 +601,24 @@ int main(int argc, char **argv)
 			return 2;
 	}
 	if (argc - optind != 2 || q == 0) {
-		fprintf(stderr, "usage: bench kheap|system W1..W8|W9a|W9b [-q | -s DIV] [-t N] [-o FILE]\n");
+		fprintf(stderr, "usage: bench kheap|kheap-locked|system W1..W8|W9a|W9b [-q | -s DIV] [-t N] [-o FILE]\n");
 		return 2;
 	}
-	if (strcmp(argv[optind], "kheap") == 0)
+	if (strcmp(argv[optind], "kheap") == 0) {
 		use_kheap();
+	} else if (strcmp(argv[optind], "kheap-locked") == 0) {
+		host_cpu_enabled = 0; /* no CPU numbers: every call takes the lock */
+		use_kheap();
+	}
 	else if (strcmp(argv[optind], "system") == 0)
 		A = &sys_table;
 	else
 		die("unknown allocator %s", argv[optind]);
 	say_malloc_origin();
 	run(argv[optind + 1], q, threads, out);
+	if (heap != NULL)
+		printf("calls.alloc %llu\ncalls.free %llu\n", (unsigned long long)n_alloc,
+		       (unsigned long long)n_free);
 	if (heap != NULL && kheap_check(heap) != 0)
 		die("kheap_check found the heap inconsistent after %s", argv[optind + 1]);
 	return 0;

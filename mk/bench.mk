@@ -9,6 +9,7 @@
 #   make bench QUICK=1    a smoke pass: 1/50 of each workload, one run
 #   make bench W="W1 W8"  only these workloads
 #   make bench-profile    callgrind Ir per op, kheap vs mimalloc, and kheap's per function
+#   make bench-check      the instruction-count goals (docs/performance.md); exit 1 if one is missed
 
 BENCH_DIR := build/bench
 BENCH_BIN := $(BENCH_DIR)/bench
@@ -18,7 +19,7 @@ BENCH_HEAP_C := $(call heap_c,x86_64,0)
 BENCH_CFLAGS := -std=gnu11 -O2 -g $(WARN) -DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap
 BENCH_RUNS ?= 5
 
-.PHONY: bench bench-build bench-tools bench-profile
+.PHONY: bench bench-build bench-tools bench-profile bench-check
 
 $(BENCH_STAMP): tools/setup-bench.sh
 	@sh tools/setup-bench.sh
@@ -39,3 +40,18 @@ bench: $(BENCH_BIN) | $(BENCH_STAMP)
 
 bench-profile: $(BENCH_BIN) | $(BENCH_STAMP)
 	@sh tools/bench-profile.sh $(W)
+
+# The instruction-count goals: fails when a figure is above its goal.
+bench-check: $(BENCH_BIN) | $(TOOLS_STAMP)
+	@sh tools/bench-check.sh
+
+# make leak-bench: what the leak scan costs per MiB of heap, per block and
+# per MiB of held bytes (bench/leak.c). Timings, not part of `make test`.
+.PHONY: leak-bench
+LEAK_BENCH_BIN := $(BENCH_DIR)/leak
+$(LEAK_BENCH_BIN): bench/leak.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) $(wildcard src/heap/*.h src/heap/x86_64/*.h) | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	gcc $(BENCH_CFLAGS) bench/leak.c $(BENCH_HEAP_C) $(BENCH_HEAP_S) -o $@
+
+leak-bench: $(LEAK_BENCH_BIN)
+	@$(LEAK_BENCH_BIN)

@@ -49,9 +49,11 @@ QEMU_NOLOCK_LIB := $(filter-out $(BUILD)/lib/kh_lock.o,$(LIB_OBJ))
 QEMU_TEST_DEFS := -Wno-missing-prototypes -DKH_FAULT_INJECT -DKT_STRESS_OPS=250000u -DKT_CHECK_EVERY_OPS=25000u
 
 QEMU_KIND_test := tests/qemu/kt_qemu.c tests/host/kt_core.c tests/host/twin_c.c $(QEMU_T_SRC)
+# The leak scan over the kernel's own roots (tests/qemu/leak_*.c).
+QEMU_KIND_test += tests/qemu/leak_test.c tests/qemu/leak_roots.c
 QEMU_KIND_smp := tests/qemu/smp_stress.c
 QEMU_KIND_nolock := tests/qemu/smp_stress.c tests/qemu/nolock.c
-QEMU_KIND_demo := tests/qemu/demo.c tests/qemu/bench.c
+QEMU_KIND_demo := tests/qemu/demo.c tests/qemu/bench.c tests/qemu/leak_demo.c tests/qemu/leak_roots.c
 QEMU_KIND_bench := tests/qemu/bench_main.c tests/qemu/bench.c
 QEMU_HEAP_test := $(QEMU_WB_OBJ)
 QEMU_HEAP_smp := $(LIB)

@@ -11,7 +11,9 @@
 #     -r   runs per workload x allocator (default 3)
 #     -w   only these workloads (W9a/W9b run at 1, 2 and 4 threads)
 #
-# Allocators: kheap (its own entry points), and malloc/free/aligned_alloc
+# Allocators: kheap (its own entry points, each thread a CPU with a per-CPU
+# cache), kheap-locked (the same without CPU numbers: every call takes the
+# lock, as in a kernel without kheap_cpu_id), and malloc/free/aligned_alloc
 # from glibc, jemalloc, mimalloc and tcmalloc (LD_PRELOAD). Within a run the
 # allocators take turns on each workload, so drift in the machine's load
 # spreads over all of them. Exits 1 if any run failed (a bad tag, a failed
@@ -35,7 +37,7 @@ while getopts qr:w: o; do
 done
 
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-ALLOCS="kheap glibc jemalloc mimalloc tcmalloc"
+ALLOCS="kheap kheap-locked glibc jemalloc mimalloc tcmalloc"
 preload() { # allocator -> LD_PRELOAD value ("" for none)
 	case $1 in
 	jemalloc) echo "$libdir/libjemalloc.so.2" ;;
@@ -46,7 +48,7 @@ preload() { # allocator -> LD_PRELOAD value ("" for none)
 }
 origin() { # allocator -> what "malloc-from" must contain
 	case $1 in
-	kheap | glibc) echo libc.so ;;
+	kheap* | glibc) echo libc.so ;;
 	tcmalloc) echo libtcmalloc ;;
 	*) echo "lib$1" ;;
 	esac
@@ -61,7 +63,7 @@ one() { # run allocator workload [extra args...]: append "run alloc key value" r
 	r=$1 a=$2 w=$3
 	shift 3
 	mode=system
-	[ "$a" = kheap ] && mode=kheap
+	case $a in kheap*) mode=$a ;; esac
 	pre=$(preload "$a")
 	if ! res=$(LD_PRELOAD=$pre "$BIN" "$mode" "$w" $quick "$@" 2>"$OUT/err.txt"); then
 		echo "FAIL run $r $a $w $*: $(cat "$OUT/err.txt")" >&2

@@ -9,8 +9,9 @@
  * lock: the block's own header, canary and token only, since the backend
  * may be rewriting a neighbour meanwhile). The fused assembly free
  * (kh_cpu_free) performs the level-0 subset of the lock-free form and
- * leaves anything else to it. The backend checks the neighbours it merges
- * with where it merges them (kh_tlsf.c).
+ * leaves anything else to it. A block that went to a size-class list
+ * unchecked against its neighbours is checked with kh_merge_ok when it
+ * leaves the list for the bins (a drain or a flush), before it merges.
  */
 #include "kh_internal.h"
 
@@ -22,6 +23,27 @@ static bool prev_tag_ok(const struct kheap *h, const struct kh_region *r, uintpt
 	size_t ps = (size_t)(tag & KH_SIZE_MASK);
 	return b != r->first && ps >= KH_MIN_BLOCK && ps <= b - r->first && *kh_hdr(b - ps) == tag &&
 	       kh_sealed(h, b - ps, tag) && !(tag & KH_USED);
+}
+
+/* Used block b (header w, in region r) and its neighbours agree: the next
+ * header is sealed and knows b is used, and a free predecessor's boundary
+ * tag is sound. Lock held (the backend rewrites neighbours under it). */
+static bool neighbours_ok(const struct kheap *h, const struct kh_region *r, uintptr_t b, kh_word w,
+			  struct kh_err *e)
+{
+	const void *p = kh_payload(b);
+	uintptr_t nx = b + (size_t)(w & KH_SIZE_MASK);
+	if (!kh_ok(h, nx) || kh_prev_free(nx))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "next block's header is corrupt or disagrees");
+	if ((w & KH_PREV_FREE) && !prev_tag_ok(h, r, b))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "previous block's boundary tag is corrupt");
+	return true;
+}
+
+bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	const struct kh_region *r = kh_region_of(h, b);
+	return r != NULL && neighbours_ok(h, r, b, *kh_hdr(b), e);
 }
 
 /* Checks in this order, each O(1) but the region lookup, which is
@@ -46,10 +68,8 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool l
 	size_t s = (size_t)(w & KH_SIZE_MASK);
 	if (s < KH_MIN_BLOCK || s > r->end - b)
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block size runs past its region"), 0;
-	if (locked && (!kh_ok(h, b + s) || kh_prev_free(b + s)))
-		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "next block's header is corrupt or disagrees"), 0;
-	if (locked && (w & KH_PREV_FREE) && !prev_tag_ok(h, r, b))
-		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "previous block's boundary tag is corrupt"), 0;
+	if (locked && !neighbours_ok(h, r, b, w, e))
+		return 0;
 	if (KH_CANARIES && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
 	if (kh_on_list(h, b))

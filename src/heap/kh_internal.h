@@ -157,6 +157,9 @@ _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CP
 
 /* Tags need the allocation count at each grant: the locked path only. */
 #define KH_PERCPU (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS)
+/* The fused routines (kh_cpu_alloc/free) serve kheap_alloc and kheap_free,
+ * per-CPU or shared: they neither tag nor poison nor arm canaries. */
+#define KH_FUSED (KHEAP_HARDEN == 0 && !KHEAP_TAGS)
 #define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
 
 /* Does id name a CPU with a per-CPU cache? Compares with KH_NCPU, which is
@@ -201,6 +204,18 @@ struct kh_counts {
 	uint64_t allocs, frees, ooms, errors;
 };
 
+/* One kheap_leak_ignore mark (kh_leak.c): the block's address, its size
+ * and alignment bits (not the flags: KH_PREV_FREE changes with the
+ * neighbour) and, with tags, its sequence number. b == 0: an empty entry. */
+struct kh_leak_mark {
+	uintptr_t b;
+	kh_word body;
+#if KHEAP_TAGS
+	uint64_t seq;
+#endif
+};
+_Static_assert(KHEAP_LEAK_IGNORE_MAX >= 1, "kheap_leak_ignore's table has at least one entry");
+
 struct kheap {
 	uintptr_t magic; /* KH_MAGIC ^ address: a live heap */
 	kh_word secret;
@@ -219,6 +234,9 @@ struct kheap {
 	uint32_t cpu_limit[KH_NCLASSES]; /* per-CPU list limits; owners copy them */
 	uint32_t percpu; /* some CPU has had a number: try the per-CPU path first */
 	struct kh_cpu cpus[KH_NSLOTS]; /* per-CPU caches, then the shared one (KH_SHARED) */
+	/* kheap_leak_ignore's table (kh_leak.c). Last, so that no offset the
+	 * assembly reads moves. */
+	struct kh_leak_mark leak_marks[KHEAP_LEAK_IGNORE_MAX];
 };
 
 /* What an operation found wrong, reported once the lock is released; and
@@ -553,8 +571,6 @@ uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t 
 
 /* kh_stats.c. kh_stats_locked: the counters as kheap_get_stats returns
  * them; lock held, or, for kheap_dump, a torn read accepted. */
-void kh_count_out(struct kheap *h, size_t bytes, size_t blocks);
-void kh_count_back(struct kheap *h, size_t bytes, size_t blocks);
 /* Hand used block b to the caller: its canary, the counters, and its tag. */
 void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e);
 void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
@@ -564,6 +580,10 @@ void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
  * the neighbours are checked too; without it only the block's own header,
  * canary and token. */
 uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool locked);
+/* Cached block b may merge into the bins: its neighbours agree with it
+ * (the check kh_held makes at a locked free, for blocks that reached a list
+ * without it). A finding goes to *e. Lock held. */
+bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e);
 /* Used block b's right neighbour is sealed and knows b is used. */
 bool kh_next_ok(const struct kheap *h, uintptr_t b);
 /* On hand-out of a block that was free or cached: its poison is intact
@@ -641,6 +661,23 @@ static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *
 static inline bool kh_check_due(struct kheap *h)
 {
 	return __atomic_add_fetch(&h->ops, 1, __ATOMIC_RELAXED) % KHEAP_CHECK_EVERY == 0;
+}
+
+/* Blocks join or leave the in-use counters: handed to the caller or to a
+ * per-CPU list, or given back (kh_stats.c has the rest). Lock held. */
+static inline void kh_count_out(struct kheap *h, size_t bytes, size_t blocks)
+{
+	h->n.in_use += bytes;
+	h->n.used_blocks += blocks;
+	if (h->n.in_use > h->n.peak)
+		h->n.peak = h->n.in_use;
+}
+
+static inline void kh_count_back(struct kheap *h, size_t bytes, size_t blocks)
+{
+	KH_ASSERT(h->n.in_use >= bytes && h->n.used_blocks >= blocks);
+	h->n.in_use -= bytes;
+	h->n.used_blocks -= blocks;
 }
 
 /* Close an entry point's locked stretch: the periodic check (level 3),

@@ -99,7 +99,7 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 		if (p != NULL && p != KH_CLASS_BAD) {
 			uintptr_t b = kh_block_of(p);
 			kh_count_back(h, s, 1);
-			if ((bins || !kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
+			if ((bins || !kh_cache_put(h, b)) && (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0))
 				kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
 		}
 		if (bad)

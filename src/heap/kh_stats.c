@@ -6,23 +6,6 @@
  */
 #include "kh_internal.h"
 
-/* Blocks join or leave the in-use counters: handed to the caller or to a
- * per-CPU list, or given back. */
-void kh_count_out(struct kheap *h, size_t bytes, size_t blocks)
-{
-	h->n.in_use += bytes;
-	h->n.used_blocks += blocks;
-	if (h->n.in_use > h->n.peak)
-		h->n.peak = h->n.in_use;
-}
-
-void kh_count_back(struct kheap *h, size_t bytes, size_t blocks)
-{
-	KH_ASSERT(h->n.in_use >= bytes && h->n.used_blocks >= blocks);
-	h->n.in_use -= bytes;
-	h->n.used_blocks -= blocks;
-}
-
 /* Hand used block b to the caller: its canary, the counters, and its tag. */
 void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
 {

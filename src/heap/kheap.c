@@ -110,23 +110,28 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 	return b ? kh_payload(b) : NULL;
 }
 
-/* The fused fast path (kh_cpu_alloc, with interrupts masked) serves a
- * small block from this CPU's list; anything else, including a hardened
+/* The fused fast path: one call to kh_cpu_alloc on this CPU's cache, with
+ * interrupts masked; or, when this CPU has none, on the shared lists with
+ * the lock held. Anything it does not serve, including a hardened or tags
  * build and a heap of several regions, takes alloc_path. */
 void *kheap_alloc(struct kheap *h, size_t size)
 {
-	if (KH_PERCPU && KHEAP_HARDEN == 0 && size <= KH_CLASS_MAX_PAYLOAD &&
-	    __builtin_expect(kh_live(h) && kh_percpu_on(h), 1)) {
+	if (KH_FUSED && size <= KH_CLASS_MAX_PAYLOAD && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
-		unsigned id = kheap_cpu_id();
+		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kheap_cpu_id() : KHEAP_NO_CPU;
+		void *p;
 		if (__builtin_expect(kh_cpu_named(id), 1)) {
-			void *p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
-			if (__builtin_expect(p != NULL, 1)) {
-				kheap_irq_restore(irq);
-				return p;
-			}
+			p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
+		} else {
+			kh_lock_acquire(&h->lock);
+			p = kh_cpu_alloc(&h->cpus[KH_SHARED], kh_want(size));
+			if (p != NULL) /* shared blocks do not count as in use */
+				kh_count_out(h, kh_size(kh_block_of(p)), 1);
+			kh_lock_release(&h->lock);
 		}
 		kheap_irq_restore(irq);
+		if (__builtin_expect(p != NULL, 1))
+			return p;
 	}
 	return alloc_path(h, size, KH_CALLER());
 }
@@ -199,16 +204,28 @@ static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, cons
 void kheap_free(struct kheap *h, void *ptr)
 {
 	bool plain_no = false;
-	if (KH_PERCPU && KHEAP_HARDEN == 0 && __builtin_expect(kh_live(h) && kh_percpu_on(h), 1)) {
+	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kheap_irq_save();
-		unsigned id = kheap_cpu_id();
-		int r = kh_cpu_named(id) ? kh_cpu_free(&h->cpus[id], ptr) : 2;
+		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kheap_cpu_id() : KHEAP_NO_CPU;
+		struct kh_cpu *slot;
+		int r;
+		if (__builtin_expect(kh_cpu_named(id), 1)) {
+			slot = &h->cpus[id];
+			r = kh_cpu_free(slot, ptr);
+		} else {
+			slot = &h->cpus[KH_SHARED];
+			kh_lock_acquire(&h->lock);
+			r = kh_cpu_free(slot, ptr);
+			if (r == 1)
+				kh_count_back(h, kh_size(kh_block_of(ptr)), 1);
+			kh_lock_release(&h->lock);
+		}
 		kheap_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
 		/* Read after the restore: a stale answer (a region added
 		 * meanwhile) only sends the block to the lock, which takes all. */
-		plain_no = r == 0 && h->cpus[id].regions == 1;
+		plain_no = r == 0 && slot->regions == 1;
 	}
 	free_path(h, ptr, KH_CALLER(), plain_no);
 }

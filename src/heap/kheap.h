@@ -80,7 +80,9 @@ extern "C" {
  * docs/hardening.md gives each level's measured cost. Every level keeps the checks of
  * the levels below it.
  *  0  always-on checks: header cookie, double free, foreign, interior and
- *     misaligned pointers, neighbour consistency on free, encoded links;
+ *     misaligned pointers, encoded links, and neighbour consistency
+ *     before a block merges into the bins (at its free, or, for a small
+ *     block that went to a size-class list, when it leaves the list);
  *  1  + freed blocks are poisoned (their first KHEAP_POISON_BYTES after the
  *     links) and the poison is checked when the block is handed out again;
  *     + a canary word after the usable size, checked on free, realloc and
@@ -402,6 +404,149 @@ int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *
  * site and seq appear on used blocks with KHEAP_TAGS. O(blocks). */
 typedef void (*kheap_putc_fn)(void *ctx, char c);
 void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx);
+
+/*
+ * ---- Leak scan --------------------------------------------------------------
+ *
+ * A conservative reachability scan, as a kernel leak detector does it: every
+ * aligned pointer-sized word of the caller's root ranges whose value points
+ * into a block the caller holds (anywhere from its header to its end:
+ * interior pointers count) marks that block, and so, transitively, does
+ * every such word in the usable bytes of a marked block. A held block left
+ * unmarked is a leak. Free blocks, blocks in the size-class and per-CPU
+ * caches are never reported and never scanned, so a pointer stored only in
+ * freed memory keeps nothing alive. Nothing is written to the heap and
+ * nothing is allocated from it. Like kheap_check, this is linear, an
+ * exception to the constant-time guarantee at the top of this file.
+ *
+ * Roots are what the kernel can see: its .data and .bss (linker symbols),
+ * the stacks it knows (from the saved stack pointer to the top, with the
+ * callee-saved registers spilled first), and any other memory it owns.
+ * Wherever a root range overlaps a region of this heap (the control block
+ * included) or the scratch memory, that part is skipped, so an arena that is
+ * a static array in .bss may be passed as part of .bss.
+ *
+ * Mark state lives in the caller's scratch memory, never in the block
+ * headers (which are not written): 2 bits per 32 bytes of every region (the
+ * marks), 8 bytes per 256 to 4096 bytes of every region (the index that
+ * finds the block around an interior pointer in at most 9 to 129 header
+ * steps: the more scratch, the finer), and a mark stack of 8 bytes per entry
+ * in the rest. kheap_leak_scratch_size says how much the heap needs:
+ *  - min bytes: the marks, the coarsest index and a 16-entry stack; below
+ *    that the scan refuses (KHEAP_E_BAD_ARG) and changes nothing;
+ *  - the returned size: the finest index and a stack entry for every held
+ *    block, which makes the mark one pass.
+ * Between the two the scan is still exact: when the stack fills, a block is
+ * marked without being queued, and once the stack runs dry the scan walks
+ * the heap again (a "pass") and scans the marked blocks not yet scanned,
+ * until a pass leaves none. Each pass costs one walk over the headers; each
+ * block's words are scanned once in all. The result counts the passes.
+ *
+ * Cost: O(root words + usable words of the held blocks + blocks + passes *
+ * blocks + region bytes / 128), each word read once, and at most 129
+ * header steps for each word whose value lies inside a region.
+ *
+ * Concurrency. The caller guarantees that no other CPU calls into this heap
+ * (lock-free per-CPU paths included) or changes the roots or the held blocks
+ * while the scan runs: the scan cannot see pointers move behind it. Run it
+ * from a debug shell with the other CPUs parked, before they start, or at the
+ * end of a test. Interrupts on this CPU are allowed in windows: the scan
+ * holds the lock with interrupts masked for its setup walk (O(blocks)), for
+ * each slice of the mark (at most KHEAP_LEAK_SLICE words or headers), and for
+ * its report walk (O(blocks), calling fn); between slices it releases both.
+ * An interrupt handler that runs in such a window may allocate and free from
+ * this heap (on this CPU's per-CPU cache or under the lock): the scan notices
+ * the change (allocation and free counts, and a fingerprint of every header
+ * taken at the setup and again at the report) and starts again, so a block
+ * allocated or freed in a window is never reported. After KHEAP_LEAK_RETRIES
+ * such restarts the last attempt runs in one stretch with interrupts masked
+ * throughout, so the scan always finishes. A handler must not move a
+ * pointer to a held block from one place to another (one list to another,
+ * say) without allocating or freeing in the same window: that is invisible.
+ */
+
+/* Knobs KHEAP_LEAK_SLICE, KHEAP_LEAK_RETRIES, KHEAP_LEAK_IGNORE_MAX: kheap_config.h. */
+
+/* A root range [lo, hi): lo is rounded up and hi down to pointer
+ * alignment; hi <= lo is an empty range. */
+struct kheap_range {
+	const void *lo;
+	const void *hi;
+};
+
+/* What one scan found. Counts of blocks; byte counts are usable bytes. */
+struct kheap_leak_result {
+	size_t leaks;       /* held blocks reported (fn called for each) */
+	size_t leak_bytes;  /* their usable bytes */
+	size_t held;        /* held blocks at the scan */
+	size_t ignored;     /* held blocks marked with kheap_leak_ignore */
+	size_t root_bytes;  /* root bytes scanned, after the clipping above */
+	unsigned passes;    /* extra walks after the mark stack filled: 0 when
+			     * the scratch held the whole mark */
+	unsigned restarts;  /* starts over after a window changed the heap */
+	uint64_t allocs;    /* alloc_count at the scan: a leak's age is
+			     * allocs - seq (KHEAP_TAGS) */
+};
+
+/* Called once per leak, in address order, with the lock held (it must not
+ * call into this heap): ptr is the payload pointer, size its usable bytes,
+ * site and seq its tag (NULL and 0 without KHEAP_TAGS). */
+typedef void (*kheap_leak_fn)(void *ctx, void *ptr, size_t size, const void *site, uint64_t seq);
+
+/* Scratch for kheap_leak_scan on h as it is now: returns the size that makes
+ * the mark one pass with the finest index, and stores the smallest size the
+ * scan accepts in *min (when min is not NULL). Both grow with the regions
+ * (about 1/100 of them for min) and the returned one with the held blocks
+ * (8 bytes each). 0 (and *min 0) iff h is not a live heap, which is not
+ * reported. Takes the lock. O(KHEAP_MAX_REGIONS + KHEAP_MAX_CPUS). */
+size_t kheap_leak_scratch_size(struct kheap *h, size_t *min);
+
+/* Scan h for leaks from roots[0 .. nroots) (see above), calling fn (may be
+ * NULL) for each, and fill *out (may be NULL). scratch is any memory outside
+ * this heap's regions, of scratch_size bytes, any alignment; its contents
+ * are overwritten. Returns 0, or a negative enum kheap_error:
+ *  -KHEAP_E_BAD_HEAP  h is not a live heap (reported to kheap_panic);
+ *  -KHEAP_E_NULL      roots NULL with nroots > 0, or scratch NULL (not
+ *                     reported);
+ *  -KHEAP_E_BAD_ARG   scratch_size below kheap_leak_scratch_size's min, or
+ *                     scratch overlapping a region of h (not reported);
+ *  -KHEAP_E_BAD_HEADER a block header is corrupt (reported, as kheap_free
+ *                     would): the scan stops, since a leak behind the
+ *                     damage could not be told from a block kept alive by
+ *                     it. kheap_dump and kheap_check locate the damage.
+ * On failure fn was not called and *out is zeroed. Cost and locking above. */
+int kheap_leak_scan(struct kheap *h, const struct kheap_range *roots, size_t nroots, void *scratch,
+		    size_t scratch_size, kheap_leak_fn fn, void *ctx, struct kheap_leak_result *out);
+
+/* kheap_leak_scan printed through putc (as kheap_dump prints), one line per
+ * leak and a summary; returns what the scan returned. putc runs with the lock
+ * held for the leak lines, released for the summary. Lines (numbers
+ * decimal, addresses 0x-hex):
+ *   kheap leak ptr=0x.. size=N [site=0x.. seq=N age=N]
+ *   kheap leaks n=N bytes=N held=N ignored=N roots=N passes=N restarts=N
+ *   kheap leaks failed error=N need=N              (instead, on failure)
+ * site, seq and age appear with KHEAP_TAGS: site is the return address of the
+ * allocating call (addr2line -e kernel.elf -f -i <site - 1> names the call),
+ * age the allocations made since (alloc_count - seq). need is the minimum
+ * scratch (kheap_leak_scratch_size). Same cost and concurrency as the scan. */
+int kheap_leak_report(struct kheap *h, const struct kheap_range *roots, size_t nroots, void *scratch,
+		      size_t scratch_size, kheap_putc_fn putc, void *ctx);
+
+/* Never report held block p as a leak, and scan it like a root (the
+ * blocks it points to are kept alive too): for a block the kernel reaches
+ * only through a physical address or a device register. The mark lives in
+ * a table of KHEAP_LEAK_IGNORE_MAX entries in the control block, keyed by
+ * the block's address and header (and sequence number with KHEAP_TAGS); it
+ * lapses when the block is freed (with KHEAP_TAGS; without, a block of the
+ * same size handed out again at the same address inherits it). Marking a
+ * block twice is one entry. Returns 0, or a negative enum kheap_error,
+ * reported:
+ *  -KHEAP_E_BAD_HEAP  h is not a live heap (reported to kheap_panic);
+ *  -KHEAP_E_BAD_ARG   p is not the payload of a block the caller holds, or
+ *                     the table is full of blocks still held.
+ * Takes the lock. O(KHEAP_LEAK_IGNORE_MAX + KHEAP_MAX_REGIONS). */
+int kheap_leak_ignore(struct kheap *h, const void *p);
+/* ---- end of leak scan ------------------------------------------------------ */
 
 /* Return every block held by the shared size-class caches and by the calling
  * CPU's per-CPU cache to the coalescing bins, under the lock; mark every

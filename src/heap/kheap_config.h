@@ -99,6 +99,22 @@
 #define KHEAP_CPU_BATCH 32u
 #endif
 
+/* Leak scan: words (or headers) one mark slice handles with interrupts
+ * masked, >= 64 (default 4096: the longest stretch kheap_leak_scan masks
+ * interrupts for); restarts after an interrupt window changed the heap
+ * before the scan masks interrupts throughout (default 4); blocks
+ * kheap_leak_ignore can mark per heap (default 16; a table in the control
+ * block: 16 bytes per entry, 24 with KHEAP_TAGS). */
+#ifndef KHEAP_LEAK_SLICE
+#define KHEAP_LEAK_SLICE 4096u
+#endif
+#ifndef KHEAP_LEAK_RETRIES
+#define KHEAP_LEAK_RETRIES 4u
+#endif
+#ifndef KHEAP_LEAK_IGNORE_MAX
+#define KHEAP_LEAK_IGNORE_MAX 16u
+#endif
+
 /* The link-time configuration check (above). */
 #define KHEAP_ABI_NAME_(f, h, t) f##_h##h##_t##t
 #define KHEAP_ABI_NAME(f, h, t) KHEAP_ABI_NAME_(f, h, t)

@@ -439,6 +439,32 @@ KT_CASE(misuse_null_stats_out)
 	KT_EQ(kt_heap_check(f.h), 0);
 }
 
+/* A small block may go to a size-class list (shared or per-CPU) without
+ * its neighbours being read; they are read before it merges into the bins.
+ * So a right neighbour overwritten while the block is cached is reported
+ * once, by the free or by the flush, and the block is never merged with the
+ * damage. */
+KT_CASE(misuse_cached_block_neighbour_checked_at_merge)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 64), *b = kheap_alloc(f.h, 64);
+	uint64_t *hdr = (uint64_t *)(void *)(b - 8), saved = *hdr;
+	*hdr ^= 0x100;
+	kheap_free(f.h, a);
+	kheap_trim(f.h); /* every cache back to the bins: a must not merge */
+	KT_REPORTED(&f.rec, KHEAP_E_NEIGHBOUR);
+	*hdr = saved;
+	f.rec.count = 0;
+	struct kheap_stats st;
+	kheap_get_stats(f.h, &st);
+	KT_EQ(st.cached_blocks, 0);
+	KT_EQ(kt_heap_check(f.h), 0);
+	kheap_free(f.h, b);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
 #if KHEAP_HARDEN >= 2
 /* A free block's boundary tag overwritten while it sits in a bin: level 2
  * checks the neighbours of every block it hands out. */

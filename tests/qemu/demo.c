@@ -1,7 +1,7 @@
 /*
  * demo.c: the `make run` kernel: a heap on the linker arena at work
  * (allocate, resize, free, stats, a kheap_walk listing, kheap_check), then
- * the instruction-count table. The kernel's kheap_panic prints the report
+ * the instruction-count table, then a leak report (leak_demo.c). The kernel's kheap_panic prints the report
  * and exits with status 2.
  */
 #include "bench.h"
@@ -58,6 +58,8 @@ static void stats(struct kheap *h)
 	con_puts("\n");
 }
 
+void leak_demo(void); /* leak_demo.c: the leak report that ends the demo */
+
 void kmain(void)
 {
 	size_t size = (size_t)(__heap_end - __heap_start);
@@ -105,5 +107,6 @@ void kmain(void)
 	con_putu((uint64_t)kheap_check(h));
 	con_puts(" problems\n\n");
 	bench_run();
+	leak_demo();
 	board_exit(0);
 }
