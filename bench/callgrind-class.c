@@ -4,7 +4,7 @@
  * whichever libkheap.a is given, so the same loop measures the assembly and
  * the C twins.
  *
- *   callgrind-class class N   N x (kh_size_class, kh_class_pop, kh_class_push)
+ *   callgrind-class class N   N x (kh_size_class, kh_cpu_pop, kh_cpu_push)
  *                             on prepared class lists
  *   callgrind-class heap N    N x (kheap_alloc, kheap_free) on a warm heap
  *   callgrind-class big N     the same with 2-8 KiB blocks (the bins, not the caches)
@@ -26,14 +26,15 @@ static _Alignas(16) unsigned char blocks[KH_NCLASSES][4][KH_CLASS_MAX_BLOCK];
 static struct kh_class lists[KH_NCLASSES];
 
 #define KEY ((uintptr_t)0x9e3779b97f4a7c10u)
+#define TKEY ((uintptr_t)0x5a5a5a5a5a5a5a50u)
 
 __attribute__((noinline)) static unsigned long class_loop(unsigned long n)
 {
 	unsigned long sum = 0;
 	for (unsigned long i = 0; i < n; i++) {
 		unsigned c = kh_size_class(sizes[i & 7]);
-		void *p = kh_class_pop(&lists[c], KEY);
-		sum += kh_class_push(&lists[c], p, KEY);
+		void *p = kh_cpu_pop(&lists[c], KEY, TKEY);
+		sum += kh_cpu_push(&lists[c], p, KEY, TKEY);
 	}
 	return sum;
 }
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 		for (unsigned c = 0; c < KH_NCLASSES; c++) {
 			lists[c].limit = 4;
 			for (unsigned k = 0; k < 4; k++)
-				kh_class_push(&lists[c], blocks[c][k], KEY);
+				kh_cpu_push(&lists[c], blocks[c][k], KEY, TKEY);
 		}
 		done = class_loop(n);
 	} else {

@@ -36,7 +36,7 @@ self_ir() { # callgrind file, function -> self Ir of that function (0 if absent)
 			END { if (!found) print 0 }'
 }
 
-fns="kh_size_class kh_class_pop kh_class_push kh_lock_acquire kh_lock_release"
+fns="kh_size_class kh_cpu_pop kh_cpu_push kh_lock_acquire kh_lock_release"
 printf '%-10s %-6s %8s' build loop all
 for f in $fns; do printf ' %15s' "$f"; done
 echo

@@ -71,7 +71,7 @@ static uintptr_t out_of_memory(struct kheap *h, size_t align, size_t n, struct k
 /* A used block for n payload bytes, counted, or 0 (counted as OOM). */
 uintptr_t kh_alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 {
-	if (KH_PERCPU && !h->percpu && kh_cpu_named(kheap_cpu_id()))
+	if (KH_PERCPU && !h->percpu && kh_cpu_named(kh_cpu_id()))
 		__atomic_store_n(&h->percpu, 1, __ATOMIC_RELAXED); /* from the next call on */
 	uintptr_t b = 0;
 	size_t s = kh_block_for(kh_want(n));

@@ -52,6 +52,7 @@ bool kh_cache_put(struct kheap *h, uintptr_t b)
 	size_t s = kh_size(b);
 	if (s > KH_CLASS_MAX_BLOCK || kh_alg(b) != 0)
 		return false;
+	KH_ASSERT(kh_used(b) && !kh_on_list(h, b)); /* a held block, off every list */
 	unsigned c = kh_size_class(s - KH_HDR);
 	struct kh_cpu *sh = shared(h);
 	if (kh_class_block_size(c) != s || sh->cls[c].count >= sh->cls[c].limit)

@@ -255,7 +255,7 @@ static void check_counts(struct checker *k)
 
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
-	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0, 0}, kheap_cpu_id()};
+	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0, 0}, kh_cpu_id()};
 	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
 		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
 	} else {

@@ -16,29 +16,6 @@ unsigned kh_size_class(size_t n)
 	return 4 * e - 5 + (unsigned)((g - 1) >> (e - 2));
 }
 
-void *kh_class_pop(struct kh_class *c, uintptr_t key)
-{
-	uintptr_t p = c->head;
-	if (p == 0)
-		return NULL;
-	uintptr_t next = *(uintptr_t *)p ^ p ^ key;
-	if (next & 15u)
-		return KH_CLASS_BAD;
-	c->head = next;
-	c->count--;
-	return (void *)p;
-}
-
-int kh_class_push(struct kh_class *c, void *p, uintptr_t key)
-{
-	if (c->count >= c->limit)
-		return 0;
-	*(uintptr_t *)p = c->head ^ (uintptr_t)p ^ key;
-	c->head = (uintptr_t)p;
-	c->count++;
-	return 1;
-}
-
 /* The count and the token word are read by other CPUs (statistics, the walk)
  * while the owner changes them: relaxed atomics, which compile to plain
  * loads and stores, keep that a defined race. */

@@ -1,9 +1,10 @@
 /*
  * kh_class.h: size classes and their per-class LIFO lists of freed small
- * blocks. These three functions are the allocator's hot path; each has an
- * assembly twin in src/heap/<arch>/kh_class.S with exactly this contract, and
- * kh_class.c is the portable C that GENERIC=1 builds and that the
- * differential test uses as the oracle.
+ * blocks, in slots (struct kh_cpu): one per CPU and one shared, which the
+ * lock holder owns. These functions are the allocator's hot path; each has
+ * an assembly twin in src/heap/<arch>/kh_class.S with exactly this
+ * contract, and kh_class.c is the portable C that GENERIC=1 builds and that
+ * the differential test uses as the oracle.
  *
  * Classes are block sizes (payload + 8-byte header): 32 to 256 in steps of
  * 16 (classes 0..14), then four per power of two: 320, 384, 448, 512 (15..18)
@@ -22,7 +23,7 @@
 struct kh_class {
 	uintptr_t head;  /* payload pointer of the newest block, 0 when empty */
 	uint32_t count;  /* blocks on the list */
-	uint32_t limit;  /* kh_class_push refuses beyond this many */
+	uint32_t limit;  /* kh_cpu_push refuses beyond this many */
 };
 
 _Static_assert(offsetof(struct kh_class, head) == KH_CLASS_HEAD && offsetof(struct kh_class, count) == KH_CLASS_COUNT &&
@@ -30,36 +31,22 @@ _Static_assert(offsetof(struct kh_class, head) == KH_CLASS_HEAD && offsetof(stru
 	       "asm reads struct kh_class at the offsets kh_layout.h names");
 _Static_assert(sizeof(struct kh_class) == (size_t)1 << KH_CLASS_SIZE_LOG2, "asm indexes cls[] by a shift");
 
-/* Returned by kh_class_pop when the head's link does not decode to an
- * aligned pointer: the list is corrupt and was left unchanged. */
+/* Returned by kh_cpu_pop when the head's token is wrong or its link does not
+ * decode to an aligned pointer: the list is corrupt and was left unchanged. */
 #define KH_CLASS_BAD ((void *)(uintptr_t)KH_CLASS_BAD_VALUE)
 
 /* Class of a request of n payload bytes, or KH_NCLASSES when
  * n > KH_CLASS_MAX_PAYLOAD. Pure, O(1), any n. */
 unsigned kh_size_class(size_t n);
 
-/* Pop the newest block. Each block's first payload word holds the link to
- * the next one, stored as next ^ (uintptr_t)p ^ key, where p is the block's
- * payload pointer (the slot's own address).
- * Returns NULL when the list is empty; KH_CLASS_BAD when the decoded link is
- * not 16-aligned (list unchanged); else the head payload pointer, after
- * head = decoded link and count -= 1. Caller holds the heap lock. O(1). */
-void *kh_class_pop(struct kh_class *c, uintptr_t key);
-
-/* Push payload pointer p (16-aligned, not on any list). Returns 0 without
- * touching anything when count >= limit; else stores the encoded link in
- * p's first word, sets head = p, count += 1 and returns 1. Caller holds the
- * heap lock. O(1). */
-int kh_class_push(struct kh_class *c, void *p, uintptr_t key);
-
 /*
- * Per-CPU lists (struct kh_class too, one per class per CPU). Only the owning
- * CPU touches its lists, with interrupts masked, so there are no atomics and
- * no heap lock. A block on a per-CPU list keeps its header untouched (the
- * backend may rewrite its KH_PREV_FREE flag under the lock at any time); it
- * is marked instead by a token in its second payload word, p ^ tkey, where
- * tkey is the owning CPU's token key. The token is what tells a double free
- * on the fast path, and which CPU's list a block sits on.
+ * Lists (struct kh_class, one per class per slot). Only the slot's owner
+ * touches its lists: a CPU with interrupts masked and no lock, or, for the
+ * shared slot, the lock holder. A listed block keeps its header untouched
+ * (the backend may rewrite its KH_PREV_FREE flag under the lock at any
+ * time); it is marked instead by a token in its second payload word,
+ * p ^ tkey, where tkey is the slot's token key. The token is what tells a
+ * double free on the fast path, and which slot's list a block sits on.
  */
 
 /* Pop the newest block of a per-CPU list. Returns NULL when empty;

@@ -195,7 +195,7 @@ void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx)
 	put_u(&d, " harden=", KHEAP_HARDEN);
 	put_u(&d, " tags=", KHEAP_TAGS);
 	put(&d, "\n");
-	uintptr_t irq = kheap_irq_save();
+	uintptr_t irq = kh_irq_save();
 	bool locked = try_lock(&h->lock);
 	put(&d, locked ? "kheap lock taken\n" : "kheap lock busy: unlocked snapshot, may be torn\n");
 	dump_stats(&d, h);
@@ -207,5 +207,5 @@ void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx)
 	dump_tail(&d);
 	if (locked)
 		kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_irq_restore(irq);
 }

@@ -278,6 +278,22 @@ static inline const void *kh_err_caller(const struct kh_err *e)
 
 void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg);
 
+/* The hooks on the hot path: the kernel's weak-overridable functions
+ * (kheap_port.h), or, when the library is built with -DKHEAP_PORT_HEADER=
+ * '"file.h"', that header's static inline kheap_port_irq_save,
+ * kheap_port_irq_restore and kheap_port_cpu_id, with the same contracts,
+ * so that the fast path makes no call but kh_cpu_alloc/kh_cpu_free. */
+#ifdef KHEAP_PORT_HEADER
+#include KHEAP_PORT_HEADER
+static inline uintptr_t kh_irq_save(void) { return kheap_port_irq_save(); }
+static inline void kh_irq_restore(uintptr_t irq) { kheap_port_irq_restore(irq); }
+static inline unsigned kh_cpu_id(void) { return kheap_port_cpu_id(); }
+#else
+static inline uintptr_t kh_irq_save(void) { return kheap_irq_save(); }
+static inline void kh_irq_restore(uintptr_t irq) { kheap_irq_restore(irq); }
+static inline unsigned kh_cpu_id(void) { return kheap_cpu_id(); }
+#endif
+
 /* Is h a heap kheap_init made (and nothing has overwritten)? */
 static inline bool kh_live(const struct kheap *h)
 {
@@ -288,7 +304,7 @@ static inline bool kh_live(const struct kheap *h)
  * point that reads or changes the heap brackets its work with these. */
 static inline uintptr_t kh_enter(struct kheap *h)
 {
-	uintptr_t irq = kheap_irq_save();
+	uintptr_t irq = kh_irq_save();
 	kh_lock_acquire(&h->lock);
 	return irq;
 }
@@ -296,7 +312,7 @@ static inline uintptr_t kh_enter(struct kheap *h)
 static inline void kh_exit(struct kheap *h, uintptr_t irq)
 {
 	kh_lock_release(&h->lock);
-	kheap_irq_restore(irq);
+	kh_irq_restore(irq);
 }
 
 #define KH_CALLER() __builtin_return_address(0)
@@ -318,7 +334,7 @@ static inline bool kh_percpu_on(const struct kheap *h) { return __atomic_load_n(
 /* The calling CPU's cache, or NULL. Interrupts must be masked. */
 static inline struct kh_cpu *kh_this_cpu(struct kheap *h)
 {
-	unsigned id = kheap_cpu_id();
+	unsigned id = kh_cpu_id();
 	return kh_cpu_named(id) ? &h->cpus[id] : NULL;
 }
 
@@ -637,8 +653,9 @@ void kh_settle(struct kheap *h, struct kh_err *e);
 /* kh_leave when something went wrong: settle, unlock, then report and call
  * the OOM hook, both with the lock released. */
 void kh_leave_slow(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller);
-/* A failed internal assertion (KH_ASSERT): to kheap_panic, never returns
- * to the caller's code path in a sane way, so it traps if kheap_panic returns. */
+/* A failed internal assertion (KH_ASSERT): "kheap: internal assertion
+ * failed: <condition> at <file>:<line>" to kheap_panic. If that returns (a
+ * test's override), execution goes on past the assertion. */
 void kh_assert_fail(const char *what, const char *file, int line);
 /* v in base 16 or 10, NUL-terminated, at the end of buf[KH_FMT_LEN];
  * returns where it starts. */

@@ -53,6 +53,7 @@ void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_e
 	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
 	size_t s = kh_class_block_size(c);
 	unsigned k = (unsigned)(cpu - h->cpus);
+	KH_ASSERT(k < KH_NSLOTS && c < KH_NCLASSES);
 	for (unsigned i = 0; i < h->nregions; i++) {
 		const struct kh_region *r = &h->regions[i];
 		for (uintptr_t b = r->first, nx; b < r->end; b = nx) {
@@ -275,7 +276,7 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 		return NULL;
 	struct kh_err e = KH_ERR_INIT;
 	void *p = NULL;
-	uintptr_t irq = kheap_irq_save();
+	uintptr_t irq = kh_irq_save();
 	struct kh_cpu *cpu = kh_this_cpu(h);
 	if (cpu != NULL && __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) != 0) {
 		bool bad = false;
@@ -305,7 +306,7 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 			fast_check(h, cpu, &e);
 		}
 	}
-	kheap_irq_restore(irq);
+	kh_irq_restore(irq);
 	if (e.kind != KHEAP_OK)
 		kh_report(h, &e, caller);
 	return p;
@@ -340,11 +341,11 @@ static unsigned fast_class(const struct kheap *h, const void *ptr)
  * what is wrong with it. */
 bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 {
-	uintptr_t irq = kheap_irq_save();
+	uintptr_t irq = kh_irq_save();
 	struct kh_cpu *cpu = kh_this_cpu(h);
 	unsigned c = cpu != NULL ? fast_class(h, ptr) : KH_NCLASSES;
 	if (c >= KH_NCLASSES) {
-		kheap_irq_restore(irq);
+		kh_irq_restore(irq);
 		return false;
 	}
 	struct kh_err e = KH_ERR_INIT;
@@ -362,7 +363,7 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 		__atomic_store_n(&cpu->frees, cpu->frees + 1, __ATOMIC_RELAXED);
 		fast_check(h, cpu, &e);
 	}
-	kheap_irq_restore(irq);
+	kh_irq_restore(irq);
 	if (e.kind != KHEAP_OK)
 		kh_report(h, &e, caller);
 	return done;

@@ -24,6 +24,7 @@ bool kh_region_geometry(struct kh_region *r, uintptr_t lo, uintptr_t hi, uintptr
 
 void kh_region_attach(struct kheap *h, const struct kh_region *r)
 {
+	KH_ASSERT(h->nregions < KHEAP_MAX_REGIONS && r->first < r->end);
 	struct kh_region *slot = &h->regions[h->nregions++];
 	*slot = *r;
 	kh_region_seed(h, slot);

@@ -9,6 +9,7 @@
 /* Hand used block b to the caller: its canary, the counters, and its tag. */
 void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e)
 {
+	KH_ASSERT(kh_used(b) && kh_size(b) >= KH_HDR + KH_TAIL);
 	kh_arm_canary(h, b);
 	kh_count_out(h, kh_size(b), 1);
 	h->n.allocs++;

@@ -73,9 +73,9 @@ struct kheap *kheap_init(void *base, size_t size)
 		h->cpus[k].tkey = kh_tkey(h, k);
 		kh_cpu_sync(h, &h->cpus[k]);
 	}
-	uintptr_t irq = kheap_irq_save();
-	h->percpu = kh_cpu_named(kheap_cpu_id());
-	kheap_irq_restore(irq);
+	uintptr_t irq = kh_irq_save();
+	h->percpu = kh_cpu_named(kh_cpu_id());
+	kh_irq_restore(irq);
 	return h;
 }
 
@@ -117,8 +117,8 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 void *kheap_alloc(struct kheap *h, size_t size)
 {
 	if (KH_FUSED && size <= KH_CLASS_MAX_PAYLOAD && __builtin_expect(kh_live(h), 1)) {
-		uintptr_t irq = kheap_irq_save();
-		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kheap_cpu_id() : KHEAP_NO_CPU;
+		uintptr_t irq = kh_irq_save();
+		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
 		void *p;
 		if (__builtin_expect(kh_cpu_named(id), 1)) {
 			p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
@@ -129,7 +129,7 @@ void *kheap_alloc(struct kheap *h, size_t size)
 				kh_count_out(h, kh_size(kh_block_of(p)), 1);
 			kh_lock_release(&h->lock);
 		}
-		kheap_irq_restore(irq);
+		kh_irq_restore(irq);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
 	}
@@ -205,8 +205,8 @@ void kheap_free(struct kheap *h, void *ptr)
 {
 	bool plain_no = false;
 	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
-		uintptr_t irq = kheap_irq_save();
-		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kheap_cpu_id() : KHEAP_NO_CPU;
+		uintptr_t irq = kh_irq_save();
+		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
 		struct kh_cpu *slot;
 		int r;
 		if (__builtin_expect(kh_cpu_named(id), 1)) {
@@ -220,7 +220,7 @@ void kheap_free(struct kheap *h, void *ptr)
 				kh_count_back(h, kh_size(kh_block_of(ptr)), 1);
 			kh_lock_release(&h->lock);
 		}
-		kheap_irq_restore(irq);
+		kh_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
 		/* Read after the restore: a stale answer (a region added

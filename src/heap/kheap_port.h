@@ -4,6 +4,20 @@
  * kh_port.c defines each default weak; a kernel overrides one by defining a
  * function of the same name. These and the kheap_* API are the library's
  * only external symbols. Included by kheap.h.
+ *
+ * Inline hooks. The fast path of kheap_alloc and kheap_free masks
+ * interrupts, asks the CPU number and restores, around one call to the
+ * fused routine; as functions, those three hooks cost more than the
+ * routine. A kernel may build the library with -DKHEAP_PORT_HEADER=
+ * '"my_port.h"' naming a header that defines, with the contracts of
+ * kheap_irq_save, kheap_irq_restore and kheap_cpu_id below:
+ *     static inline uintptr_t kheap_port_irq_save(void);
+ *     static inline void kheap_port_irq_restore(uintptr_t state);
+ *     static inline unsigned kheap_port_cpu_id(void);
+ * (e.g. mrs daif / msr daifset,#3 and mrs tpidr_el1 on arm64; pushf / cli
+ * and a gs-relative load on x86_64). The library then calls these and never
+ * the three functions, whose weak defaults stay for other callers.
+ * bench/port_host.h is an example for a hosted build.
  */
 #ifndef KHEAP_PORT_H
 #define KHEAP_PORT_H

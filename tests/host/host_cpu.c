@@ -31,7 +31,8 @@ static pthread_t tid[HOST_CPU_MAX];
 static pthread_mutex_t frozen = PTHREAD_MUTEX_INITIALIZER; /* held from freeze to thaw */
 static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static __attribute__((tls_model("initial-exec"))) __thread unsigned mine; /* number + 1; 0: none */
+__attribute__((tls_model("initial-exec"))) __thread unsigned host_cpu_mine; /* number + 1; 0: none */
+#define mine host_cpu_mine
 static __attribute__((tls_model("initial-exec"))) __thread int busy;
 
 /* Take the freeze mutex without blocking in it: a thread waiting here must

@@ -9,6 +9,11 @@
 /* 0: kheap_cpu_id says KHEAP_NO_CPU to threads that have no number yet. */
 extern int host_cpu_enabled;
 
+/* This thread's number + 1, 0 before it has one: what an inline
+ * kheap_port_cpu_id reads (bench/port_host.h), as a kernel's reads its
+ * per-CPU register. */
+extern __attribute__((tls_model("initial-exec"))) __thread unsigned host_cpu_mine;
+
 /* This thread's number, or KHEAP_NO_CPU when it has none. Never takes one,
  * so a signal handler may call it. */
 unsigned host_cpu_self(void);

@@ -62,7 +62,7 @@ KT_CASE(diff_size_class_huge)
 	KT_EQ(bad, 0);
 }
 
-/* ---- kh_class_pop / kh_class_push ------------------------------------------- */
+/* ---- kh_cpu_pop / kh_cpu_push ----------------------------------------------- */
 
 #define SLOTS 48u
 #define SLOT_BYTES 32u
@@ -85,8 +85,7 @@ struct model {
 	unsigned char on[SLOTS];
 	uint32_t limit;
 	uintptr_t key;
-	int cpu;        /* 1: kh_cpu_pop/push, which also keep a token in word 1 */
-	uintptr_t tkey; /* their token key */
+	uintptr_t tkey; /* the token key: a listed block keeps a token in word 1 */
 };
 
 #define GUARD 0x6b68677561726421ull
@@ -135,10 +134,9 @@ static int side_matches(struct side *s, const struct model *m)
 	for (unsigned d = 0; d < m->depth; d++) {
 		unsigned i = m->stack[d];
 		ok &= KT_EQ(word0(s, i), link_at(s, m, d));
-		if (m->cpu)
-			ok &= KT_EQ(word_at(s, i, 1), slot_addr(s, i) ^ m->tkey);
+		ok &= KT_EQ(word_at(s, i, 1), slot_addr(s, i) ^ m->tkey);
 	}
-	unsigned kept = m->cpu ? 16 : 8; /* link, and the per-CPU token */
+	unsigned kept = 16; /* the link and the token */
 	for (unsigned i = 0; i < SLOTS; i++) {
 		const unsigned char *b = slot(s, i);
 		if (m->on[i]) {
@@ -164,14 +162,8 @@ static uintptr_t offset_of(struct side *s, void *p)
 
 static int do_push(struct model *m, unsigned i)
 {
-	int ra, rb;
-	if (m->cpu) {
-		ra = kh_cpu_push(&side_a.c, slot(&side_a, i), m->key, m->tkey);
-		rb = twin_cpu_push(&side_b.c, slot(&side_b, i), m->key, m->tkey);
-	} else {
-		ra = kh_class_push(&side_a.c, slot(&side_a, i), m->key);
-		rb = twin_class_push(&side_b.c, slot(&side_b, i), m->key);
-	}
+	int ra = kh_cpu_push(&side_a.c, slot(&side_a, i), m->key, m->tkey);
+	int rb = twin_cpu_push(&side_b.c, slot(&side_b, i), m->key, m->tkey);
 	int want = m->depth < m->limit;
 	int ok = KT_EQ(ra, rb) & KT_EQ(ra, want);
 	if (want) {
@@ -183,14 +175,8 @@ static int do_push(struct model *m, unsigned i)
 
 static int do_pop_tk(struct model *m, uintptr_t key, uintptr_t tkey, void *want_a)
 {
-	void *pa, *pb;
-	if (m->cpu) {
-		pa = kh_cpu_pop(&side_a.c, key, tkey);
-		pb = twin_cpu_pop(&side_b.c, key, tkey);
-	} else {
-		pa = kh_class_pop(&side_a.c, key);
-		pb = twin_class_pop(&side_b.c, key);
-	}
+	void *pa = kh_cpu_pop(&side_a.c, key, tkey);
+	void *pb = twin_cpu_pop(&side_b.c, key, tkey);
 	int ok = KT_EQ(offset_of(&side_a, pa), offset_of(&side_b, pb));
 	ok &= KT_EQ(offset_of(&side_a, pa), offset_of(&side_a, want_a));
 	if (pa != NULL && pa != KH_CLASS_BAD) {
@@ -199,8 +185,8 @@ static int do_pop_tk(struct model *m, uintptr_t key, uintptr_t tkey, void *want_
 		 * and, here, refilled as an owner would. */
 		ok &= KT_EQ(word0(&side_a, i), link_at(&side_a, m, m->depth));
 		ok &= KT_EQ(word0(&side_b, i), link_at(&side_b, m, m->depth));
-		if (m->cpu) /* and clears the token */
-			ok &= KT_EQ(word_at(&side_a, i, 1), 0) & KT_EQ(word_at(&side_b, i, 1), 0);
+		/* and clears the token */
+		ok &= KT_EQ(word_at(&side_a, i, 1), 0) & KT_EQ(word_at(&side_b, i, 1), 0);
 		m->on[i] = 0;
 		kt_fill(slot(&side_a, i), SLOT_BYTES, slot_token(i));
 		kt_fill(slot(&side_b, i), SLOT_BYTES, slot_token(i));
@@ -263,7 +249,7 @@ static int random_step(struct model *m, uint64_t *s)
 		corrupt_head(m, delta);
 		return ok;
 	}
-	if (m->cpu && m->depth && op < 97) {
+	if (m->depth && op < 97) {
 		/* A wrong token: the block is not on this CPU's list. */
 		unsigned i = m->stack[m->depth - 1];
 		uintptr_t delta = (uintptr_t)kt_rand(s) | 1;
@@ -284,9 +270,9 @@ static int random_step(struct model *m, uint64_t *s)
 	return do_pop(m, m->key, NULL);
 }
 
-static void run_random_mode(uint64_t seed, uintptr_t key, unsigned steps, int cpu, uintptr_t tkey)
+static void run_random(uint64_t seed, uintptr_t key, unsigned steps, uintptr_t tkey)
 {
-	struct model m = {.limit = SLOTS, .key = key, .cpu = cpu, .tkey = tkey};
+	struct model m = {.limit = SLOTS, .key = key, .tkey = tkey};
 	side_reset(&side_a, &m);
 	side_reset(&side_b, &m);
 	uint64_t s = seed;
@@ -300,30 +286,19 @@ static void run_random_mode(uint64_t seed, uintptr_t key, unsigned steps, int cp
 	}
 }
 
-static void run_random(uint64_t seed, uintptr_t key, unsigned steps)
-{
-	run_random_mode(seed, key, steps, 0, 0);
-}
-
 /* The per-CPU pop/push against their twins: links, tokens, refusals. */
 KT_CASE(diff_cpu_random)
 {
-	run_random_mode(0xc0fe0001, 0x9e3779b97f4a7c10u, 20000, 1, ~(uintptr_t)0x9e3779b97f4a7c10u ^ 3);
-	run_random_mode(0xc0fe0002, (uintptr_t)0 - 16, 20000, 1, 0);
-	run_random_mode(0xc0fe0003, 0, 5000, 1, (uintptr_t)0 - 1);
-}
-
-KT_CASE(diff_class_random)
-{
-	run_random(0xd1ff0001, 0x9e3779b97f4a7c10u, 20000);
-	run_random(0xd1ff0002, (uintptr_t)0 - 16, 20000); /* all key bits set but the low 4 */
-	run_random(0xd1ff0003, 0, 5000);
+	run_random(0xc0fe0001, 0x9e3779b97f4a7c10u, 20000, ~(uintptr_t)0x9e3779b97f4a7c10u ^ 3);
+	run_random(0xc0fe0002, (uintptr_t)0 - 16, 20000, 0); /* all key bits set but the low 4 */
+	run_random(0xc0fe0003, 0, 5000, (uintptr_t)0 - 1);
+	run_random(0xd1ff0001, 0x9e3779b97f4a7c10u, 20000, 0x1234);
 }
 
 /* Fill the list to its limit: the refused push leaves the block alone. */
-KT_CASE(diff_class_full_and_empty)
+KT_CASE(diff_cpu_list_full_and_empty)
 {
-	struct model m = {.limit = 5, .key = 0x123456789abcdef0u};
+	struct model m = {.limit = 5, .key = 0x123456789abcdef0u, .tkey = 0x5a5a};
 	side_reset(&side_a, &m);
 	side_reset(&side_b, &m);
 	for (unsigned i = 0; i < 5; i++)
@@ -341,7 +316,7 @@ KT_CASE(diff_class_full_and_empty)
 }
 
 /* count and limit compare unsigned, at the ends of the 32-bit range. */
-KT_CASE(diff_class_count_limit_edges)
+KT_CASE(diff_cpu_list_count_limit_edges)
 {
 	static const uint32_t cases[][2] = {
 		{0x80000000u, 0x7fffffffu}, {5, 0x80000000u}, {0xfffffffeu, 0xffffffffu},
@@ -352,8 +327,8 @@ KT_CASE(diff_class_count_limit_edges)
 		struct kh_class a = {0x5550, cases[k][0], cases[k][1]}, b = a;
 		__builtin_memset(blk_a, 0xa5, sizeof blk_a);
 		__builtin_memset(blk_b, 0xa5, sizeof blk_b);
-		int ra = kh_class_push(&a, blk_a, 0x10);
-		int rb = twin_class_push(&b, blk_b, 0x10);
+		int ra = kh_cpu_push(&a, blk_a, 0x10, 0x70);
+		int rb = twin_cpu_push(&b, blk_b, 0x10, 0x70);
 		KT_EQ(ra, rb);
 		KT_EQ(ra, cases[k][0] < cases[k][1]);
 		KT_EQ(a.count, b.count);
@@ -361,34 +336,37 @@ KT_CASE(diff_class_count_limit_edges)
 		KT_EQ(a.limit, cases[k][1]);
 		KT_EQ(a.head, ra ? (uintptr_t)blk_a : 0x5550);
 		KT_EQ(b.head, rb ? (uintptr_t)blk_b : 0x5550);
-		uintptr_t wa, wb;
-		__builtin_memcpy(&wa, blk_a, sizeof wa);
-		__builtin_memcpy(&wb, blk_b, sizeof wb);
-		KT_EQ(wa, ra ? 0x5550 ^ (uintptr_t)blk_a ^ 0x10 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
-		KT_EQ(wb, rb ? 0x5550 ^ (uintptr_t)blk_b ^ 0x10 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
+		uintptr_t wa[2], wb[2];
+		__builtin_memcpy(wa, blk_a, sizeof wa);
+		__builtin_memcpy(wb, blk_b, sizeof wb);
+		KT_EQ(wa[0], ra ? 0x5550 ^ (uintptr_t)blk_a ^ 0x10 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
+		KT_EQ(wb[0], rb ? 0x5550 ^ (uintptr_t)blk_b ^ 0x10 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
+		KT_EQ(wa[1], ra ? (uintptr_t)blk_a ^ 0x70 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
+		KT_EQ(wb[1], rb ? (uintptr_t)blk_b ^ 0x70 : (uintptr_t)0xa5a5a5a5a5a5a5a5u);
 	}
 }
 
 /* A pop with count already 0 wraps the count, as the C does; an empty list
  * keeps whatever count it had. */
-KT_CASE(diff_class_pop_count_wrap)
+KT_CASE(diff_cpu_list_pop_count_wrap)
 {
 	static _Alignas(16) unsigned char blk_a[16], blk_b[16];
-	uintptr_t key = 0xfeedface00000000u;
-	uintptr_t wa = (uintptr_t)blk_a ^ key, wb = (uintptr_t)blk_b ^ key; /* next = 0 */
-	__builtin_memcpy(blk_a, &wa, sizeof wa);
-	__builtin_memcpy(blk_b, &wb, sizeof wb);
+	uintptr_t key = 0xfeedface00000000u, tkey = 0x3;
+	uintptr_t wa[2] = {(uintptr_t)blk_a ^ key, (uintptr_t)blk_a ^ tkey}; /* next = 0 */
+	uintptr_t wb[2] = {(uintptr_t)blk_b ^ key, (uintptr_t)blk_b ^ tkey};
+	__builtin_memcpy(blk_a, wa, sizeof wa);
+	__builtin_memcpy(blk_b, wb, sizeof wb);
 	struct kh_class a = {(uintptr_t)blk_a, 0, 3}, b = {(uintptr_t)blk_b, 0, 3};
-	KT_EQ(kh_class_pop(&a, key), blk_a);
-	KT_EQ(twin_class_pop(&b, key), blk_b);
+	KT_EQ(kh_cpu_pop(&a, key, tkey), blk_a);
+	KT_EQ(twin_cpu_pop(&b, key, tkey), blk_b);
 	KT_EQ(a.head, 0);
 	KT_EQ(b.head, 0);
 	KT_EQ(a.count, 0xffffffffu);
 	KT_EQ(b.count, 0xffffffffu);
 	KT_EQ(a.limit, 3);
 	struct kh_class ea = {0, 77, 3}, eb = ea;
-	KT_EQ(kh_class_pop(&ea, key), NULL);
-	KT_EQ(twin_class_pop(&eb, key), NULL);
+	KT_EQ(kh_cpu_pop(&ea, key, tkey), NULL);
+	KT_EQ(twin_cpu_pop(&eb, key, tkey), NULL);
 	KT_EQ(ea.count, 77);
 	KT_EQ(eb.count, 77);
 }

@@ -146,3 +146,18 @@ KT_CASE(wb_held_accepts_only_live_blocks)
 	KT_EQ(e.kind, KHEAP_E_DOUBLE_FREE);
 	KT_EQ(rec.count, 0);
 }
+
+/* The internal-assert tier is compiled into test builds and reaches
+ * kheap_panic, naming the broken precondition. */
+KT_CASE(wb_internal_assert_reaches_kheap_panic)
+{
+	static _Alignas(16) unsigned char small[64u << 10];
+	struct kheap *h = kheap_init(small, sizeof small);
+	kt_panic_expected = 1;
+	kt_panics = 0;
+	KH_ASSERT(1 + 1 == 2);
+	KT_EQ(kt_panics, 0);
+	kh_count_back(h, h->n.in_use + 16, 1); /* more back than is in use */
+	KT_EQ(kt_panics, 1);
+	kt_panic_expected = 0;
+}

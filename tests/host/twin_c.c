@@ -6,8 +6,6 @@
 #include "twin_c.h"
 
 #define kh_size_class twin_size_class
-#define kh_class_pop twin_class_pop
-#define kh_class_push twin_class_push
 #define kh_cpu_pop twin_cpu_pop
 #define kh_cpu_push twin_cpu_push
 #define kh_cpu_alloc twin_cpu_alloc

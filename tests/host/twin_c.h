@@ -15,8 +15,6 @@
 #include "kh_lock.h"
 
 unsigned twin_size_class(size_t n);
-void *twin_class_pop(struct kh_class *c, uintptr_t key);
-int twin_class_push(struct kh_class *c, void *p, uintptr_t key);
 void *twin_cpu_pop(struct kh_class *c, uintptr_t key, uintptr_t tkey);
 int twin_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
 void *twin_cpu_alloc(struct kh_cpu *cpu, size_t n);

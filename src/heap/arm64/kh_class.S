@@ -3,12 +3,7 @@
  * kh_class.h, every layout number in kh_layout.h. AAPCS64; leaf functions, no stack use, plain ARMv8.0.
  *
  * kh_size_class   in: x0 = n.  out: w0 = class (KH_NCLASSES when
- *                 n > KH_CLASS_MAX_PAYLOAD).  clobbers: x1-x3, flags.
- * kh_class_pop    in: x0 = c, x1 = key.  out: x0 = payload pointer, 0 when
- *                 empty, 1 (KH_CLASS_BAD) on a misaligned link.
- *                 clobbers: x1-x3, flags.
- * kh_class_push   in: x0 = c, x1 = p, x2 = key.  out: w0 = 1 when pushed,
- *                 0 when count >= limit.  clobbers: x2-x4, flags.
+ *                 n > KH_CLASS_MAX_PAYLOAD).  clobbers: x1, x2, flags.
  * kh_cpu_pop      in: x0 = c, x1 = key, x2 = tkey.  out: x0 = payload
  *                 pointer, 0 when empty, 1 (KH_CLASS_BAD) on a wrong token
  *                 or a misaligned link.  clobbers: x1-x4, flags.
@@ -23,8 +18,8 @@
  *                 0 when it is not one (nothing written for either).
  *                 clobbers: x2-x13, flags.
  *
- * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
- * that owns the list, with interrupts masked (aligned loads and stores of
+ * State assumed: kh_cpu_* run on the CPU that owns the list (the shared
+ * slot: the lock holder), with interrupts masked (aligned loads and stores of
  * 4 and 8 bytes are single-copy atomic, which is all that another CPU
  * reading the count or a token needs). No atomics, no barriers; the IRQ
  * state is whatever the caller set. Unlike the C, the class lookups go
@@ -48,44 +43,6 @@ KH_FUNC(kh_size_class)
 	mov	w0, #KH_NCLASSES
 	ret
 KH_END(kh_size_class)
-
-KH_FUNC(kh_class_pop)
-	ldr	x2, [x0, #KH_CLASS_HEAD]		// p = head
-	cbz	x2, .Lpop_out		// empty: return NULL
-	ldr	x3, [x2, #KH_LINK_OFF]
-	eor	x3, x3, x2
-	eor	x3, x3, x1		// next = link ^ p ^ key
-	tst	x3, #KH_GRANULE_MASK
-	b.ne	.Lpop_bad
-	ldr	w1, [x0, #KH_CLASS_COUNT]
-	sub	w1, w1, #1
-	str	x3, [x0, #KH_CLASS_HEAD]
-	str	w1, [x0, #KH_CLASS_COUNT]
-.Lpop_out:
-	mov	x0, x2
-	ret
-.Lpop_bad:
-	mov	x0, #KH_CLASS_BAD_VALUE	// list untouched
-	ret
-KH_END(kh_class_pop)
-
-KH_FUNC(kh_class_push)
-	ldp	w3, w4, [x0, #KH_CLASS_COUNT]	// count, limit
-	cmp	w3, w4			// unsigned: count >= limit refuses
-	b.hs	.Lpush_full
-	ldr	x4, [x0, #KH_CLASS_HEAD]
-	eor	x4, x4, x1
-	eor	x4, x4, x2		// link = head ^ p ^ key
-	str	x4, [x1, #KH_LINK_OFF]
-	add	w3, w3, #1
-	str	x1, [x0, #KH_CLASS_HEAD]
-	str	w3, [x0, #KH_CLASS_COUNT]
-	mov	w0, #1
-	ret
-.Lpush_full:
-	mov	w0, #0
-	ret
-KH_END(kh_class_push)
 
 KH_FUNC(kh_cpu_pop)
 	ldr	x3, [x0, #KH_CLASS_HEAD]		// p = head

@@ -3,12 +3,7 @@
  * kh_class.h, every layout number in kh_layout.h. SysV ABI; leaf functions, no stack use.
  *
  * kh_size_class   in: rdi = n.       out: eax = class (KH_NCLASSES when
- *                 n > KH_CLASS_MAX_PAYLOAD).      clobbers: rcx, rdx, flags.
- * kh_class_pop    in: rdi = c, rsi = key.  out: rax = payload pointer, 0 when
- *                 empty, 1 (KH_CLASS_BAD) on a misaligned link.
- *                 clobbers: rsi, flags.
- * kh_class_push   in: rdi = c, rsi = p, rdx = key.  out: eax = 1 when pushed,
- *                 0 when count >= limit.          clobbers: rdx, flags.
+ *                 n > KH_CLASS_MAX_PAYLOAD).      clobbers: rdx, flags.
  * kh_cpu_pop      in: rdi = c, rsi = key, rdx = tkey.  out: rax = payload
  *                 pointer, 0 when empty, 1 (KH_CLASS_BAD) on a wrong token
  *                 or a misaligned link.        clobbers: rsi, rdx, flags.
@@ -24,8 +19,8 @@
  *                 full, 0 when it is not one (nothing written for either).
  *                 clobbers: rcx, rdx, r8, flags.
  *
- * State assumed: kh_class_* run under the heap lock; kh_cpu_* on the CPU
- * that owns the list, with interrupts masked (aligned 8-byte moves are
+ * State assumed: kh_cpu_* run on the CPU that owns the list (the shared
+ * slot: the lock holder), with interrupts masked (aligned 8-byte moves are
  * single-copy atomic, which is all that another CPU reading the count or a
  * token needs). No atomics here; the IRQ state is whatever the caller set.
  * Unlike the C, the class lookups go through two tables (the end of this
@@ -49,39 +44,6 @@ KH_FUNC(kh_size_class)
 	movl	$KH_NCLASSES, %eax
 	ret
 KH_END(kh_size_class)
-
-KH_FUNC(kh_class_pop)
-	movq	KH_CLASS_HEAD(%rdi), %rax		/* p = head */
-	testq	%rax, %rax
-	jz	.Lpop_out		/* empty: return NULL */
-	xorq	%rax, %rsi
-	xorq	KH_LINK_OFF(%rax), %rsi		/* next = link ^ p ^ key */
-	testb	$KH_GRANULE_MASK, %sil
-	jnz	.Lpop_bad
-	movq	%rsi, KH_CLASS_HEAD(%rdi)
-	subl	$1, KH_CLASS_COUNT(%rdi)
-.Lpop_out:
-	ret
-.Lpop_bad:
-	movl	$KH_CLASS_BAD_VALUE, %eax /* list untouched */
-	ret
-KH_END(kh_class_pop)
-
-KH_FUNC(kh_class_push)
-	movl	KH_CLASS_COUNT(%rdi), %eax
-	cmpl	KH_CLASS_LIMIT(%rdi), %eax		/* unsigned: count >= limit refuses */
-	jae	.Lpush_full
-	xorq	KH_CLASS_HEAD(%rdi), %rdx
-	xorq	%rsi, %rdx		/* link = head ^ p ^ key */
-	movq	%rdx, KH_LINK_OFF(%rsi)
-	movq	%rsi, KH_CLASS_HEAD(%rdi)
-	addl	$1, KH_CLASS_COUNT(%rdi)
-	movl	$1, %eax
-	ret
-.Lpush_full:
-	xorl	%eax, %eax
-	ret
-KH_END(kh_class_push)
 
 KH_FUNC(kh_cpu_pop)
 	movq	KH_CLASS_HEAD(%rdi), %rax		/* p = head */
