@@ -7,6 +7,7 @@
 #   HARDEN=n       hardening level 0-3 (KHEAP_HARDEN, see kheap.h)
 #   TAGS=1         caller tags: allocation site and sequence per block (KHEAP_TAGS)
 #   OPT=n          optimisation level of the host tests (default 2)
+#   PIC=1          position-independent library, for hosted (PIE) programs
 #
 # Outputs go under build/<arch>[-generic][-clang][-h<n>][-t][-O<n>]/.
 
@@ -16,6 +17,7 @@ LLVM ?= 0
 HARDEN ?= 0
 TAGS ?= 0
 OPT ?= 2
+PIC ?= 0
 
 ifeq ($(ARCH),x86_64)
   CROSS_COMPILE ?=
@@ -44,7 +46,7 @@ else
   VARIANT_CC :=
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)$(if $(filter-out 0,$(HARDEN)),-h$(HARDEN))$(if $(filter 1,$(TAGS)),-t)$(if $(filter-out 2,$(OPT)),-O$(OPT))
+BUILD := build/$(ARCH)$(if $(filter 1,$(GENERIC)),-generic)$(VARIANT_CC)$(if $(filter-out 0,$(HARDEN)),-h$(HARDEN))$(if $(filter 1,$(TAGS)),-t)$(if $(filter-out 2,$(OPT)),-O$(OPT))$(if $(filter 1,$(PIC)),-pic)
 HARDEN_DEF := $(if $(filter-out 0,$(HARDEN)),-DKHEAP_HARDEN=$(HARDEN))
 TAGS_DEF := $(if $(filter 1,$(TAGS)),-DKHEAP_TAGS=1)
 $(if $(filter-out 0 1,$(TAGS)),$(error TAGS=$(TAGS) is not supported: use 0 or 1))
@@ -59,7 +61,8 @@ HEAP_C := $(call heap_c,$(ARCH),$(GENERIC))
 ARCH_HDR := $(if $(filter 1,$(GENERIC)),,-DKH_ARCH_HEADER='"$(ARCH)/kh_arch.h"')
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-LIB_CFLAGS := -std=c11 -ffreestanding -nostdlib -fno-builtin -fno-pic -fno-pie \
+PIC_CFLAGS := $(if $(filter 1,$(PIC)),-fPIC,-fno-pic -fno-pie)
+LIB_CFLAGS := -std=c11 -ffreestanding -nostdlib -fno-builtin $(PIC_CFLAGS) \
   -fno-stack-protector -fno-asynchronous-unwind-tables -O2 -g $(WARN) \
   $(ARCH_CFLAGS) $(ARCH_HDR) $(HARDEN_DEF) $(TAGS_DEF) -Isrc/heap -MMD -MP
 
@@ -94,7 +97,8 @@ help:
 	@echo "  make qemu-bench   instructions per heap operation on both arches (QEMU -icount shift=0)"
 	@echo "  make qemu-gdb     boot a kernel that waits for gdb (BOARD=, KIND=test|smp|nolock|demo|bench)"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
-	@echo "  make lib          freestanding $(LIB)"
+	@echo "  make lib          freestanding $(LIB) (PIC=1: position-independent, for hosted programs)"
+	@echo "  make test-hosted-lib  link a hosted (PIE) program against make lib PIC=1 and run it"
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-tsan    the threads stress under ThreadSanitizer"
@@ -207,3 +211,6 @@ include mk/preload.mk
 
 # ---- fuzzing -------------------------------------------------------------------
 include mk/fuzz.mk
+
+# ---- the library in a hosted program ------------------------------------------
+include mk/hosted.mk

@@ -35,6 +35,7 @@ S unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
 S unit-arm64-pcpu make --no-print-directory test-unit ARCH=arm64 KT_PERCPU=1
 S unit-arm64-gen-pcpu make --no-print-directory test-unit ARCH=arm64 GENERIC=1 KT_PERCPU=1
 S preload         make --no-print-directory preload-test
+S hosted-lib      make --no-print-directory test-hosted-lib
 A qemu-x86_64     make --no-print-directory qemu-test ARCH=x86_64
 A qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1
 A fuzz-short      make --no-print-directory fuzz-ci

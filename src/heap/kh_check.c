@@ -57,7 +57,20 @@ static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t 
 	return x;
 }
 
-/* I1-I4 over one region, adding to the tally. */
+/* Level 1 and up: a free or cached block still holds its poison. Only the
+ * blocks that no CPU reaches without the lock are asked: the bins, the
+ * shared lists and the calling CPU's own lists. */
+static void poisoned(struct checker *k, uintptr_t b)
+{
+	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b))
+		bad(k, b, "poison of a free or cached block overwritten (write after free)");
+}
+
+/* I1-I4 over one region, adding to the tally. At level 1 and up also the
+ * poison of every free and cached block and the canary of every used one:
+ * a used block on a per-CPU list keeps its canary (armed when it was
+ * carved or handed out; the poison stops short of it), so another CPU's
+ * lock-free list operations never make it read wrong. */
 static void walk_region(struct checker *k, const struct kh_region *r)
 {
 	const struct kheap *h = k->h;
@@ -87,8 +100,13 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 				bad(k, b, "free block has cached or alignment bits");
 			if (!(h->sl_map[fl] & ((uint32_t)1 << sl)))
 				bad(k, b, "free block's bin is marked empty");
+			poisoned(k, b);
 			k->t.free_bytes += s;
 			k->t.free_blocks++;
+		} else if (kh_quarantined(w)) {
+			bad(k, b, "block quarantined: its header was found damaged (write past a block?)");
+			k->t.used_bytes += s;
+			k->t.used_blocks++;
 		} else if (w & KH_CACHED) {
 			bad(k, b, "used block has the reserved cached bit");
 		} else if (kh_token_cpu(h, b) == KH_SHARED) {
@@ -100,6 +118,8 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 		} else {
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
+			if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+				bad(k, b, "canary after the usable size overwritten (write past the block)");
 			if (KH_PERCPU && kh_token_cpu(h, b) == k->cpu)
 				k->t.mine++;
 		}
@@ -191,6 +211,7 @@ static void check_slot(struct checker *k, unsigned slot, size_t *blocks, size_t 
 				bad(k, p, "size-class list holds a block that is not cached there");
 				break;
 			}
+			poisoned(k, b);
 			*bytes += kh_size(b);
 			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
 		}

@@ -61,6 +61,8 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool l
 	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
 	if (!kh_sealed(h, b, w))
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "header cookie mismatch: interior pointer or overwritten header"), 0;
+	if (kh_quarantined(w))
+		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block quarantined: its header was found damaged"), 0;
 	if (!(w & KH_USED) || (w & KH_CACHED))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free"), 0;
 	size_t s = (size_t)(w & KH_SIZE_MASK);

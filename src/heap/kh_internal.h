@@ -36,7 +36,8 @@
  *
  *   U  KH_USED       held by the caller or cached (not in a bin)
  *   P  KH_PREV_FREE  the previous block is in a bin; its footer precedes us
- *   C  KH_CACHED     reserved, always 0 (cached blocks carry a token instead)
+ *   C  KH_CACHED     reserved, 0 (cached blocks carry a token instead) but
+ *                    in a quarantined block (kh_quarantined)
  *   alg              log2 of the alignment an aligned block was asked for
  *                    (0: KHEAP_ALIGN), kept so realloc can keep it
  *   cookie           hash of the other 46 bits, the block address and the
@@ -52,7 +53,8 @@
  *  I5 bin (fl, sl) holds exactly the free blocks that map to it, doubly
  *     linked, and its bitmap bits are set iff it is non-empty;
  *  I6 the shared slot's list c holds exactly the used blocks of class c
- *     whose token names KH_SHARED, at most its limit;
+ *     whose token names KH_SHARED, at most its limit (a quarantined block,
+ *     kh_quarantined, is on none);
  *  I7 the counters equal what a walk adds up.
  *
  * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
@@ -371,6 +373,16 @@ static inline bool kh_used(uintptr_t b) { return (*kh_hdr(b) & KH_USED) != 0; }
 static inline bool kh_cached(uintptr_t b) { return (*kh_hdr(b) & KH_CACHED) != 0; }
 static inline bool kh_prev_free(uintptr_t b) { return (*kh_hdr(b) & KH_PREV_FREE) != 0; }
 
+/* A quarantined span: a damaged header that a repair (kh_rebuild) stepped
+ * over, sealed as a used, cached block of alignment log2 63, which no real
+ * block has, so that nothing frees, merges or hands it out, and
+ * kheap_check names it. */
+#define KH_QUARANTINE_ALG 63u
+static inline bool kh_quarantined(kh_word w)
+{
+	return (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) == (KH_USED | KH_CACHED | KH_ALG_MASK);
+}
+
 /* Change only the flags of a block, keeping size and alignment. */
 static inline void kh_set_flags(const struct kheap *h, uintptr_t b, kh_word flags)
 {
@@ -613,6 +625,7 @@ void kh_cpu_span(const struct kheap *h, unsigned n, uintptr_t *lo, uintptr_t *hi
 void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu);
 void kh_cpu_limits(struct kheap *h);
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
+void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
 void kh_drain_if_asked(struct kheap *h, struct kh_err *e);
 void kh_flush_cpus(struct kheap *h, struct kh_err *e);
 size_t kh_cached_elsewhere(struct kheap *h);
@@ -661,6 +674,13 @@ static inline bool kh_fail(struct kh_err *e, enum kheap_error kind, const void *
 	return false;
 }
 
+/* Level 3: is this operation a KHEAP_CHECK_EVERY-th one, counting every
+ * path of every CPU together (the per-CPU path counts without the lock)? */
+static inline bool kh_check_due(struct kheap *h)
+{
+	return __atomic_add_fetch(&h->ops, 1, __ATOMIC_RELAXED) % KHEAP_CHECK_EVERY == 0;
+}
+
 /* Blocks join or leave the in-use counters: handed to the caller or to a
  * per-CPU list, or given back (kh_stats.c has the rest). Lock held. */
 static inline void kh_count_out(struct kheap *h, size_t bytes, size_t blocks)
@@ -683,7 +703,7 @@ static inline void kh_count_back(struct kheap *h, size_t bytes, size_t blocks)
  * the unlock (kh_leave_slow). */
 static inline void kh_leave(struct kheap *h, uintptr_t irq, struct kh_err *e, const void *caller)
 {
-	if (KH_PERIODIC_CHECK && ++h->ops % KHEAP_CHECK_EVERY == 0)
+	if (KH_PERIODIC_CHECK && kh_check_due(h))
 		kh_full_check(h, e);
 	if (__builtin_expect(e->kind != KHEAP_OK || e->oom, 0)) {
 		kh_leave_slow(h, irq, e, caller);

@@ -123,6 +123,13 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 
 static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
 
+/* CPU cpu's class-c list back to the bins (realloc, when a block on it
+ * stands right of one that grows). Lock held, cpu the calling CPU. */
+void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+{
+	drain(h, cpu, c, cpu->cls[c].count, true, e);
+}
+
 /* Everything on CPU cpu's lists back to the bins: the calling CPU's
  * (kheap_trim, OOM, kheap_trim_cpu), or an offline one's (kheap_cpu_dead). */
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
@@ -193,6 +200,7 @@ static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, s
 		}
 		kh_set(h, x, s, flags, 0);
 		kh_release_hook(x);
+		kh_arm_canary(h, x); /* kheap_check reads it while another CPU pops x */
 		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
 		got++;
 	}
@@ -254,10 +262,13 @@ static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, 
 	slow_done(h, e);
 }
 
-/* Level 3: the full check every KHEAP_CHECK_EVERY operations of this CPU. */
+/* Level 3: the full check every KHEAP_CHECK_EVERY operations of the heap
+ * (kh_check_due), run by the CPU whose operation it is, so that it sees
+ * that CPU's own lists. cpu is unused: the count is the heap's. */
 static void fast_check(struct kheap *h, const struct kh_cpu *cpu, struct kh_err *e)
 {
-	if (KH_PERIODIC_CHECK && (cpu->allocs + cpu->frees) % KHEAP_CHECK_EVERY == 0) {
+	(void)cpu;
+	if (KH_PERIODIC_CHECK && kh_check_due(h)) {
 		kh_lock_acquire(&h->lock);
 		kh_full_check(h, e);
 		slow_done(h, e);

@@ -3,7 +3,8 @@
  * locked stretch found, after the lock is released.
  *
  * Nothing here allocates or takes the heap lock: the default report formats
- * its message on the stack and hands it to kheap_panic().
+ * its message on the stack and hands it to kheap_panic(), except for a
+ * refused request, which it leaves at the count (kheap.h, severities).
  */
 #include "kh_internal.h"
 
@@ -26,6 +27,33 @@ static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_E_CORRUPT] = "heap corrupt",
 	[KHEAP_E_BAD_ARG] = "bad argument",
 };
+
+/* kheap.h, enum kheap_severity: what each kind of report is. */
+static const uint8_t severities[KHEAP_E_COUNT_] = {
+	[KHEAP_OK] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_DOUBLE_FREE] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_FOREIGN] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_MISALIGNED] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_BAD_HEADER] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_NEIGHBOUR] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_FREELIST] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_OVERFLOW] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_BAD_ALIGN] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_REGION] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_REGION_SMALL] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_BAD_HEAP] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_NULL] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_USE_AFTER_FREE] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_CANARY] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_CORRUPT] = KHEAP_SEV_CORRUPT,
+	[KHEAP_E_BAD_ARG] = KHEAP_SEV_REFUSED,
+};
+
+static enum kheap_severity severity_of(enum kheap_error kind)
+{
+	/* An out-of-range kind cannot come from the library: treat it as damage. */
+	return (unsigned)kind < KHEAP_E_COUNT_ ? (enum kheap_severity)severities[kind] : KHEAP_SEV_CORRUPT;
+}
 
 /* Bounded string builder over a caller's buffer. */
 struct line {
@@ -56,9 +84,13 @@ static void put_x(struct line *l, uintptr_t v)
 	put_s(l, kh_fmt(d, v, 16));
 }
 
-/* "kheap: <kind>: <msg> (ptr 0x.., caller 0x..)" */
+/* A refused request is only counted (the caller got NULL or an error and
+ * may come from untrusted input); misuse and damage go to kheap_panic as
+ * "kheap: <kind>: <msg> (ptr 0x.., caller 0x..)". */
 static void default_report(const struct kheap_report *r)
 {
+	if (r->severity == KHEAP_SEV_REFUSED)
+		return;
 	char buf[192];
 	struct line l = {buf, buf + sizeof buf - 1};
 	unsigned k = (unsigned)r->kind < KHEAP_E_COUNT_ ? (unsigned)r->kind : 0u;
@@ -77,7 +109,7 @@ static void default_report(const struct kheap_report *r)
 
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller)
 {
-	struct kheap_report r = {e->kind, e->ptr, caller, e->msg};
+	struct kheap_report r = {e->kind, e->ptr, caller, e->msg, severity_of(e->kind)};
 	kheap_report_fn fn = h->report;
 	if (fn != NULL)
 		fn(h->report_ctx, &r);
@@ -87,7 +119,7 @@ void kh_report(struct kheap *h, const struct kh_err *e, const void *caller)
 
 void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg)
 {
-	struct kheap_report r = {kind, ptr, caller, msg};
+	struct kheap_report r = {kind, ptr, caller, msg, severity_of(kind)};
 	default_report(&r);
 }
 

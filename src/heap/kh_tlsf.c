@@ -8,8 +8,11 @@
  *
  * A request is rounded up to the next bin boundary first, so any block of
  * the first non-empty bin at or above it fits (good fit, two find-first-set
- * operations, no list search). Frees coalesce at once with both neighbours
- * through the boundary tags, so no two free blocks are ever adjacent.
+ * operations, no list search); when there is none, the head of the
+ * request's own bin is tried, so that a block no bigger than the request's
+ * bin can still be handed out whole. Frees coalesce at once with both
+ * neighbours through the boundary tags, so no two free blocks are ever
+ * adjacent.
  *
  * Every function expects h->lock held. Counters kept here: free bytes and
  * free blocks; the caller keeps the in-use and cached ones.
@@ -142,12 +145,10 @@ static bool free_neighbours_ok(const struct kheap *h, uintptr_t b)
 	return *kh_footer(b) == *kh_hdr(b) && kh_ok(h, nx) && kh_prev_free(nx) && kh_used(nx);
 }
 
-/* First non-empty bin whose every block holds s bytes: its head, with its
- * indices in *fl, *sl; or 0. */
-static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+/* First non-empty bin at or above the one s rounds up to, so that every
+ * block in it holds s bytes: its head, with its indices in *fl, *sl; or 0. */
+static uintptr_t bin_above(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
 {
-	if (s > KH_MAX_BLOCK)
-		return 0;
 	if (s >= ((size_t)1 << KH_FL_SHIFT)) {
 		s += ((size_t)1 << (kh_fls_size(s) - KHEAP_SL_LOG2)) - 1;
 		if (kh_fls_size(s) - KH_FL_SHIFT + 1 >= KH_FL_COUNT)
@@ -166,8 +167,35 @@ static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigne
 	return h->bins[*fl][*sl];
 }
 
+/* Is bin head b a free block whose header can be trusted? */
+static bool sound(const struct kheap *h, uintptr_t b)
+{
+	return in_heap(h, b) && kh_ok(h, b) && !kh_used(b);
+}
+
+/* The head of s's own bin, whose blocks may be smaller than s: returned
+ * when it holds s, or when it is not sound (take() then reports it). */
+static uintptr_t own_head(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+{
+	kh_mapping(s, fl, sl);
+	uintptr_t b = h->bins[*fl][*sl];
+	return b != 0 && (!sound(h, b) || kh_size(b) >= s) ? b : 0;
+}
+
+/* Good fit in O(1): a block of the first non-empty bin above s's own, else
+ * the head of s's own bin if it is big enough. So a request fails only
+ * when every free block that could hold it sits in its own bin behind a
+ * head that cannot (kheap.h, kheap_alloc). */
+static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+{
+	if (s > KH_MAX_BLOCK)
+		return 0;
+	uintptr_t b = bin_above(h, s, fl, sl);
+	return b != 0 ? b : own_head(h, s, fl, sl);
+}
+
 /* A bin whose head is corrupt is emptied, so the heap keeps serving from the
- * others; its blocks stay lost, and kheap_check reports them. */
+ * others; kh_rebuild (run as the report goes out) bins its blocks again. */
 static void drop_bin(struct kheap *h, unsigned fl, unsigned sl)
 {
 	h->bins[fl][sl] = 0;
@@ -176,18 +204,22 @@ static void drop_bin(struct kheap *h, unsigned fl, unsigned sl)
 		h->fl_map &= ~((uint64_t)1 << fl);
 }
 
-uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
+/* Test builds: fail this backend allocation as if memory had run out? */
+static bool injected_fault(void)
 {
-	unsigned fl, sl;
 #ifdef KH_FAULT_INJECT
 	if (kh_fault_countdown != 0 && --kh_fault_countdown == 0)
-		return 0;
+		return true;
 #endif
-	uintptr_t b = find_fit(h, s, &fl, &sl);
-	if (b == 0)
-		return 0;
-	if (!in_heap(h, b) || !kh_ok(h, b) || kh_used(b) || kh_size(b) < s ||
-	    (KHEAP_HARDEN >= 2 && !free_neighbours_ok(h, b))) {
+	return false;
+}
+
+/* Take free block b, the head of bin (fl, sl), for s bytes: checked,
+ * unlinked, its poison checked, the part past s freed when it makes a
+ * block. Returns b, used; or 0 with the bin dropped and *e set. */
+static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
+{
+	if (!sound(h, b) || kh_size(b) < s || (KHEAP_HARDEN >= 2 && !free_neighbours_ok(h, b))) {
 		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
@@ -207,6 +239,15 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 		kh_set_flags(h, b + bs, kh_flags(b + bs) & ~KH_PREV_FREE);
 	}
 	return b;
+}
+
+uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
+{
+	unsigned fl, sl;
+	if (injected_fault())
+		return 0;
+	uintptr_t b = find_fit(h, s, &fl, &sl);
+	return b != 0 ? take(h, b, fl, sl, s, e) : 0;
 }
 
 uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
@@ -249,17 +290,44 @@ static void split_tail(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 		kh_set(h, b, bs, keep, alg);
 }
 
-uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e)
+/* Where the block of an align-aligned payload of s bytes starts inside
+ * free block b: at b itself when b's payload is aligned, else past a gap
+ * that makes a free block of its own (at least KH_MIN_BLOCK). 0 when it
+ * does not fit. */
+static uintptr_t aligned_spot(uintptr_t b, size_t s, size_t align)
 {
-	/* The payload must land on align; a leading gap, if any, must make a
-	 * block of its own, which costs at most align + 16 extra bytes. */
-	uintptr_t b = kh_backend_alloc(h, s + align + KH_GRANULE, e);
-	if (b == 0)
-		return 0;
 	uintptr_t p = (b + KH_HDR + align - 1) & ~(uintptr_t)(align - 1);
 	if (p - KH_HDR != b && p - KH_HDR - b < KH_MIN_BLOCK)
 		p += align;
-	uintptr_t nb = p - KH_HDR;
+	size_t gap = p - KH_HDR - b, bs = kh_size(b);
+	return gap <= bs && s <= bs - gap ? p - KH_HDR : 0;
+}
+
+/* An aligned block asks only for the slack it needs: the two blocks a
+ * plain request of s would get (the first fit above, the head of its own
+ * bin) are tried as they lie, and only when neither can place the payload
+ * does it ask for s + align + 16, which any block holds wherever it lies. */
+uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e)
+{
+	unsigned fl, sl;
+	uintptr_t b = 0, nb = 0;
+	if (injected_fault())
+		return 0;
+	for (int i = 0; i < 2 && nb == 0; i++) {
+		b = i == 0 ? bin_above(h, s, &fl, &sl) : own_head(h, s, &fl, &sl);
+		if (b != 0 && !sound(h, b))
+			return take(h, b, fl, sl, s, e); /* reports it */
+		nb = b != 0 ? aligned_spot(b, s, align) : 0;
+	}
+	if (nb != 0) {
+		b = take(h, b, fl, sl, nb - b + s, e);
+	} else {
+		b = find_fit(h, s + align + KH_GRANULE, &fl, &sl);
+		b = b != 0 ? take(h, b, fl, sl, s + align + KH_GRANULE, e) : 0;
+		nb = b != 0 ? aligned_spot(b, s, align) : 0;
+	}
+	if (b == 0)
+		return 0;
 	if (nb != b) {
 		size_t gap = nb - b, bs = kh_size(b);
 		kh_set(h, nb, bs - gap, KH_USED, 0);
@@ -302,12 +370,16 @@ bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 	return ok;
 }
 
+/* The head of the highest non-empty bin: find_fit serves any request up to
+ * its size (from a bin above the request's, or as the head of its own). */
 size_t kh_largest_free(const struct kheap *h)
 {
 	if (h->fl_map == 0)
 		return 0;
-	unsigned fl = kh_fls64(h->fl_map);
-	return kh_bin_floor(fl, kh_fls64(h->sl_map[fl]));
+	unsigned fl = kh_fls64(h->fl_map), sl = kh_fls64(h->sl_map[fl]);
+	uintptr_t b = h->bins[fl][sl];
+	size_t floor = kh_bin_floor(fl, sl);
+	return sound(h, b) && kh_size(b) > floor ? kh_size(b) : floor;
 }
 
 void kh_region_seed(struct kheap *h, struct kh_region *r)
@@ -316,12 +388,77 @@ void kh_region_seed(struct kheap *h, struct kh_region *r)
 	make_free(h, r->first, r->end - r->first);
 }
 
+/* The damaged header at b (in r) as a quarantined block, from b up to
+ * where kh_resync picks the walk up again (a sound header closer than one
+ * block cannot be a block boundary, so it is part of the damage). When the
+ * block was free, the footer before that point still tells its extent:
+ * then only its first KH_MIN_BLOCK bytes are quarantined and the rest is
+ * left as an unbinned free block for the walk to bin. Returns the end of
+ * the quarantined block. */
+static uintptr_t quarantine(struct kheap *h, const struct kh_region *r, uintptr_t b)
+{
+	uintptr_t x = kh_resync(h, r, b);
+	while (x - b < KH_MIN_BLOCK && x < r->end)
+		x = kh_resync(h, r, x);
+	uintptr_t q = x;
+	if (kh_ok(h, x) && kh_prev_free(x)) {
+		kh_word f = *(kh_word *)(x - KH_HDR);
+		if ((size_t)(f & KH_SIZE_MASK) == x - b && kh_sealed(h, b, f) && !(f & KH_USED) &&
+		    x - b >= 2 * KH_MIN_BLOCK)
+			q = b + KH_MIN_BLOCK;
+	}
+	kh_set(h, b, q - b, KH_USED | KH_CACHED, KH_QUARANTINE_ALG);
+	if (q != x)
+		kh_set(h, q, x - q, 0, 0);
+	return q;
+}
+
+/* Rebuild one region's bins from its headers: free blocks are merged into
+ * maximal free runs and binned afresh, used blocks (the ones on per-CPU
+ * lists included, the shared lists' not) are counted, damaged headers
+ * quarantined. */
+static void rebuild_region(struct kheap *h, const struct kh_region *r)
+{
+	uintptr_t run = 0, b = r->first;
+	while (b < r->end) {
+		kh_word w = *kh_hdr(b);
+		if (!kh_block_sane(h, r, b, w)) {
+			quarantine(h, r, b);
+			w = *kh_hdr(b);
+		}
+		size_t s = (size_t)(w & KH_SIZE_MASK);
+		bool avail = !(w & KH_USED);
+		if (avail && run == 0) {
+			run = b;
+		} else if (avail) {
+			kill(h, b);
+		} else {
+			if (run != 0)
+				make_free(h, run, b - run);
+			else if (w & KH_PREV_FREE)
+				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
+			run = 0;
+			if (kh_token_cpu(h, b) != KH_SHARED || kh_quarantined(w)) {
+				h->n.in_use += s;
+				h->n.used_blocks++;
+			}
+		}
+		b += s;
+	}
+	if (run != 0)
+		make_free(h, run, b - run);
+	else
+		kh_set_flags(h, b, KH_USED);
+}
+
 /* Rebuild every bin and class list from the headers alone, after a corrupt
- * link was found: free blocks are merged into maximal free runs and binned
- * afresh, so forged or overwritten links are simply forgotten. Cached
- * blocks stay on their lists (a corrupt list is repaired on its own,
- * kh_slot_repair).
- * A region whose headers are corrupt is left as it is from that block on.
+ * link was found: forged or overwritten links are simply forgotten. Free
+ * blocks are merged into maximal free runs and binned afresh; cached blocks
+ * stay on their lists (a corrupt list is repaired on its own,
+ * kh_slot_repair). The walk resyncs past a damaged header as kheap_check
+ * does, so every sound block before and after it serves again; the damaged
+ * span is quarantined (never handed out, named by kheap_check). The in-use
+ * counters are recomputed.
  * O(blocks); runs only on the corruption path. */
 void kh_rebuild(struct kheap *h)
 {
@@ -332,30 +469,9 @@ void kh_rebuild(struct kheap *h)
 	}
 	h->fl_map = 0;
 	h->n.free = h->n.free_blocks = 0;
-	for (unsigned i = 0; i < h->nregions; i++) {
-		const struct kh_region *r = &h->regions[i];
-		uintptr_t run = 0, b = r->first;
-		while (b < r->end) {
-			kh_word w = *kh_hdr(b);
-			size_t s = (size_t)(w & KH_SIZE_MASK);
-			if (!kh_sealed(h, b, w) || s < KH_MIN_BLOCK || s > r->end - b)
-				break;
-			bool avail = !(w & KH_USED);
-			if (avail && run == 0)
-				run = b;
-			else if (avail)
-				kill(h, b);
-			else if (run != 0) {
-				make_free(h, run, b - run);
-				run = 0;
-			} else if (w & KH_PREV_FREE) {
-				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
-			}
-			b += s;
-		}
-		if (run != 0 && b == r->end)
-			make_free(h, run, b - run);
-		else if (b == r->end)
-			kh_set_flags(h, b, KH_USED);
-	}
+	h->n.in_use = h->n.used_blocks = 0;
+	for (unsigned i = 0; i < h->nregions; i++)
+		rebuild_region(h, &h->regions[i]);
+	if (h->n.in_use > h->n.peak)
+		h->n.peak = h->n.in_use;
 }

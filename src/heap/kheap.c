@@ -243,6 +243,67 @@ void kheap_free(struct kheap *h, void *ptr)
 	free_path(h, ptr, KH_CALLER(), plain_no);
 }
 
+/* ---- realloc: a cached right neighbour counts as free -------------------- */
+
+/* Would growing held block b in place to s bytes fit in the run of blocks
+ * to its right that are free, or cached in a shared class list or in this
+ * CPU's own lists? If so, the lists that hold the run's cached blocks are
+ * named in *shared and *mine (bit c for class c). The walk is bounded by
+ * the caches' capacity: free blocks in the run never touch, so it holds at
+ * most one more of them than cached ones. Lock held, interrupts masked. */
+static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared, uint32_t *mine)
+{
+	const struct kh_region *r = kh_region_of(h, b);
+	const struct kh_cpu *me = KH_PERCPU && kh_percpu_on(h) ? kh_this_cpu(h) : NULL;
+	size_t got = kh_size(b);
+	*shared = *mine = 0;
+	for (uintptr_t x = b + got; got < s && x < r->end; x += kh_size(x)) {
+		kh_word w = *kh_hdr(x);
+		size_t xs = (size_t)(w & KH_SIZE_MASK);
+		unsigned c = xs > KH_HDR ? kh_size_class(xs - KH_HDR) : KH_NCLASSES;
+		if (!kh_block_sane(h, r, x, w) || kh_quarantined(w) ||
+		    ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
+			return false;
+		if ((w & KH_USED) && kh_token_cpu(h, x) == KH_SHARED)
+			*shared |= (uint32_t)1 << c;
+		else if ((w & KH_USED) && me != NULL && kh_token_cpu(h, x) == (uintptr_t)(me - h->cpus))
+			*mine |= (uint32_t)1 << c;
+		else if (w & KH_USED)
+			return false;
+		got += xs;
+	}
+	return got >= s;
+}
+
+/* Return the named class lists (cached_run) to the coalescing bins. */
+static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, struct kh_err *e)
+{
+	struct kh_cpu *me = kh_this_cpu(h);
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
+		uintptr_t x;
+		while ((shared >> c & 1u) && (x = kh_cache_take(h, c, e)) != 0)
+			if (kh_backend_free(h, x, e) == 0) /* neighbour corrupt: keep it held */
+				kh_count_out(h, kh_size(x), 1);
+		if ((mine >> c & 1u) && me != NULL)
+			kh_drain_class(h, me, c, e);
+	}
+}
+
+/* Resize held block b in place to s bytes. A right neighbour that sits in
+ * a cache is free memory too (kheap.h, kheap_realloc): when the blocks to
+ * the right would make room once uncached, their lists are flushed and the
+ * resize tried again. O(cache capacity) on that path only. */
+static bool resize_in_place(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
+{
+	uint32_t shared, mine;
+	if (kh_backend_resize(h, b, s, e))
+		return true;
+	if (e->kind != KHEAP_OK || s <= kh_size(b) || !cached_run(h, b, s, &shared, &mine) || (shared | mine) == 0)
+		return false;
+	flush_lists(h, shared, mine, e);
+	return e->kind == KHEAP_OK && kh_backend_resize(h, b, s, e);
+}
+
 void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 {
 	const void *caller = KH_CALLER();
@@ -261,7 +322,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 	if (b != 0 && size == 0) {
 		kh_free_locked(h, b, &e);
 		b = 0;
-	} else if (b != 0 && s != 0 && kh_backend_resize(h, b, s, &e)) {
+	} else if (b != 0 && s != 0 && resize_in_place(h, b, s, &e)) {
 		kh_count_back(h, old, 0);
 		kh_count_out(h, kh_size(b), 0);
 		kh_arm_canary(h, b);

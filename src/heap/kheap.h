@@ -7,7 +7,9 @@
  *    or on the arena size (two-level segregated fit with bitmaps). The few
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
  *    pointer-ownership test, and the total size-class cache capacity for the
- *    cache flush that runs at most once per allocation, only on exhaustion.
+ *    cache flush that runs at most once per allocation, only on exhaustion,
+ *    and for the one a realloc runs when a cached right neighbour would let
+ *    the block grow in place.
  *    An allocation that is still short after that flush while other CPUs'
  *    per-CPU caches hold blocks also waits for kheap_flush_others and tries
  *    once more. kheap_check, kheap_walk, kheap_walk_tags, kheap_dump and
@@ -43,6 +45,10 @@
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.
+ *    Every report has a severity (enum kheap_severity): a refused request
+ *    (an impossible size, alignment, region or argument) only returns NULL
+ *    or an error and is counted; pointer misuse and heap damage also go to
+ *    kheap_panic unless the kernel installs its own hook.
  *  - Allocation: no memory is ever obtained from anywhere but the regions
  *    handed to kheap_init/kheap_add_region.
  */
@@ -81,8 +87,14 @@ extern "C" {
  *     links) and the poison is checked when the block is handed out again;
  *     + a canary word after the usable size, checked on free, realloc and
  *     usable_size (8 more bytes per block);
+ *     + kheap_check verifies the poison of every free block and of every
+ *     block in a shared or the calling CPU's size-class cache, and the
+ *     canary of every used block;
  *  2  + the neighbours of every block handed out are checked too;
- *  3  + a full kheap_check every KHEAP_CHECK_EVERY operations.
+ *  3  + a full kheap_check every KHEAP_CHECK_EVERY operations, counted over
+ *     all CPUs and entry points, so damage that no operation touches is
+ *     reported (KHEAP_E_CORRUPT) within that many operations (damage in
+ *     another CPU's per-CPU cache: when that CPU runs the check).
  */
 
 /*
@@ -133,17 +145,43 @@ enum kheap_error {
 	KHEAP_E_COUNT_
 };
 
+/*
+ * Severity of a report, fixed per kind:
+ *
+ *   severity            kinds                          the call        default hook
+ *   KHEAP_SEV_REFUSED   OVERFLOW, BAD_ALIGN, REGION,   NULL / -kind,   counted only
+ *                       REGION_SMALL, BAD_ARG          heap unchanged  (error_count)
+ *   KHEAP_SEV_MISUSE    DOUBLE_FREE, FOREIGN,          refused, heap   kheap_panic
+ *                       MISALIGNED, BAD_HEAP, NULL     unchanged
+ *   KHEAP_SEV_CORRUPT   BAD_HEADER, NEIGHBOUR,         refused or      kheap_panic
+ *                       FREELIST, USE_AFTER_FREE,      served; damage
+ *                       CANARY, CORRUPT                left or fenced
+ *
+ * A refused request is what a kernel may pass on from a user (a count, a
+ * size, an alignment): like kcalloc it just gets NULL. Misuse is a pointer
+ * or handle that is not what the API takes. Corruption is heap memory
+ * found damaged (BAD_HEADER also covers an interior pointer, which a
+ * header alone cannot tell from an overwritten one): free-list damage is
+ * repaired from the headers, a damaged header is quarantined (kheap_check).
+ */
+enum kheap_severity {
+	KHEAP_SEV_REFUSED = 1,
+	KHEAP_SEV_MISUSE = 2,
+	KHEAP_SEV_CORRUPT = 3
+};
+
 /* One report. msg is a static string naming the failed check. */
 struct kheap_report {
 	enum kheap_error kind;
 	const void *ptr;    /* the pointer or region base that failed the check */
 	const void *caller; /* return address of the kheap_* call, or NULL */
 	const char *msg;
+	enum kheap_severity severity; /* fixed by kind (table above) */
 };
 
-/* Called once per detected misuse, with the heap lock released, after the
- * operation was refused. It must not allocate from the same heap. It may
- * return: the heap then carries on, with the refused operation undone. */
+/* Called once per report, with the heap lock released, after the operation
+ * was refused. It must not allocate from the same heap. It may return: the
+ * heap then carries on, with the refused operation undone. */
 typedef void (*kheap_report_fn)(void *ctx, const struct kheap_report *r);
 
 /* Counters kept in O(1) on every operation. Byte counts are block bytes
@@ -160,9 +198,11 @@ struct kheap_stats {
 	size_t free_bytes;     /* bytes in free blocks (bins) */
 	size_t cached_bytes;   /* bytes in freed small blocks held by size-class
 				* caches, the per-CPU ones included */
-	size_t largest_free;   /* largest block an allocation is sure to get: an
-				* allocation of up to largest_free -
-				* KHEAP_BLOCK_OVERHEAD bytes succeeds */
+	size_t largest_free;   /* a free block any allocation up to it is sure to
+				* get: up to largest_free - KHEAP_BLOCK_OVERHEAD
+				* bytes succeeds (kheap_alloc). It is the
+				* largest free block when one block is free,
+				* else within 1/16 of it. 0 when none is free */
 	size_t used_blocks;    /* blocks the caller holds */
 	size_t free_blocks;    /* blocks in bins */
 	size_t cached_blocks;  /* blocks in size-class caches */
@@ -187,7 +227,7 @@ size_t kheap_control_size(void);
 
 /* Add a further region (another RAM bank, say). base must be
  * KHEAP_ALIGN-aligned. Returns 0, or a negative enum kheap_error, which is
- * also reported (a refused region is a bug in the caller's memory map):
+ * also reported (KHEAP_SEV_REFUSED but for BAD_HEAP, a misuse):
  *  -KHEAP_E_REGION_SMALL  size below KHEAP_MIN_REGION;
  *  -KHEAP_E_REGION        NULL or misaligned base, a range that wraps, one that
  *                         overlaps a region or the control block, or
@@ -197,46 +237,80 @@ size_t kheap_control_size(void);
 int kheap_add_region(struct kheap *h, void *base, size_t size);
 
 /* Allocate size bytes. Returns a KHEAP_ALIGN-aligned pointer to at least size
- * bytes, or NULL iff no block that large is free (size above every free block,
- * SIZE_MAX and sizes near it included); never a smaller block. alloc(0)
- * returns a unique minimal block (usually 24 usable bytes, 16 when
- * KHEAP_HARDEN >= 1; more when the free block it takes is too small to
- * split) that must be freed. O(1). */
+ * bytes, or NULL when memory is short (counted as an OOM, never reported);
+ * never a smaller block. alloc(0) returns a unique minimal block (usually 24
+ * usable bytes, 16 when KHEAP_HARDEN >= 1; more when the free block it takes
+ * is too small to split) that must be freed. O(1).
+ * When it returns NULL: the request needs a block of s = size +
+ * KHEAP_BLOCK_OVERHEAD bytes rounded up to 16 (at least 32). A request with
+ * s <= largest_free (kheap_stats) always succeeds; in particular, when one
+ * block of B bytes is free, every request with s <= B does. With several
+ * free blocks the search stays O(1) by looking at bins, not blocks: a bin
+ * holds the sizes from 2^k + j * 2^(k-4) up to the next such step (with
+ * the default KHEAP_SL_LOG2 of 4: 16 bins per power of two from 256 bytes;
+ * one per 16 bytes below, where the rule is exact), and the request takes
+ * any block of a bin above its own, or
+ * else the first block of its own bin if that one is big enough. So NULL
+ * comes back while a block of s bytes or more is free only when every such
+ * block lies in s's own bin, less than 1/16 above s, behind a smaller
+ * first block. Before giving up, the shared size-class caches and the
+ * calling CPU's are returned to the bins, and those of other CPUs as
+ * kheap_flush_others allows (kheap_trim). */
 void *kheap_alloc(struct kheap *h, size_t size);
 
 /* Free a block from kheap_alloc/calloc/realloc/aligned_alloc. free(NULL) does
- * nothing. A pointer that is foreign, misaligned, interior, already free or
- * whose header or neighbours are corrupt is reported and not freed. O(1). */
+ * nothing. A pointer that is foreign, misaligned or already free is
+ * reported (KHEAP_SEV_MISUSE) and not freed; one that is interior, or whose
+ * header, canary or neighbours are damaged, likewise (KHEAP_SEV_CORRUPT).
+ * O(1). */
 void kheap_free(struct kheap *h, void *ptr);
 
 /* Allocate n * size zeroed bytes. Returns NULL iff n * size overflows size_t
- * (reported as KHEAP_E_OVERFLOW) or the allocation fails. O(1) plus the
- * zeroing, which is linear in the size. */
+ * (reported as KHEAP_E_OVERFLOW, KHEAP_SEV_REFUSED: no panic by default, so a
+ * count from a user is safe to pass) or the allocation fails (as
+ * kheap_alloc). O(1) plus the zeroing, which is linear in the size. */
 void *kheap_calloc(struct kheap *h, size_t n, size_t size);
 
 /* Resize a block, keeping its contents up to the smaller size and the
  * alignment it was allocated with. realloc(NULL, n) is alloc(n);
- * realloc(p, 0) frees p and returns NULL. Grows or shrinks in place when the
- * block or its free right neighbour allows, else moves. Returns NULL, leaving
- * the old block untouched and valid, iff memory is short or ptr is invalid
- * (reported). O(1) plus the copy when the block moves. */
+ * realloc(p, 0) frees p and returns NULL. Shrinks in place; grows in place
+ * when the blocks right of it make room, counting as free a block that
+ * sits in a shared size-class cache or in the calling CPU's per-CPU cache
+ * (those lists are then returned to the bins first); else moves, as
+ * kheap_alloc (or kheap_aligned_alloc) allocates. Returns NULL, leaving the
+ * old block untouched and valid, iff memory is short (an OOM) or ptr is
+ * invalid (reported as kheap_free reports it: KHEAP_SEV_MISUSE or
+ * KHEAP_SEV_CORRUPT). O(1) plus the copy when the block moves, plus
+ * O(cache capacity) when a cached neighbour is taken back. */
 void *kheap_realloc(struct kheap *h, void *ptr, size_t size);
 
 /* Allocate size bytes aligned to align, a power of two. Alignments up to
  * KHEAP_ALIGN are plain allocations. Returns NULL iff align is not a power of
  * two (reported as KHEAP_E_BAD_ALIGN), size + align overflows (reported as
- * KHEAP_E_OVERFLOW), or memory is short. O(1). */
+ * KHEAP_E_OVERFLOW; both KHEAP_SEV_REFUSED), or memory is short (an OOM).
+ * With s as in kheap_alloc: an aligned block placed in a free block whose
+ * payload is at address q starts at the first multiple p of align from q
+ * on with p - q either 0 or at least 32 (the gap before it becomes a free
+ * block), and needs p - q + s bytes. The request succeeds when
+ * largest_free >= s + align + 16, and otherwise whenever one of the two
+ * blocks a plain request of s would look at (kheap_alloc) has room at such
+ * a p; in particular, when one block is free, exactly when it has. O(1). */
 void *kheap_aligned_alloc(struct kheap *h, size_t align, size_t size);
 
 /* Bytes usable at ptr: at least what was asked for. 0 for NULL, and for an
- * invalid pointer, which is also reported. O(1). */
+ * invalid pointer, which is also reported (as kheap_free). O(1). */
 size_t kheap_usable_size(struct kheap *h, const void *ptr);
 
-/* Copy the counters into *out. O(KHEAP_MAX_CPUS), with the lock held. */
+/* Copy the counters into *out. out NULL is reported as KHEAP_E_NULL
+ * (KHEAP_SEV_MISUSE). O(KHEAP_MAX_CPUS), with the lock held. */
 void kheap_get_stats(struct kheap *h, struct kheap_stats *out);
 
-/* Install the report hook (NULL restores the default, which formats a message
- * and calls kheap_panic). Returns the previous hook. */
+/* Install the report hook (NULL restores the default, which counts a
+ * KHEAP_SEV_REFUSED report and nothing more, and for any other formats a
+ * message and calls kheap_panic). Returns the previous hook. Every report
+ * is counted in error_count whatever the hook. A handle that is not a live
+ * heap (KHEAP_E_BAD_HEAP) and kheap_get_stats' NULL out go to the default
+ * hook, since no heap's hook can be trusted. */
 kheap_report_fn kheap_set_report(struct kheap *h, kheap_report_fn fn, void *ctx);
 
 /* Called once per allocation that returns NULL for lack of memory (not for
@@ -250,20 +324,28 @@ kheap_oom_fn kheap_set_oom(struct kheap *h, kheap_oom_fn fn, void *ctx);
 
 /* Validate the whole heap without allocating: a linear walk of every region
  * (header cookies, sizes, flags, boundary tags, no two adjacent free blocks)
- * cross-checked against the bins, bitmaps, size-class caches and counters.
- * Returns 0 when consistent, else the number of problems found. Never
- * reports and never modifies the heap. O(blocks), lock held throughout. */
+ * cross-checked against the bins, bitmaps, size-class caches and counters;
+ * from KHEAP_HARDEN 1 also the poison of every free block and of every
+ * block in the shared or the calling CPU's caches, and the canary of every
+ * used block. A damaged header is stepped over to the next sound one and
+ * counted as one problem; so is each block that a repair quarantined after
+ * finding its header damaged (it is never handed out again, and freeing it
+ * is reported as KHEAP_E_BAD_HEADER). Returns 0 when consistent, else the
+ * number of problems found. Never reports and never modifies the heap.
+ * O(blocks), lock held throughout. */
 int kheap_check(struct kheap *h);
 
-/* As kheap_check, also calling fn(ctx, addr, what) for each problem. fn runs
- * with the lock held: it must not call into this heap. */
+/* As kheap_check, also calling fn(ctx, addr, what) for each problem; addr is
+ * the block (header) address for a problem with one block. fn runs with
+ * the lock held: it must not call into this heap. */
 typedef void (*kheap_problem_fn)(void *ctx, const void *addr, const char *what);
 int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx);
 
 /* Call fn for every block of every region, in address order: ptr is the
  * payload pointer, size the usable bytes, used is 1 for a block the caller
- * holds and 0 for a free or cached one. fn runs with the lock held: it must
- * not call into this heap. Stops at the first corrupt header. O(blocks). */
+ * holds and 0 for a free, cached or quarantined one (kheap_check). fn runs
+ * with the lock held: it must not call into this heap. Stops at the first
+ * corrupt header. O(blocks). */
 typedef void (*kheap_walk_fn)(void *ctx, void *ptr, size_t size, int used);
 void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx);
 
@@ -494,8 +576,8 @@ void kheap_trim_cpu(struct kheap *h);
  * the lock. The caller guarantees that cpu runs no kheap call until this
  * returns and it is brought back (e.g. from a CPU-hotplug "dead" callback,
  * which runs after the CPU has stopped). cpu >= KHEAP_MAX_CPUS is reported
- * as KHEAP_E_BAD_ARG; in a build without per-CPU caches a valid number is
- * a no-op. O(KHEAP_CPU_CACHE_MAX blocks per class). */
+ * as KHEAP_E_BAD_ARG (KHEAP_SEV_REFUSED); in a build without per-CPU caches
+ * a valid number is a no-op. O(KHEAP_CPU_CACHE_MAX blocks per class). */
 void kheap_cpu_dead(struct kheap *h, unsigned cpu);
 
 /* The hooks a kernel provides (kheap_panic, kheap_irq_save/restore,

@@ -31,9 +31,11 @@ extern "C" {
 
 struct kheap;
 
-/* Default report action: msg is a NUL-terminated line naming the check, the
- * pointer and the caller. Default: a trap instruction (__builtin_trap). If an
- * override returns, the heap carries on with the operation refused. */
+/* Default report action for KHEAP_SEV_MISUSE and KHEAP_SEV_CORRUPT (never
+ * called for a refused request, kheap.h): msg is a NUL-terminated line
+ * naming the check, the pointer and the caller. Default: a trap instruction
+ * (__builtin_trap). If an override returns, the heap carries on with the
+ * operation refused. */
 void kheap_panic(const char *msg);
 
 /* Save the interrupt state and mask interrupts on this CPU; restore it.

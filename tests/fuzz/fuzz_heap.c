@@ -155,12 +155,28 @@ static void fail(const char *why)
 #define XSTR(x) STR(x)
 #define STR(x) #x
 
+/* kheap.h, enum kheap_severity: the severity of each kind. */
+static enum kheap_severity severity(enum kheap_error k)
+{
+	switch (k) {
+	case KHEAP_E_OVERFLOW: case KHEAP_E_BAD_ALIGN: case KHEAP_E_REGION:
+	case KHEAP_E_REGION_SMALL: case KHEAP_E_BAD_ARG:
+		return KHEAP_SEV_REFUSED;
+	case KHEAP_E_DOUBLE_FREE: case KHEAP_E_FOREIGN: case KHEAP_E_MISALIGNED:
+	case KHEAP_E_BAD_HEAP: case KHEAP_E_NULL:
+		return KHEAP_SEV_MISUSE;
+	default:
+		return KHEAP_SEV_CORRUPT;
+	}
+}
+
 /* kheap.h: reports come with the lock released, so with the caller's
- * interrupt state: unmasked, here. */
+ * interrupt state: unmasked, here; each carries its kind's severity. */
 static void on_report(void *ctx, const struct kheap_report *r)
 {
 	struct model *m = ctx;
 	EXPECT(!g_masked);
+	EXPECT(r->severity == severity(r->kind));
 	m->reports++;
 	m->kind = r->kind;
 	m->ptr = r->ptr;
@@ -341,20 +357,79 @@ static void release(struct model *m, unsigned s)
 	forget(m, s);
 }
 
+/* Block bytes a request of n needs (kheap.h, kheap_alloc), saturating. */
+static size_t block_for(size_t n)
+{
+	if (n > SIZE_MAX - 64)
+		return SIZE_MAX;
+	size_t b = (n + KHEAP_BLOCK_OVERHEAD + 15) & ~(size_t)15;
+	return b < 32 ? 32 : b;
+}
+
+/* Do block sizes a and b share a bin (kheap.h: one per 16 bytes below 256,
+ * sixteen per power of two from there)? */
+static int same_bin(size_t a, size_t b)
+{
+	if (a < 256 || b < 256)
+		return a >> 4 == b >> 4;
+	unsigned ta = 63u - (unsigned)__builtin_clzll(a), tb = 63u - (unsigned)__builtin_clzll(b);
+	return ta == tb && a >> (ta - 4) == b >> (tb - 4);
+}
+
+/* Could a block aligned to align of s bytes go in the free block of B bytes
+ * whose payload is at q (kheap.h, kheap_aligned_alloc)? */
+static int aligned_fits(uintptr_t q, size_t B, size_t align, size_t s)
+{
+	uintptr_t p = (q + align - 1) & ~(uintptr_t)(align - 1);
+	if (p != q && p - q < 32)
+		p += align;
+	return p - q <= B && s <= B - (p - q);
+}
+
+struct free_seen {
+	size_t want; /* block size the failed request needed (with slack) */
+	unsigned n, bad;
+	uintptr_t q;
+	size_t B;
+};
+
+/* Every unused block, with no cache holding any: each is free. */
+static void free_fn(void *ctx, void *ptr, size_t size, int used)
+{
+	struct free_seen *f = ctx;
+	if (used)
+		return;
+	f->n++;
+	f->q = (uintptr_t)ptr;
+	f->B = size + 8;
+	if (f->B >= f->want && !same_bin(f->B, f->want))
+		f->bad = 1;
+}
+
 /* An allocation of n bytes at alignment align returned NULL without a
- * report. That is allowed only when no free block could hold it: the
- * largest sure block (kheap.h: largest_free - 8 bytes always succeed), less
- * the alignment padding, must be too small. */
+ * report. kheap.h allows that only when (plain) no free block of its block
+ * size s or more lies outside s's own bin, and s > largest_free; (aligned)
+ * likewise for s + align + 16, and with a single free block, only when that
+ * block cannot hold the aligned payload where it lies. The walk is exact
+ * only while no cache holds blocks (the failed call flushed this CPU's and
+ * the shared ones; other CPUs' may remain). */
 static void null_ok(struct model *m, size_t n, size_t align)
 {
 	struct kheap_stats st;
 	kheap_get_stats(m->h, &st);
-	size_t pad = align > KHEAP_ALIGN ? align + KHEAP_ALIGN : 0;
-	size_t blk = n > SIZE_MAX - 64 ? SIZE_MAX : (n + 8 + 15) & ~(size_t)15;
-	if (blk < 32)
-		blk = 32; /* the minimum block */
-	if (blk <= SIZE_MAX - pad && blk + pad <= st.largest_free)
-		fail("allocation returned NULL though a free block was big enough");
+	size_t s = block_for(n), pad = align > KHEAP_ALIGN ? align + KHEAP_ALIGN : 0;
+	size_t want = s <= SIZE_MAX - pad ? s + pad : SIZE_MAX;
+	if (want <= st.largest_free)
+		fail("allocation returned NULL though largest_free promised it");
+	if (st.cached_blocks == 0 && want != SIZE_MAX) {
+		struct free_seen f = {want, 0, 0, 0, 0};
+		kheap_walk(m->h, free_fn, &f);
+		EXPECT(f.n == st.free_blocks);
+		if (f.bad)
+			fail("allocation returned NULL though a free block outside its bin was big enough");
+		if (pad != 0 && f.n == 1 && aligned_fits(f.q, f.B, align, s))
+			fail("aligned allocation returned NULL though the only free block could hold it");
+	}
 	m->ooms++;
 }
 
@@ -384,6 +459,7 @@ static void check_stats(struct model *m)
 	EXPECT(st.regions == m->nreg && st.total_bytes == m->total);
 	EXPECT(st.in_use_bytes + st.free_bytes + st.cached_bytes == st.total_bytes);
 	EXPECT(st.largest_free <= st.free_bytes);
+	EXPECT(st.free_blocks != 1 || st.largest_free == st.free_bytes); /* the one block, whole */
 	EXPECT(st.free_bytes >= 32 * st.free_blocks && (st.free_bytes == 0) == (st.free_blocks == 0));
 	EXPECT(st.cached_bytes >= 32 * st.cached_blocks &&
 	       (st.cached_bytes == 0) == (st.cached_blocks == 0));
@@ -538,6 +614,21 @@ static void op_calloc(struct model *m, struct rd *r)
 	grant(m, s, p, cnt * sz, 1);
 }
 
+/* A realloc that returned NULL must not succeed when asked again at once
+ * (kheap.h: a neighbour in a shared or this CPU's cache counts as free, so
+ * the first call already had every block the second could take), as long
+ * as no other CPU's cache may hold blocks that a flush would bring in. */
+static void again_null(struct model *m, uint8_t *p, size_t n)
+{
+	unsigned me = g_cpu, mark = m->reports;
+	if (m->pcpu && (m->maybe & ~SHARED_LISTS & ~(me < NCPU ? BIT(me) : 0u)) != 0)
+		return;
+	EXPECT(kheap_realloc(m->h, p, n) == NULL);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	m->ooms++;
+}
+
 /* realloc of a live block: contents kept up to the smaller size, the
  * alignment kept, the old block intact on failure. */
 static void realloc_live(struct model *m, unsigned s, size_t n)
@@ -558,6 +649,7 @@ static void realloc_live(struct model *m, unsigned s, size_t n)
 		EXPECT(kheap_usable_size(m->h, old.p) == old.usable);
 		g_ops++;
 		null_ok(m, n, old.align);
+		again_null(m, old.p, n);
 		return;
 	}
 	size_t keep = old.usable < n ? old.usable : n, u = kheap_usable_size(m->h, q);
