@@ -528,18 +528,6 @@ KT_CASE(diff_lock_reports_deadlock)
 	}
 }
 
-/* ---- kh_irq ----------------------------------------------------------------- */
-
-/* The asm versions are privileged (tests/qemu runs them); the generic twin
- * has nothing to save and must say so with 0. */
-KT_CASE(diff_irq_generic_twin)
-{
-	KT_EQ(twin_arch_irq_save(), 0);
-	twin_arch_irq_restore(0);
-	twin_arch_irq_restore(~(uintptr_t)0);
-	KT_EQ(twin_arch_irq_save(), 0);
-}
-
 /* ---- kh_cpu_alloc / kh_cpu_free: the fused fast path ------------------------ */
 
 /*
