@@ -119,9 +119,15 @@ tools:
 # ---- freestanding library ---------------------------------------------------
 lib: $(LIB)
 
-$(LIB): $(LIB_OBJ)
-	@rm -f $@
-	$(AR) rcs $@ $^
+# One relocatable object with only kheap_* global (the API and the weak
+# hooks): the internal kh_* names stay out of the kernel's namespace. The
+# host tests and the QEMU test kernel link $(LIB_OBJ) or their own objects.
+# Relinked when the Makefile changes, which may drop a member.
+$(LIB): $(LIB_OBJ) Makefile
+	@rm -f $@ $(BUILD)/kheap.o
+	$(CROSS_COMPILE)ld -r -o $(BUILD)/kheap.o $(LIB_OBJ)
+	$(CROSS_COMPILE)objcopy --wildcard --keep-global-symbol='kheap_*' $(BUILD)/kheap.o
+	$(AR) rcs $@ $(BUILD)/kheap.o
 
 $(BUILD)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
