@@ -38,9 +38,11 @@ QEMU_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-si
 qobj = $(patsubst %,$(QB)/obj/%.o,$(basename $(1)))
 
 # The test kernel builds the heap as the host tests do, with the private
-# helpers opened (KH_PRIVATE empty) for white-box cases; every other kernel
-# links the shipped $(LIB). The no-lock control links the library's own
-# objects minus the lock, plus tests/qemu/nolock.c.
+# helpers opened (KH_PRIVATE empty) for white-box cases. The SMP stress
+# links the shipped $(LIB), as a kernel would. The demo and bench kernels
+# time internal routines (kh_cpu_alloc...), which $(LIB) keeps local: they
+# link the library's own objects. The no-lock control links those minus the
+# lock, plus tests/qemu/nolock.c.
 QEMU_WB_OBJ := $(patsubst src/heap/%,$(QB)/wb/%.o,$(basename $(subst src/heap/$(ARCH)/,src/heap/,$(HEAP_C) $(HEAP_S))))
 QEMU_NOLOCK_LIB := $(filter-out $(BUILD)/lib/kh_lock.o,$(LIB_OBJ))
 
@@ -56,8 +58,8 @@ QEMU_KIND_bench := tests/qemu/bench_main.c tests/qemu/bench.c
 QEMU_HEAP_test := $(QEMU_WB_OBJ)
 QEMU_HEAP_smp := $(LIB)
 QEMU_HEAP_nolock := $(QEMU_NOLOCK_LIB)
-QEMU_HEAP_demo := $(LIB)
-QEMU_HEAP_bench := $(LIB)
+QEMU_HEAP_demo := $(LIB_OBJ)
+QEMU_HEAP_bench := $(LIB_OBJ)
 QEMU_KINDS := test smp nolock demo bench
 
 $(QB)/obj/%.o: %.c | $(TOOLS_STAMP)
