@@ -134,6 +134,8 @@ void kmain(void)
 	con_puts(" (");
 	con_putu(size >> 20);
 	con_puts(" MiB, from the linker script)\n");
+	con_puts(board_memory());
+	con_puts("\n");
 	struct kheap *h = kheap_init(__heap_start, size);
 	if (h == 0)
 		board_exit(1);
