@@ -146,7 +146,8 @@ qemu-gdb: $(QB)/$(BOARD)-$(KIND).img
 	@echo "waiting for gdb: $(QEMU_GDB) $(QB)/$(BOARD)-$(KIND).elf -ex 'target remote :1234'"
 	@sh tools/qemu-run.sh $(BOARD) $< 3600 -s -S $(if $(filter smp nolock nomask,$(KIND)),-smp 4)
 
-# make qemu-soak [RUNS=10]: the SMP stress RUNS times in a row on every board.
+# make qemu-soak [RUNS=10]: the SMP stress (timer interrupts that allocate on
+# every CPU, IPIs, a CPU that stops) RUNS times in a row on every board.
 RUNS ?= 10
 qemu-soak: $(call QEMU_IMGS,smp)
 	@ok=0; for i in $$(seq $(RUNS)); do for b in $(QEMU_BOARDS); do \
