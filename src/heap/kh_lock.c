@@ -6,13 +6,20 @@
 #include "kh_bits.h"
 #include "kheap.h"
 
+/* This CPU's bit in waiting: CPU tag - 1, when below 64. */
+static uint64_t waiting_bit(uint32_t tag) { return tag - 1u < 64u ? (uint64_t)1 << (tag - 1u) : 0; }
+
 /* Out of line, as in the assembly: the uncontended acquire stays short. */
 static __attribute__((noinline)) void wait_turn(struct kh_lock *l, uint32_t me, uint32_t tag)
 {
-	/* Only this CPU writes its own tag, so seeing it means this CPU holds
-	 * the lock: the code it interrupted, or the hook it is in. */
-	if (tag != 0 && atomic_load_explicit(&l->holder, memory_order_relaxed) == tag)
+	/* Only this CPU writes its own tag and bit, so seeing either means
+	 * this CPU holds or waits for the lock already: in the code it
+	 * interrupted, or in the hook it is in. */
+	uint64_t bit = waiting_bit(tag);
+	if (tag != 0 && (atomic_load_explicit(&l->holder, memory_order_relaxed) == tag ||
+			 (atomic_load_explicit(&l->waiting, memory_order_relaxed) & bit) != 0))
 		kh_lock_stuck(l, KH_LOCK_REENTERED);
+	atomic_fetch_or_explicit(&l->waiting, bit, memory_order_relaxed);
 	uint32_t rounds = 0;
 	for (uint32_t spins = 1; atomic_load_explicit(&l->serving, memory_order_acquire) != me; spins++) {
 		kh_cpu_relax();
@@ -24,6 +31,9 @@ static __attribute__((noinline)) void wait_turn(struct kh_lock *l, uint32_t me, 
 			rounds = 0;
 		}
 	}
+	/* Holder first, then the bit: at no point is this CPU in neither. */
+	atomic_store_explicit(&l->holder, tag, memory_order_relaxed);
+	atomic_fetch_and_explicit(&l->waiting, ~bit, memory_order_relaxed);
 }
 
 void kh_lock_acquire(struct kh_lock *l)

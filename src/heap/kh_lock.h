@@ -7,13 +7,15 @@
  *
  * Misuse it names instead of hanging silently (kh_lock_stuck reports it
  * through kheap_panic):
- *  - Re-entry: a CPU that already holds the lock asks for it again (an
- *    interrupt handler or NMI that calls kheap while kheap ran underneath,
- *    or a hook that calls back into the same heap). Found on the first
- *    spin when kheap_cpu_id names the CPU: the holder records its number.
- *    In the few instructions between a holder being served and recording
- *    its number (and between clearing it and releasing), or when no CPU is
- *    named, the second rule catches it instead.
+ *  - Re-entry: a CPU that already holds the lock, or already waits for
+ *    it, asks for it again (an interrupt handler or NMI that calls kheap
+ *    while kheap ran underneath, or a hook that calls back into the same
+ *    heap). Found on the first spin when kheap_cpu_id names the CPU: the
+ *    holder records its number, and a waiter sets its bit in `waiting`
+ *    (CPU numbers below 64). In the few instructions between taking a
+ *    ticket and recording it (and between clearing the holder and
+ *    releasing), or when no CPU is named, the second rule catches it
+ *    instead.
  *  - A wait past a bound: KH_SPIN_STUCK rounds of KH_SPIN_YIELD spins
  *    (2^28 spins; seconds on a real core or under QEMU) without being
  *    served. Reported again after each further bound: a kheap_panic that
@@ -44,6 +46,7 @@
 #define KH_LOCK_SERVING_OFF 4
 #define KH_LOCK_HOLDER_OFF 8
 #define KH_LOCK_PATIENCE_OFF 12
+#define KH_LOCK_WAITING_OFF 16
 
 #ifndef __ASSEMBLER__
 #include <stdatomic.h>
@@ -57,17 +60,21 @@
  * ticket being served (free when next == serving); holder: the holder's
  * kheap_cpu_id() + 1, or 0 when it named no CPU or nobody holds the lock
  * (KHEAP_NO_CPU + 1 wraps to 0); patience: rounds before the stuck report,
- * 0 for KH_SPIN_STUCK (tests set a small one). */
+ * 0 for KH_SPIN_STUCK (tests set a small one); waiting: bit n set while CPU
+ * n waits (set and cleared with atomic OR/AND, on the waiting path only). */
 struct kh_lock {
 	_Atomic uint32_t next;
 	_Atomic uint32_t serving;
 	_Atomic uint32_t holder;
 	uint32_t patience;
+	_Atomic uint64_t waiting;
 };
 
 _Static_assert(offsetof(struct kh_lock, serving) == KH_LOCK_SERVING_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, holder) == KH_LOCK_HOLDER_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, patience) == KH_LOCK_PATIENCE_OFF, "asm field offset");
+_Static_assert(offsetof(struct kh_lock, waiting) == KH_LOCK_WAITING_OFF, "asm field offset");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "asm treats waiting as a plain doubleword");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "asm treats the fields as plain words");
 _Static_assert(KHEAP_NO_CPU + 1u == 0u, "no CPU named records holder 0");
 

@@ -427,6 +427,8 @@ KT_CASE(diff_lock_states)
 				KT_EQ(atomic_load(&b.serving), atomic_load(&a.serving));
 				KT_EQ(atomic_load(&b.next), atomic_load(&a.next));
 				KT_EQ(atomic_load(&b.holder), 0);
+				KT_EQ(atomic_load(&a.waiting), 0);
+				KT_EQ(atomic_load(&b.waiting), 0);
 			}
 		}
 	}
@@ -459,11 +461,13 @@ KT_CASE(diff_lock_interleaved)
 static struct kh_lock *stuck_lock;
 static void (*stuck_release)(struct kh_lock *l);
 static const char *stuck_msg;
+static unsigned stuck_releases; /* tickets ahead of the stuck one */
 
 static void unstick(const char *msg)
 {
 	stuck_msg = msg;
-	stuck_release(stuck_lock);
+	for (unsigned i = 0; i < stuck_releases; i++)
+		stuck_release(stuck_lock);
 }
 
 static int has(const char *s, const char *sub)
@@ -485,6 +489,7 @@ typedef void lock_fn(struct kh_lock *l);
 static void expect_stuck(lock_fn *acq, lock_fn *rel, struct kh_lock *l, const char *what)
 {
 	stuck_lock = l, stuck_release = rel, stuck_msg = NULL;
+	stuck_releases = atomic_load(&l->next) - atomic_load(&l->serving);
 	kt_panics = 0;
 	kt_panic_action = unstick;
 	kt_panic_expected = 1;
@@ -496,14 +501,17 @@ static void expect_stuck(lock_fn *acq, lock_fn *rel, struct kh_lock *l, const ch
 	KT_CHECK(has(stuck_msg, what));
 	KT_EQ(atomic_load(&l->serving), next); /* served: this call's ticket */
 	KT_EQ(atomic_load(&l->holder), kheap_cpu_id() + 1u);
+	KT_EQ(atomic_load(&l->waiting), 0);
 	rel(l);
 	KT_EQ(atomic_load(&l->next), atomic_load(&l->serving));
 }
 
 /* Re-entry on a CPU that holds the lock is named at once (a patience of
- * 2^32 - 1 rounds would otherwise take hours); with no CPU named it is
+ * 64 rounds would otherwise end in the other report); with no CPU named it is
  * caught by the bounded wait instead; a lock that another CPU holds is
- * waited for without a re-entry report, up to the bound. */
+ * waited for without a re-entry report, up to the bound; and a CPU whose
+ * interrupted code was still waiting (its bit in waiting set, its ticket
+ * behind another CPU's) is named at once too. */
 KT_CASE(diff_lock_reports_deadlock)
 {
 	lock_fn *acq[2] = {kh_lock_acquire, twin_lock_acquire};
@@ -512,7 +520,7 @@ KT_CASE(diff_lock_reports_deadlock)
 		struct kh_lock l = {0};
 		kt_percpu(1);
 		KT_REQUIRE(kheap_cpu_id() != KHEAP_NO_CPU);
-		l.patience = 0xffffffffu;
+		l.patience = 64; /* broken: "still held" after 64 rounds, not a hang */
 		acq[t](&l);
 		expect_stuck(acq[t], rel[t], &l, "re-entered by the CPU that holds it");
 
@@ -525,6 +533,12 @@ KT_CASE(diff_lock_reports_deadlock)
 		atomic_store(&l.next, atomic_load(&l.next) + 1u); /* another CPU's ticket */
 		atomic_store(&l.holder, kheap_cpu_id() + 2u);
 		expect_stuck(acq[t], rel[t], &l, "still held");
+
+		atomic_store(&l.next, atomic_load(&l.next) + 2u); /* another CPU's, then this one's */
+		atomic_store(&l.holder, kheap_cpu_id() + 2u);
+		atomic_store(&l.waiting, (uint64_t)1 << kheap_cpu_id());
+		l.patience = 64; /* broken: "still held" after 64 rounds, not a hang */
+		expect_stuck(acq[t], rel[t], &l, "re-entered by the CPU that holds it");
 	}
 }
 

@@ -208,6 +208,7 @@ KT_CASE(lock_stress_counter_record_heap)
 		KT_EQ(sh.record[i], done);
 	KT_EQ(atomic_load(&sh.lock.next), done);
 	KT_EQ(atomic_load(&sh.lock.serving), done);
+	KT_EQ(atomic_load(&sh.lock.waiting), 0); /* every waiter took its bit back */
 	struct kheap_stats st;
 	kheap_get_stats(sh.heap, &st);
 	KT_EQ(st.alloc_count, ops);

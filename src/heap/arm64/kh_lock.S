@@ -1,6 +1,7 @@
 /*
  * kh_lock.S: arm64 twin of src/heap/kh_lock.c; contract and layout in
- * kh_lock.h (next, serving, holder, patience: four words). AAPCS64. Plain
+ * kh_lock.h (next, serving, holder, patience: four words; waiting: a
+ * doubleword). AAPCS64. Plain
  * ARMv8.0 (exclusives, no LSE atomics), so it runs on a Cortex-A53/A72.
  *
  * kh_lock_acquire  in: x0 = lock.  out: none.  clobbers: whatever the C
@@ -45,25 +46,45 @@ KH_FUNC(kh_lock_acquire)
 	ret
 	// Callee-saved registers hold the state across the C calls:
 	// x19 = lock, w20 = ticket, w21 = tag, w22 = spins left in this
-	// round, w23 = rounds so far, x24 = &serving.
+	// round, w23 = rounds so far, x24 = &serving, x25 = this CPU's bit
+	// in waiting (1 << (tag - 1); 0 when no CPU is named or tag > 64),
+	// x26 = &waiting.
 .Lacq_wait:
-	stp	x29, x30, [sp, #-64]!
+	stp	x29, x30, [sp, #-80]!
 	mov	x29, sp
 	stp	x19, x20, [sp, #16]
 	stp	x21, x22, [sp, #32]
 	stp	x23, x24, [sp, #48]
+	stp	x25, x26, [sp, #64]
 	mov	x19, x0
 	mov	w20, w1
 	mov	w21, w3
 	mov	w23, #0
 	add	x24, x0, #KH_LOCK_SERVING_OFF
-	cbz	w21, .Lacq_round
-	ldr	w2, [x19, #KH_LOCK_HOLDER_OFF]	// only this CPU writes its tag
+	add	x26, x0, #KH_LOCK_WAITING_OFF
+	sub	w2, w21, #1
+	mov	x25, #1
+	lsl	x25, x25, x2
+	cmp	w2, #63
+	csel	x25, x25, xzr, ls	// tag 0 wraps to 0xffffffff: no bit
+	cbz	w21, .Lacq_round	// no CPU named: no checks, no bit
+	// Only this CPU writes its tag and its bit: seeing either means it
+	// holds or waits for the lock already.
+	ldr	w2, [x19, #KH_LOCK_HOLDER_OFF]
 	cmp	w2, w21
-	b.ne	.Lacq_round
+	b.eq	.Lacq_reentered
+	ldr	x2, [x26]
+	tst	x2, x25
+	b.eq	.Lacq_mark
+.Lacq_reentered:
 	mov	x0, x19
 	mov	w1, #KH_LOCK_REENTERED
 	bl	kh_lock_stuck
+.Lacq_mark:
+	ldxr	x2, [x26]
+	orr	x2, x2, x25
+	stxr	w3, x2, [x26]
+	cbnz	w3, .Lacq_mark
 .Lacq_round:
 	mov	w22, #KH_SPIN_YIELD
 	sevl				// first WFE falls through
@@ -88,12 +109,20 @@ KH_FUNC(kh_lock_acquire)
 	bl	kh_lock_stuck
 	b	.Lacq_round
 .Lacq_served:
+	// Holder first, then the bit: at no point is this CPU in neither.
+	str	w21, [x19, #KH_LOCK_HOLDER_OFF]
+.Lacq_unmark:
+	ldxr	x2, [x26]
+	bic	x2, x2, x25
+	stxr	w3, x2, [x26]
+	cbnz	w3, .Lacq_unmark
 	mov	x0, x19
 	mov	w3, w21
 	ldp	x19, x20, [sp, #16]
 	ldp	x21, x22, [sp, #32]
 	ldp	x23, x24, [sp, #48]
-	ldp	x29, x30, [sp], #64
+	ldp	x25, x26, [sp, #64]
+	ldp	x29, x30, [sp], #80
 	b	.Lacq_done
 KH_END(kh_lock_acquire)
 

@@ -1,6 +1,7 @@
 /*
  * kh_lock.S: x86_64 twin of src/heap/kh_lock.c; contract and layout in
- * kh_lock.h (next, serving, holder, patience: four words). SysV ABI.
+ * kh_lock.h (next, serving, holder, patience: four words; waiting: a
+ * doubleword). SysV ABI.
  *
  * kh_lock_acquire  in: rdi = lock.  out: none.  clobbers: whatever the C
  *                  function kheap_cpu_id clobbers (caller-saved), rax, rcx,
@@ -44,12 +45,21 @@ KH_FUNC(kh_lock_acquire)
 	movl	%esi, %r13d
 	xorl	%r15d, %r15d
 	testl	%esi, %esi
-	jz	.Lacq_round
-	cmpl	KH_LOCK_HOLDER_OFF(%rbx), %esi	/* only this CPU writes its tag */
-	jne	.Lacq_round
+	jz	.Lacq_round		/* no CPU named: no tag, no bit */
+	/* Only this CPU writes its tag and its bit: seeing either means it
+	 * holds or waits for the lock already. */
+	cmpl	KH_LOCK_HOLDER_OFF(%rbx), %esi
+	je	.Lacq_reentered
+	call	.Lbit
+	testq	%rax, KH_LOCK_WAITING_OFF(%rbx)
+	jz	.Lacq_mark
+.Lacq_reentered:
 	movq	%rbx, %rdi
 	movl	$KH_LOCK_REENTERED, %esi
 	call	kh_lock_stuck@PLT
+.Lacq_mark:
+	call	.Lbit
+	lock orq %rax, KH_LOCK_WAITING_OFF(%rbx)
 .Lacq_round:
 	movl	$KH_SPIN_YIELD, %r14d
 .Lacq_spin:
@@ -72,6 +82,11 @@ KH_FUNC(kh_lock_acquire)
 	call	kh_lock_stuck@PLT
 	jmp	.Lacq_round
 .Lacq_served:
+	/* Holder first, then the bit: at no point is this CPU in neither. */
+	movl	%r13d, KH_LOCK_HOLDER_OFF(%rbx)
+	call	.Lbit
+	notq	%rax
+	lock andq %rax, KH_LOCK_WAITING_OFF(%rbx)
 	movq	%rbx, %rdi
 	movl	%r13d, %esi
 	popq	%r15
@@ -80,6 +95,16 @@ KH_FUNC(kh_lock_acquire)
 	popq	%r12
 	popq	%rbx
 	jmp	.Lacq_done
+/* rax = this CPU's bit in waiting (1 << (tag - 1), 0 when tag - 1 >= 64)
+ * from r13d = tag. Clobbers rcx, flags. */
+.Lbit:
+	leal	-1(%r13), %ecx
+	xorl	%eax, %eax
+	cmpl	$63, %ecx
+	ja	1f
+	movl	$1, %eax
+	shlq	%cl, %rax
+1:	ret
 KH_END(kh_lock_acquire)
 
 KH_FUNC(kh_lock_release)
