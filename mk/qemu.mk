@@ -85,8 +85,9 @@ $(HEAP_S:src/heap/$(ARCH)/%.S=$(QB)/wb/%.o): $(QB)/wb/%.o: src/heap/$(ARCH)/%.S 
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
 
-# Header and #include dependencies of the kernels' own objects.
--include $(shell find $(QB)/obj -name '*.d' 2>/dev/null)
+# Header and #include dependencies of the kernels' own objects and of the
+# test kernel's white-box heap objects.
+-include $(shell find $(QB)/obj $(QB)/wb -name '*.d' 2>/dev/null)
 
 # $(1) board, $(2) kind. Always relinked (cheap): the object list follows
 # the tests/host/t_*.c wildcard, and a removed test must leave the kernel.
