@@ -272,12 +272,15 @@ static void fork_parent(void)
 	kh_lock_release(&grow_lock);
 }
 
-/* The child is alone: waiters' tickets died with their threads, so a plain
- * release would hand the lock to a ticket nobody holds. Start afresh. */
+/* The child is alone: waiters' tickets (and waiting bits) died with their
+ * threads, so a plain release would hand the lock to a ticket nobody holds.
+ * Start afresh. */
 static void lock_reset(struct kh_lock *l)
 {
 	atomic_store(&l->next, 0u);
-	atomic_store(&l->owner, 0u);
+	atomic_store(&l->serving, 0u);
+	atomic_store(&l->holder, 0u);
+	atomic_store(&l->waiting, 0u);
 }
 
 static void fork_child(void)
