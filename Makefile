@@ -93,7 +93,7 @@ help:
 	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
 	@echo "  make run          boot the demo kernel on QEMU arm64 and x86_64: the heap at work, instruction counts"
 	@echo "  make host-demo    build and run the host demo"
-	@echo "  make qemu-test    test kernel, SMP stress and no-lock control on every QEMU board of ARCH"
+	@echo "  make qemu-test    test kernel, SMP stress with interrupts, no-lock and no-mask controls on every board of ARCH (mk/boards.tab)"
 	@echo "  make qemu-bench   instructions per heap operation on both arches (QEMU -icount shift=0)"
 	@echo "  make qemu-gdb     boot a kernel that waits for gdb (BOARD=, KIND=test|smp|nolock|demo|bench)"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
@@ -102,7 +102,7 @@ help:
 	@echo "  make test-unit    the host suite for ARCH (arm64 runs under qemu-aarch64)"
 	@echo "  make test-asan    the host suite under ASan+UBSan"
 	@echo "  make test-tsan    the threads stress under ThreadSanitizer"
-	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u checked"
+	@echo "  make test-builds  libkheap.a for both arches with gcc and clang, nm -u and nm -g (only kheap_*) checked"
 	@echo "  make fuzz         libFuzzer+ASan+UBSan on random heap scripts for FUZZ_SECONDS (60) on one core"
 	@echo "  make fuzz-ci      the fuzzer's CI pass: seed corpus (asm and C twins) + a fixed-seed run"
 	@echo "  make fuzz-cov     line coverage of src/heap by the fuzz seed corpus (llvm-cov)"
@@ -127,9 +127,15 @@ tools:
 # ---- freestanding library ---------------------------------------------------
 lib: $(LIB)
 
-$(LIB): $(LIB_OBJ)
-	@rm -f $@
-	$(AR) rcs $@ $^
+# One relocatable object with only kheap_* global (the API and the weak
+# hooks): the internal kh_* names stay out of the kernel's namespace. The
+# host tests and the QEMU test kernel link $(LIB_OBJ) or their own objects.
+# Relinked when the Makefile changes, which may drop a member.
+$(LIB): $(LIB_OBJ) Makefile
+	@rm -f $@ $(BUILD)/kheap.o
+	$(CROSS_COMPILE)ld -r -o $(BUILD)/kheap.o $(LIB_OBJ)
+	$(CROSS_COMPILE)objcopy --wildcard --keep-global-symbol='kheap_*' $(BUILD)/kheap.o
+	$(AR) rcs $@ $(BUILD)/kheap.o
 
 # The library needs only a compiler: `make` and `make lib` install nothing.
 # Any other goal that builds it (a QEMU kernel, say) installs the tools first.

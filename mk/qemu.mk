@@ -6,25 +6,29 @@
 #   <board>-test.elf    tests/host/t_*.c (the freestanding ones) + kt_core.c
 #   <board>-smp.elf     4-CPU stress on one shared heap
 #   <board>-nolock.elf  the same stress with the heap lock made a no-op: must fail
+#   <board>-nomask.elf  the same stress with interrupts left unmasked around
+#                       kheap calls: must fail through the lock's re-entry report
 #   <board>-demo.elf    the heap at work, then the instruction-count table
 #   <board>-bench.elf   the instruction-count table alone
 
 QB := $(BUILD)/qemu
+# The boards come from mk/boards.tab: one line per board (name, arch, board
+# file, image format, passing exit status, QEMU command line).
+BOARDS_TAB := mk/boards.tab
+board_field = $(shell awk '$$1 == "$(1)" { print $$$(2) }' $(BOARDS_TAB))
+QEMU_BOARDS := $(shell awk '$$2 == "$(ARCH)" { print $$1 }' $(BOARDS_TAB))
 ifeq ($(ARCH),arm64)
-  QEMU_BOARDS := virt raspi3b
   QEMU_BENCH_BOARD := virt
   QEMU_BOOT := boot/arm64/start.S boot/arm64/vectors.S boot/arm64/arm64.c boot/arm64/irq.c
   QEMU_GDB := gdb-multiarch
 else
-  QEMU_BOARDS := pc
   QEMU_BENCH_BOARD := pc
-  QEMU_BOOT := boot/x86_64/start.S boot/x86_64/trampoline.S boot/x86_64/vectors.S \
-    boot/x86_64/pc.c boot/x86_64/irq.c
+  QEMU_BOOT := boot/x86_64/start.S boot/x86_64/trampoline.S boot/x86_64/vectors.S boot/x86_64/irq.c
   QEMU_GDB := gdb
 endif
 QEMU_BOOT += boot/common/console.c boot/common/string.c
 BOARD_LD = linker/$(ARCH)-$(1).ld
-BOARD_SRC = $(if $(filter pc,$(1)),,boot/arm64/$(1).c)
+BOARD_SRC = $(call board_field,$(1),3)
 
 # Test files that include a hosted header (threads, stdio) cannot build
 # freestanding: the test kernel takes every other tests/host/t_*.c.
@@ -38,9 +42,11 @@ QEMU_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-si
 qobj = $(patsubst %,$(QB)/obj/%.o,$(basename $(1)))
 
 # The test kernel builds the heap as the host tests do, with the private
-# helpers opened (KH_PRIVATE empty) for white-box cases; every other kernel
-# links the shipped $(LIB). The no-lock control links the library's own
-# objects minus the lock, plus tests/qemu/nolock.c.
+# helpers opened (KH_PRIVATE empty) for white-box cases. The SMP stress
+# links the shipped $(LIB), as a kernel would. The demo and bench kernels
+# time internal routines (kh_cpu_alloc...), which $(LIB) keeps local: they
+# link the library's own objects. The no-lock control links those minus the
+# lock, plus tests/qemu/nolock.c.
 QEMU_WB_OBJ := $(patsubst src/heap/%,$(QB)/wb/%.o,$(basename $(subst src/heap/$(ARCH)/,src/heap/,$(HEAP_C) $(HEAP_S))))
 QEMU_NOLOCK_LIB := $(filter-out $(BUILD)/lib/kh_lock.o,$(LIB_OBJ))
 
@@ -53,14 +59,16 @@ QEMU_KIND_test := tests/qemu/kt_qemu.c tests/host/kt_core.c tests/host/twin_c.c 
 QEMU_KIND_test += tests/qemu/leak_test.c tests/qemu/leak_roots.c
 QEMU_KIND_smp := tests/qemu/smp_stress.c
 QEMU_KIND_nolock := tests/qemu/smp_stress.c tests/qemu/nolock.c
+QEMU_KIND_nomask := tests/qemu/nomask.c
 QEMU_KIND_demo := tests/qemu/demo.c tests/qemu/bench.c tests/qemu/leak_demo.c tests/qemu/leak_roots.c
 QEMU_KIND_bench := tests/qemu/bench_main.c tests/qemu/bench.c
 QEMU_HEAP_test := $(QEMU_WB_OBJ)
 QEMU_HEAP_smp := $(LIB)
 QEMU_HEAP_nolock := $(QEMU_NOLOCK_LIB)
-QEMU_HEAP_demo := $(LIB)
-QEMU_HEAP_bench := $(LIB)
-QEMU_KINDS := test smp nolock demo bench
+QEMU_HEAP_nomask := $(LIB)
+QEMU_HEAP_demo := $(LIB_OBJ)
+QEMU_HEAP_bench := $(LIB_OBJ)
+QEMU_KINDS := test smp nolock nomask demo bench
 
 $(QB)/obj/%.o: %.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
@@ -79,6 +87,10 @@ $(HEAP_S:src/heap/$(ARCH)/%.S=$(QB)/wb/%.o): $(QB)/wb/%.o: src/heap/$(ARCH)/%.S 
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
 
+# Header and #include dependencies of the kernels' own objects and of the
+# test kernel's white-box heap objects.
+-include $(shell find $(QB)/obj $(QB)/wb -name '*.d' 2>/dev/null)
+
 # $(1) board, $(2) kind. Always relinked (cheap): the object list follows
 # the tests/host/t_*.c wildcard, and a removed test must leave the kernel.
 .PHONY: qemu-relink
@@ -89,13 +101,13 @@ $(QB)/$(1)-$(2).elf: qemu-relink $(call qobj,$(QEMU_BOOT) $(call BOARD_SRC,$(1))
 endef
 $(foreach b,$(QEMU_BOARDS),$(foreach k,$(QEMU_KINDS),$(eval $(call QEMU_KERNEL,$(b),$(k)))))
 
-# QEMU's multiboot loader takes only a 32-bit ELF: same code, re-wrapped.
-$(QB)/pc-%.img: $(QB)/pc-%.elf
-	objcopy -O elf32-i386 $< $@
-$(QB)/virt-%.img: $(QB)/virt-%.elf
-	cp $< $@
-$(QB)/raspi3b-%.img: $(QB)/raspi3b-%.elf
-	cp $< $@
+# The image QEMU boots: the ELF as linked, or (image elf32) the same code
+# re-wrapped as a 32-bit ELF, the only kind QEMU's multiboot loader takes.
+define QEMU_IMAGE
+$(QB)/$(1)-%.img: $(QB)/$(1)-%.elf
+	$(if $(filter elf32,$(call board_field,$(1),4)),objcopy -O elf32-i386 $$< $$@,cp $$< $$@)
+endef
+$(foreach b,$(QEMU_BOARDS),$(eval $(call QEMU_IMAGE,$(b))))
 
 QEMU_IMGS = $(foreach b,$(QEMU_BOARDS),$(foreach k,$(1),$(QB)/$(b)-$(k).img))
 
@@ -104,7 +116,7 @@ QEMU_IMGS = $(foreach b,$(QEMU_BOARDS),$(foreach k,$(1),$(QB)/$(b)-$(k).img))
 qemu-kernels: $(call QEMU_IMGS,$(QEMU_KINDS))
 
 # KINDS picks a subset, e.g. make qemu-test KINDS=test.
-KINDS ?= test smp nolock
+KINDS ?= test smp nolock nomask
 qemu-test: $(call QEMU_IMGS,$(KINDS))
 	@QEMU_SKIPPED='$(QEMU_T_SKIP)' KINDS='$(KINDS)' sh tools/qemu-test.sh $(QB) $(QEMU_BOARDS)
 
@@ -135,9 +147,10 @@ BOARD ?= $(firstword $(QEMU_BOARDS))
 KIND ?= test
 qemu-gdb: $(QB)/$(BOARD)-$(KIND).img
 	@echo "waiting for gdb: $(QEMU_GDB) $(QB)/$(BOARD)-$(KIND).elf -ex 'target remote :1234'"
-	@sh tools/qemu-run.sh $(BOARD) $< 3600 -s -S $(if $(filter smp nolock,$(KIND)),-smp 4)
+	@sh tools/qemu-run.sh $(BOARD) $< 3600 -s -S $(if $(filter smp nolock nomask,$(KIND)),-smp 4)
 
-# make qemu-soak [RUNS=10]: the SMP stress RUNS times in a row on every board.
+# make qemu-soak [RUNS=10]: the SMP stress (timer interrupts that allocate on
+# every CPU, IPIs, a CPU that stops) RUNS times in a row on every board.
 RUNS ?= 10
 qemu-soak: $(call QEMU_IMGS,smp)
 	@ok=0; for i in $$(seq $(RUNS)); do for b in $(QEMU_BOARDS); do \

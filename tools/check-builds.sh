@@ -2,7 +2,9 @@
 # Build the freestanding libkheap.a for every arch with gcc and clang
 # (-Wall -Wextra -Werror), then check that, once the archive's members are
 # linked together, nothing is left undefined: the library needs no libc and
-# no symbol from the kernel beyond the weak hooks it already defaults.
+# no symbol from the kernel beyond the weak hooks it already defaults; and
+# that the archive exports only kheap_* names (the API and the documented
+# hooks): every internal kh_* symbol is local to it.
 set -u
 pass=0
 fail=0
@@ -23,8 +25,12 @@ for arch in x86_64 arm64; do
 				if [ -n "$undef" ]; then
 					echo "FAIL $name: undefined symbols:"; echo "$undef"; fail=$((fail + 1)); continue
 				fi
+				leaked=$(${cross}nm -g --defined-only "$dir/libkheap.a" | awk 'NF == 3 && $3 !~ /^kheap_/ { print $3 }')
+				if [ -n "$leaked" ]; then
+					echo "FAIL $name: global symbols besides kheap_*:"; echo "$leaked"; fail=$((fail + 1)); continue
+				fi
 				weak=$(${cross}nm "$dir/whole.o" | awk '$2 == "W" { print $3 }' | tr '\n' ' ')
-				echo "ok   $name: no undefined symbols; weak hooks: $weak"
+				echo "ok   $name: no undefined symbols, only kheap_* global; weak hooks: $weak"
 				pass=$((pass + 1))
 			done
 		done

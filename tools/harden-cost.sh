@@ -19,7 +19,8 @@ for cfg in 0:0 1:0 2:0 3:0 0:1 1:1; do
 	h=${cfg%:*} t=${cfg#*:}
 	make --no-print-directory -s lib ARCH=x86_64 HARDEN=$h TAGS=$t
 	lib=build/x86_64$( [ $h = 0 ] || echo -h$h )$( [ $t = 0 ] || echo -t )/libkheap.a
-	gcc -std=gnu11 -O2 -no-pie -DKHEAP_HARDEN=$h -DKHEAP_TAGS=$t -Isrc/heap bench/callgrind-class.c "$lib" \
+	# The bench calls kh_* routines, which libkheap.a keeps local: the objects.
+	gcc -std=gnu11 -O2 -no-pie -DKHEAP_HARDEN=$h -DKHEAP_TAGS=$t -Isrc/heap bench/callgrind-class.c "${lib%/libkheap.a}"/lib/*.o \
 		-o "$out/harden-$h-$t"
 	row="| $h | $( [ $t = 1 ] && echo on || echo off )"
 	for mode in heap big; do

@@ -41,8 +41,10 @@ A qemu-x86_64-gen make --no-print-directory qemu-test ARCH=x86_64 GENERIC=1
 A fuzz-short      make --no-print-directory fuzz-ci
 A qemu-virt       make --no-print-directory qemu-test ARCH=arm64 QEMU_BOARDS=virt
 A qemu-virt-gen   make --no-print-directory qemu-test ARCH=arm64 GENERIC=1 QEMU_BOARDS=virt
+A qemu-zcu102-gen make --no-print-directory qemu-test ARCH=arm64 GENERIC=1 QEMU_BOARDS=zcu102
 B qemu-raspi3b    make --no-print-directory qemu-test ARCH=arm64 QEMU_BOARDS=raspi3b
 B qemu-raspi3b-gen make --no-print-directory qemu-test ARCH=arm64 GENERIC=1 QEMU_BOARDS=raspi3b
+B qemu-zcu102     make --no-print-directory qemu-test ARCH=arm64 QEMU_BOARDS=zcu102
 '
 
 filter=${1:-}

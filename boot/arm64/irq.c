@@ -3,18 +3,24 @@
  * kheap.h): save DAIF and mask D, A, I, F; restore the saved DAIF. Also the
  * kernel's kheap_spin_yield, and kheap_cpu_id while board_percpu is set.
  */
+#include "board.h"
 #include "kheap.h"
+
+int board_mask_irqs = 1;
 
 uintptr_t kheap_irq_save(void)
 {
 	uint64_t daif;
+	if (!board_mask_irqs)
+		return 0;
 	__asm__ volatile("mrs %0, daif; msr daifset, #0xf" : "=r"(daif)::"memory");
 	return (uintptr_t)daif;
 }
 
 void kheap_irq_restore(uintptr_t state)
 {
-	__asm__ volatile("msr daif, %0" ::"r"((uint64_t)state) : "memory");
+	if (board_mask_irqs)
+		__asm__ volatile("msr daif, %0" ::"r"((uint64_t)state) : "memory");
 }
 
 int board_percpu;

@@ -5,8 +5,9 @@
  *      all four here; virt starts only CPU 0 and the rest through PSCI).
  * Out: boot_main() on CPU 0 at EL1 with .bss zeroed, sp = __stack_top;
  *      secondary_entry(cpu) on others, sp = __stack_top - cpu * STACK_SIZE.
- * The MMU stays off (see tests/qemu/README-section.md): data accesses are
- * Device-nGnRnE, so C is built with -mstrict-align. DAIF stays masked.
+ * Each CPU turns on its MMU and caches before any C beyond the map builder
+ * runs (arm64.c: identity map, RAM Normal write-back, the rest Device).
+ * DAIF stays masked until a kernel unmasks IRQs.
  * Clobbers: everything; nothing returns here.
  */
 #include "asm.h"
@@ -29,6 +30,7 @@ FUNC(_start)
 	stp	xzr, xzr, [x0], #16
 	b	1b
 2:	bl	cpu_setup
+	bl	arm64_mmu_boot
 	bl	kmain
 	mov	w0, #4			/* kmain returned: a kernel bug */
 	bl	board_exit
@@ -51,6 +53,7 @@ FUNC(secondary_entry)
 	sub	x1, x1, x19, lsl #STACK_SHIFT
 	mov	sp, x1
 	bl	cpu_setup
+	bl	arm64_mmu_on
 	mov	x0, x19
 	bl	boot_secondary
 	mov	w0, #4

@@ -3,8 +3,8 @@
  * A port provides these in boot/<arch>/ plus a linker script in linker/;
  * nothing in src/heap/ knows about boards.
  *
- * Every function here is safe to call from any started CPU, with interrupts
- * masked (they stay masked: the kernels take no interrupts).
+ * Every function here is safe to call from any started CPU. Interrupts are
+ * masked until a kernel turns them on with board_irq_on (the SMP stress).
  */
 #ifndef BOARD_H
 #define BOARD_H
@@ -46,6 +46,36 @@ void board_relax(void);
 void board_counter_init(void);
 uint64_t board_counter(void);
 const char *board_counter_name(void);
+
+/* Interrupts, per CPU. board_irq_setup() prepares the calling CPU's part
+ * of the interrupt controller (the boot CPU's call also the shared part)
+ * and routes its timer and IPIs to it; board_timer_start(hz) then makes the
+ * calling CPU's timer interrupt hz times a second, each calling
+ * board_on_tick(cpu) in interrupt context, until board_timer_stop().
+ * board_ipi(cpu) interrupts CPU cpu, which calls board_on_ipi(cpu).
+ * board_irq_on/off unmask and mask interrupts on the calling CPU. Handlers
+ * run with interrupts masked. */
+void board_irq_setup(unsigned cpu);
+void board_timer_start(unsigned hz);
+void board_timer_stop(void);
+void board_ipi(unsigned cpu);
+void board_irq_on(void);
+void board_irq_off(void);
+int board_irq_masked(void); /* non-zero: the calling CPU takes no IRQ now */
+extern void (*volatile board_on_tick)(unsigned cpu);
+extern void (*volatile board_on_ipi)(unsigned cpu);
+
+/* Non-zero (the start): kheap_irq_save masks interrupts. Zero turns the
+ * kernel's masking hooks into no-ops: the control that proves a handler
+ * calling kheap over a CPU that holds the heap lock is reported. */
+extern int board_mask_irqs;
+
+/* One line on how the calling CPU sees memory (MMU, caches, map), read
+ * from the CPU's own control registers where it has them. */
+const char *board_memory(void);
+
+/* This CPU's number (0 .. BOARD_MAX_CPUS - 1). */
+unsigned board_cpu(void);
 
 /* Entered on the boot CPU with .bss cleared and a stack set up. */
 void kmain(void);

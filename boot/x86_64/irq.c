@@ -4,18 +4,24 @@
  * Also the kernel's kheap_spin_yield, and kheap_cpu_id while board_percpu is
  * set.
  */
+#include "board.h"
 #include "kheap.h"
+
+int board_mask_irqs = 1;
 
 uintptr_t kheap_irq_save(void)
 {
 	uint64_t flags;
+	if (!board_mask_irqs)
+		return 0;
 	__asm__ volatile("pushfq; popq %0; cli" : "=r"(flags)::"memory");
 	return (uintptr_t)flags;
 }
 
 void kheap_irq_restore(uintptr_t state)
 {
-	__asm__ volatile("pushq %0; popfq" ::"r"((uint64_t)state) : "memory", "cc");
+	if (board_mask_irqs)
+		__asm__ volatile("pushq %0; popfq" ::"r"((uint64_t)state) : "memory", "cc");
 }
 
 int board_percpu;

@@ -64,16 +64,29 @@ struct gate {
 };
 _Static_assert(sizeof(struct gate) == 16, "long-mode IDT gates are 16 bytes");
 
-extern const char isr_stubs[];
-static struct gate idt[32];
+extern const char isr_stubs[], irq_timer[], irq_ipi[], irq_spurious[];
+#define VEC_TIMER 0x40u
+#define VEC_IPI 0x41u
+#define VEC_SPURIOUS 0x4fu /* low four bits set, as older APICs require */
+#define VEC_PIC 0x20u      /* the legacy 8259s, moved off the exceptions */
+static struct gate idt[VEC_SPURIOUS + 1];
+
+static struct gate gate_to(const char *stub)
+{
+	uint64_t a = (uint64_t)(uintptr_t)stub;
+	return (struct gate){(uint16_t)a, 0x18, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
+}
 
 void cpu_setup(void);
 void cpu_setup(void)
 {
-	for (unsigned i = 0; i < 32; i++) {
-		uint64_t a = (uint64_t)(uintptr_t)(isr_stubs + 16 * i);
-		idt[i] = (struct gate){(uint16_t)a, 0x18, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
-	}
+	for (unsigned i = 0; i < 32; i++)
+		idt[i] = gate_to(isr_stubs + 16 * i);
+	idt[VEC_TIMER] = gate_to(irq_timer);
+	idt[VEC_IPI] = gate_to(irq_ipi);
+	for (unsigned i = VEC_PIC; i < VEC_PIC + 16; i++)
+		idt[i] = gate_to(irq_spurious);
+	idt[VEC_SPURIOUS] = gate_to(irq_spurious);
 	struct __attribute__((packed)) {
 		uint16_t limit;
 		uint64_t base;
@@ -91,6 +104,94 @@ _Noreturn void x86_fault(uint64_t vec, uint64_t err, uint64_t rip, uint64_t cr2)
 		"#PF page fault", "reserved", "#MF x87", "#AC alignment", "#MC machine check",
 		"#XM SIMD", "#VE virtualisation", "#CP control protection"};
 	board_fault(vec < 32 && names[vec] ? names[vec] : "exception", err, rip, cr2);
+}
+
+const char *board_memory(void)
+{
+	uint64_t cr0;
+	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+	if ((cr0 >> 31 & 1) && !(cr0 >> 30 & 1))
+		return "paging and caches on (CR0.PG, CR0.CD clear): identity map of the first 4 GiB in 2 MiB "
+		       "pages, write-back except the top 32 MiB (local APIC), uncached";
+	return "paging or caches OFF (CR0)";
+}
+
+/* ---- interrupts: the local APIC's timer and IPIs ---- */
+
+#define LAPIC_EOI (0xb0 / 4)
+#define LAPIC_SVR (0xf0 / 4)
+#define LAPIC_TPR (0x80 / 4)
+#define LAPIC_LVT_TIMER (0x320 / 4)
+#define LAPIC_TIMER_INIT (0x380 / 4)
+#define LAPIC_TIMER_DIV (0x3e0 / 4)
+/* QEMU clocks the APIC timer at 1 GHz before the divider; hardware would
+ * calibrate it against a known clock. Divide by 16: 62.5 MHz. */
+#define LAPIC_TIMER_HZ 62500000u
+
+void (*volatile board_on_tick)(unsigned cpu);
+void (*volatile board_on_ipi)(unsigned cpu);
+
+unsigned board_cpu(void) { return LAPIC[0x20 / 4] >> 24; }
+
+/* The legacy 8259 pair would deliver the PIT at vector 8 (a double fault)
+ * through the boot CPU's LINT0 once interrupts are on: move it to
+ * VEC_PIC..+15 (ICW1-ICW4) and mask every line. A spurious IRQ 7 or 15 it
+ * may still raise lands on irq_spurious. */
+static void pic_off(void)
+{
+	static const uint8_t icw[2][4] = {{0x11, VEC_PIC, 4, 1}, {0x11, VEC_PIC + 8, 2, 1}};
+	for (unsigned k = 0; k < 4; k++) {
+		outb(k ? 0x21 : 0x20, icw[0][k]);
+		outb(k ? 0xa1 : 0xa0, icw[1][k]);
+	}
+	outb(0x21, 0xff);
+	outb(0xa1, 0xff);
+}
+
+void board_irq_setup(unsigned cpu)
+{
+	if (cpu == 0)
+		pic_off();
+	LAPIC[LAPIC_TPR] = 0;
+	LAPIC[LAPIC_SVR] = 0x100u | VEC_SPURIOUS; /* software enable */
+}
+
+void board_timer_start(unsigned hz)
+{
+	LAPIC[LAPIC_TIMER_DIV] = 0x3; /* divide by 16 */
+	LAPIC[LAPIC_LVT_TIMER] = VEC_TIMER | 1u << 17; /* periodic */
+	LAPIC[LAPIC_TIMER_INIT] = LAPIC_TIMER_HZ / hz;
+}
+
+void board_timer_stop(void)
+{
+	LAPIC[LAPIC_LVT_TIMER] = VEC_TIMER | 1u << 16; /* masked */
+	LAPIC[LAPIC_TIMER_INIT] = 0;
+}
+
+static void ipi(unsigned apic_id, uint32_t cmd);
+
+void board_ipi(unsigned cpu) { ipi(cpu, VEC_IPI); /* fixed delivery */ }
+
+void board_irq_on(void) { __asm__ volatile("sti" ::: "memory"); }
+
+void board_irq_off(void) { __asm__ volatile("cli" ::: "memory"); }
+
+int board_irq_masked(void)
+{
+	uint64_t flags;
+	__asm__ volatile("pushfq; popq %0" : "=r"(flags));
+	return !(flags & 0x200); /* RFLAGS.IF */
+}
+
+void x86_irq(unsigned kind);
+void x86_irq(unsigned kind)
+{
+	unsigned cpu = board_cpu();
+	void (*fn)(unsigned) = kind == 0 ? board_on_tick : board_on_ipi;
+	if (fn)
+		fn(cpu);
+	LAPIC[LAPIC_EOI] = 0;
 }
 
 /* ---- application processors ---- */

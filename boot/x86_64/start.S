@@ -8,7 +8,8 @@
  * Out: kmain() on the boot CPU in long mode, .bss zeroed, sp = __stack_top;
  *      boot_secondary(ap_cpu) on an AP, sp = ap_stack.
  * The first 4 GiB are identity-mapped with 2 MiB pages (the top 32 MiB,
- * which holds the local APIC, uncached). Interrupts stay disabled.
+ * which holds the local APIC, uncached). Interrupts stay disabled until a
+ * kernel enables them (the SMP stress: pc.c, board_irq_on).
  * Clobbers: everything; nothing returns here.
  */
 #include "asm.h"

@@ -1,6 +1,9 @@
 /*
- * vectors.S: the 32 exception stubs of x86_64 (pc.c builds the IDT from
- * them). The kernels take no interrupts, so every vector is a fault: each
+ * vectors.S: the interrupt stubs of x86_64 (pc.c builds the IDT from them).
+ * irq_timer and irq_ipi (the local APIC's timer and IPI vectors) save the
+ * caller-saved registers, call x86_irq(kind) with the stack 16-aligned, and
+ * return with iretq (no SSE state: the C is built -mno-sse). The 32
+ * exception vectors are faults: each
  * stub pushes a zero where the CPU pushes no error code, then its vector,
  * and x86_fault() reports vector, error code, RIP and CR2 and exits with
  * status 3. Each stub is 16 bytes long: pc.c finds stub n at
@@ -54,6 +57,47 @@ isr_stubs:
 	STUB 29, 1
 	STUB 30, 1
 	STUB 31, 0
+
+.macro IRQ name, kind
+	.balign	16
+	.global	\name
+\name:
+	push	%rax
+	push	%rcx
+	push	%rdx
+	push	%rsi
+	push	%rdi
+	push	%r8
+	push	%r9
+	push	%r10
+	push	%r11
+	push	%rbp
+	mov	%rsp, %rbp
+	and	$-16, %rsp
+	mov	$\kind, %edi
+	call	x86_irq
+	mov	%rbp, %rsp
+	pop	%rbp
+	pop	%r11
+	pop	%r10
+	pop	%r9
+	pop	%r8
+	pop	%rdi
+	pop	%rsi
+	pop	%rdx
+	pop	%rcx
+	pop	%rax
+	iretq
+.endm
+
+	IRQ irq_timer, 0
+	IRQ irq_ipi, 1
+
+/* The local APIC's spurious vector: no handler, no EOI. */
+	.balign	16
+	.global	irq_spurious
+irq_spurious:
+	iretq
 
 isr_common:
 	mov	(%rsp), %rdi			/* vector */

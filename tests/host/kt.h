@@ -92,6 +92,10 @@ int kt_rec_expect(struct kt_rec *rec, enum kheap_error kind, const char *file, i
  * otherwise it fails the current case. */
 extern volatile int kt_panic_expected;
 extern volatile unsigned kt_panics;
+/* While kt_panic_expected is set, kheap_panic also calls this (when set)
+ * with the message, e.g. to end a deadlock the report names. Cleared
+ * before each case. */
+extern void (*volatile kt_panic_action)(const char *msg);
 
 /* kheap_check with each problem logged; returns the count. */
 int kt_heap_check(struct kheap *h);

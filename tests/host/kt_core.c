@@ -8,6 +8,7 @@ static const struct kt_case *current;
 static int current_failed;
 volatile int kt_panic_expected;
 volatile unsigned kt_panics;
+void (*volatile kt_panic_action)(const char *msg);
 
 void kt_putu(uint64_t v)
 {
@@ -135,6 +136,8 @@ void kheap_panic(const char *msg)
 {
 	if (kt_panic_expected) {
 		kt_panics++;
+		if (kt_panic_action)
+			kt_panic_action(msg);
 		return;
 	}
 	current_failed = 1;
@@ -191,6 +194,7 @@ int kt_run(const char *filter)
 		current_failed = 0;
 		kt_percpu(kt_percpu_default);
 		kt_panic_expected = 0;
+		kt_panic_action = 0;
 		c->fn();
 		kt_out(current_failed ? "FAIL " : "ok   ");
 		kt_out(c->name);

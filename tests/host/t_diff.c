@@ -374,28 +374,40 @@ KT_CASE(diff_cpu_list_pop_count_wrap)
 /* ---- kh_lock ---------------------------------------------------------------- */
 
 /* Single-threaded: the state after each call, from the same start, wrap
- * included. (Contention is t_lock.c's business.) */
+ * included, with and without a CPU number for the holder. (Contention is
+ * t_lock.c's business.) */
 KT_CASE(diff_lock_states)
 {
 	static const uint32_t starts[] = {0, 1, 7, 0x7fffffffu, 0x80000000u, 0xfffffffeu, 0xffffffffu};
-	for (unsigned k = 0; k < sizeof starts / sizeof starts[0]; k++) {
-		struct kh_lock a, b;
-		atomic_init(&a.next, starts[k]);
-		atomic_init(&a.owner, starts[k]);
-		atomic_init(&b.next, starts[k]);
-		atomic_init(&b.owner, starts[k]);
-		for (unsigned r = 0; r < 3; r++) {
-			kh_lock_acquire(&a);
-			twin_lock_acquire(&b);
-			KT_EQ(atomic_load(&a.next), starts[k] + r + 1);
-			KT_EQ(atomic_load(&a.owner), starts[k] + r);
-			KT_EQ(atomic_load(&b.next), atomic_load(&a.next));
-			KT_EQ(atomic_load(&b.owner), atomic_load(&a.owner));
-			kh_lock_release(&a);
-			twin_lock_release(&b);
-			KT_EQ(atomic_load(&a.owner), starts[k] + r + 1);
-			KT_EQ(atomic_load(&b.owner), atomic_load(&a.owner));
-			KT_EQ(atomic_load(&b.next), atomic_load(&a.next));
+	for (int named = 0; named < 2; named++) {
+		kt_percpu(named);
+		uint32_t tag = kheap_cpu_id() + 1u;
+		KT_CHECK(named ? tag != 0 : tag == 0);
+		for (unsigned k = 0; k < sizeof starts / sizeof starts[0]; k++) {
+			struct kh_lock a = {0}, b = {0};
+			atomic_init(&a.next, starts[k]);
+			atomic_init(&a.serving, starts[k]);
+			atomic_init(&b.next, starts[k]);
+			atomic_init(&b.serving, starts[k]);
+			for (unsigned r = 0; r < 3; r++) {
+				kh_lock_acquire(&a);
+				twin_lock_acquire(&b);
+				KT_EQ(atomic_load(&a.next), starts[k] + r + 1);
+				KT_EQ(atomic_load(&a.serving), starts[k] + r);
+				KT_EQ(atomic_load(&a.holder), tag);
+				KT_EQ(atomic_load(&b.next), atomic_load(&a.next));
+				KT_EQ(atomic_load(&b.serving), atomic_load(&a.serving));
+				KT_EQ(atomic_load(&b.holder), atomic_load(&a.holder));
+				kh_lock_release(&a);
+				twin_lock_release(&b);
+				KT_EQ(atomic_load(&a.serving), starts[k] + r + 1);
+				KT_EQ(atomic_load(&a.holder), 0);
+				KT_EQ(atomic_load(&b.serving), atomic_load(&a.serving));
+				KT_EQ(atomic_load(&b.next), atomic_load(&a.next));
+				KT_EQ(atomic_load(&b.holder), 0);
+				KT_EQ(atomic_load(&a.waiting), 0);
+				KT_EQ(atomic_load(&b.waiting), 0);
+			}
 		}
 	}
 }
@@ -404,9 +416,9 @@ KT_CASE(diff_lock_states)
  * released, which is what mixing objects from the two builds relies on. */
 KT_CASE(diff_lock_interleaved)
 {
-	struct kh_lock l;
+	struct kh_lock l = {0};
 	atomic_init(&l.next, 0xfffffff0u);
-	atomic_init(&l.owner, 0xfffffff0u);
+	atomic_init(&l.serving, 0xfffffff0u);
 	for (unsigned r = 0; r < 64; r++) {
 		if (r & 1)
 			kh_lock_acquire(&l);
@@ -418,19 +430,94 @@ KT_CASE(diff_lock_interleaved)
 			twin_lock_release(&l);
 	}
 	KT_EQ(atomic_load(&l.next), 0x30u);
-	KT_EQ(atomic_load(&l.owner), 0x30u);
+	KT_EQ(atomic_load(&l.serving), 0x30u);
+	KT_EQ(atomic_load(&l.holder), 0);
 }
 
-/* ---- kh_irq ----------------------------------------------------------------- */
+/* A deadlock the lock reports: the report's kheap_panic (expected here)
+ * plays the holder and releases, so the waiter is served and returns. */
+static struct kh_lock *stuck_lock;
+static void (*stuck_release)(struct kh_lock *l);
+static const char *stuck_msg;
+static unsigned stuck_releases; /* tickets ahead of the stuck one */
 
-/* The asm versions are privileged (tests/qemu runs them); the generic twin
- * has nothing to save and must say so with 0. */
-KT_CASE(diff_irq_generic_twin)
+static void unstick(const char *msg)
 {
-	KT_EQ(twin_arch_irq_save(), 0);
-	twin_arch_irq_restore(0);
-	twin_arch_irq_restore(~(uintptr_t)0);
-	KT_EQ(twin_arch_irq_save(), 0);
+	stuck_msg = msg;
+	for (unsigned i = 0; i < stuck_releases; i++)
+		stuck_release(stuck_lock);
+}
+
+static int has(const char *s, const char *sub)
+{
+	for (; s && *s; s++) {
+		size_t i = 0;
+		while (sub[i] && s[i] == sub[i])
+			i++;
+		if (!sub[i])
+			return 1;
+	}
+	return 0;
+}
+
+typedef void lock_fn(struct kh_lock *l);
+
+/* Acquire l (in state *start) once more with acq; expect one report
+ * containing what, answered by releasing with rel. */
+static void expect_stuck(lock_fn *acq, lock_fn *rel, struct kh_lock *l, const char *what)
+{
+	stuck_lock = l, stuck_release = rel, stuck_msg = NULL;
+	stuck_releases = atomic_load(&l->next) - atomic_load(&l->serving);
+	kt_panics = 0;
+	kt_panic_action = unstick;
+	kt_panic_expected = 1;
+	uint32_t next = atomic_load(&l->next);
+	acq(l);
+	kt_panic_expected = 0;
+	kt_panic_action = 0;
+	KT_EQ(kt_panics, 1);
+	KT_CHECK(has(stuck_msg, what));
+	KT_EQ(atomic_load(&l->serving), next); /* served: this call's ticket */
+	KT_EQ(atomic_load(&l->holder), kheap_cpu_id() + 1u);
+	KT_EQ(atomic_load(&l->waiting), 0);
+	rel(l);
+	KT_EQ(atomic_load(&l->next), atomic_load(&l->serving));
+}
+
+/* Re-entry on a CPU that holds the lock is named at once (a patience of
+ * 64 rounds would otherwise end in the other report); with no CPU named it is
+ * caught by the bounded wait instead; a lock that another CPU holds is
+ * waited for without a re-entry report, up to the bound; and a CPU whose
+ * interrupted code was still waiting (its bit in waiting set, its ticket
+ * behind another CPU's) is named at once too. */
+KT_CASE(diff_lock_reports_deadlock)
+{
+	lock_fn *acq[2] = {kh_lock_acquire, twin_lock_acquire};
+	lock_fn *rel[2] = {kh_lock_release, twin_lock_release};
+	for (unsigned t = 0; t < 2; t++) {
+		struct kh_lock l = {0};
+		kt_percpu(1);
+		KT_REQUIRE(kheap_cpu_id() != KHEAP_NO_CPU);
+		l.patience = 64; /* broken: "still held" after 64 rounds, not a hang */
+		acq[t](&l);
+		expect_stuck(acq[t], rel[t], &l, "re-entered by the CPU that holds it");
+
+		kt_percpu(0);
+		l.patience = 3;
+		acq[t](&l);
+		expect_stuck(acq[t], rel[t], &l, "still held");
+
+		kt_percpu(1);
+		atomic_store(&l.next, atomic_load(&l.next) + 1u); /* another CPU's ticket */
+		atomic_store(&l.holder, kheap_cpu_id() + 2u);
+		expect_stuck(acq[t], rel[t], &l, "still held");
+
+		atomic_store(&l.next, atomic_load(&l.next) + 2u); /* another CPU's, then this one's */
+		atomic_store(&l.holder, kheap_cpu_id() + 2u);
+		atomic_store(&l.waiting, (uint64_t)1 << kheap_cpu_id());
+		l.patience = 64; /* broken: "still held" after 64 rounds, not a hang */
+		expect_stuck(acq[t], rel[t], &l, "re-entered by the CPU that holds it");
+	}
 }
 
 /* ---- kh_cpu_alloc / kh_cpu_free: the fused fast path ------------------------ */

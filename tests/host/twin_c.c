@@ -12,9 +12,6 @@
 #define kh_cpu_free twin_cpu_free
 #define kh_lock_acquire twin_lock_acquire
 #define kh_lock_release twin_lock_release
-#define kh_arch_irq_save twin_arch_irq_save
-#define kh_arch_irq_restore twin_arch_irq_restore
 
 #include "kh_class.c"
-#include "kh_irq.c"
 #include "kh_lock.c"

@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "kh_class.h"
-#include "kh_irq.h"
 #include "kh_lock.h"
 
 unsigned twin_size_class(size_t n);
@@ -21,7 +20,5 @@ void *twin_cpu_alloc(struct kh_cpu *cpu, size_t n);
 int twin_cpu_free(struct kh_cpu *cpu, void *p);
 void twin_lock_acquire(struct kh_lock *l);
 void twin_lock_release(struct kh_lock *l);
-uintptr_t twin_arch_irq_save(void);
-void twin_arch_irq_restore(uintptr_t state);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * demo.c: the `make run` kernel: a heap on the linker arena at work
- * (allocate, resize, free, stats, a kheap_walk listing, kheap_check), then
+ * (allocate, resize, free, stats, a block listing, kheap_check), then
  * the instruction-count table, then a leak report (leak_demo.c). The kernel's kheap_panic prints the report
  * and exits with status 2.
  */
@@ -17,25 +17,90 @@ void kheap_panic(const char *msg)
 	board_exit(2);
 }
 
-static unsigned listed, blocks;
+/* The block listing comes from kheap_dump, whose block lines name each
+ * block's state (kheap_walk only tells held from not held) and give its
+ * size in block bytes, the unit of kheap_stats. Lines are gathered here and
+ * the "kheap block" ones printed as a table. */
+#define LISTED 12u
 
-static void show_block(void *ctx, void *ptr, size_t size, int used)
+struct listing {
+	char line[160];
+	unsigned len, blocks;
+};
+
+/* The value after key in line, up to the next space ("" when absent). */
+static const char *field(char *line, const char *key, char **end)
 {
-	(void)ctx;
-	if (listed++ < 12) {
-		con_puts("  ");
-		con_putx((uint64_t)(uintptr_t)ptr);
-		con_putu_w(size, 10);
-		con_puts(used ? "  used\n" : "  free\n");
+	for (char *s = line; *s; s++) {
+		unsigned i = 0;
+		while (key[i] && s[i] == key[i])
+			i++;
+		if (key[i])
+			continue;
+		char *e = s + i;
+		while (*e && *e != ' ')
+			e++;
+		*end = e;
+		return s + i;
 	}
-	blocks++;
+	*end = line;
+	return "";
+}
+
+static void pad(const char *s, unsigned width, int right)
+{
+	unsigned n = 0;
+	while (s[n])
+		n++;
+	if (!right)
+		con_puts(s);
+	for (; n < width; n++)
+		con_puts(" ");
+	if (right)
+		con_puts(s);
+}
+
+static void block_line(struct listing *l)
+{
+	static const char prefix[] = "kheap block ";
+	for (unsigned i = 0; i + 1 < sizeof prefix; i++)
+		if (l->line[i] != prefix[i])
+			return;
+	if (l->blocks++ >= LISTED)
+		return;
+	char *e1, *e2, *e3;
+	const char *ptr = field(l->line, "ptr=", &e1);
+	const char *bytes = field(l->line, "bytes=", &e2);
+	const char *state = field(l->line, "state=", &e3);
+	*e1 = *e2 = *e3 = 0; /* after all three lookups: they scan the whole line */
+	con_puts("  ");
+	pad(ptr, 20, 0);
+	pad(bytes, 12, 1);
+	con_puts("  ");
+	con_puts(state);
+	con_puts("\n");
+}
+
+static void gather(void *ctx, char c)
+{
+	struct listing *l = ctx;
+	if (c != '\n') {
+		if (l->len + 1 < sizeof l->line)
+			l->line[l->len++] = c;
+		return;
+	}
+	l->line[l->len] = 0;
+	block_line(l);
+	l->len = 0;
 }
 
 static void stats(struct kheap *h)
 {
 	struct kheap_stats s;
 	kheap_get_stats(h, &s);
-	con_puts("stats: in use ");
+	con_puts("stats (block bytes: usable bytes + ");
+	con_putu(KHEAP_BLOCK_OVERHEAD);
+	con_puts(" of header):\n  in use ");
 	con_putu(s.in_use_bytes);
 	con_puts(" B in ");
 	con_putu(s.used_blocks);
@@ -43,19 +108,20 @@ static void stats(struct kheap *h)
 	con_putu(s.free_bytes);
 	con_puts(" B in ");
 	con_putu(s.free_blocks);
-	con_puts(", cached ");
+	con_puts(" blocks, cached ");
 	con_putu(s.cached_bytes);
 	con_puts(" B in ");
 	con_putu(s.cached_blocks);
-	con_puts(", largest free ");
-	con_putu(s.largest_free);
-	con_puts(", peak ");
+	con_puts(" blocks; peak in use ");
 	con_putu(s.peak_in_use_bytes);
-	con_puts(", allocs ");
+	con_puts(" B\n  largest allocation sure to succeed: ");
+	con_putu(s.largest_free - KHEAP_BLOCK_OVERHEAD);
+	con_puts(" B\n  (below the largest free block: for an O(1) search a request is rounded\n"
+		 "  up to a bin in which every block fits it; kheap_stats.largest_free)\n  ");
 	con_putu(s.alloc_count);
-	con_puts(", frees ");
+	con_puts(" allocs, ");
 	con_putu(s.free_count);
-	con_puts("\n");
+	con_puts(" frees\n");
 }
 
 void leak_demo(void); /* leak_demo.c: the leak report that ends the demo */
@@ -70,6 +136,8 @@ void kmain(void)
 	con_puts(" (");
 	con_putu(size >> 20);
 	con_puts(" MiB, from the linker script)\n");
+	con_puts(board_memory());
+	con_puts("\n");
 	struct kheap *h = kheap_init(__heap_start, size);
 	if (h == 0)
 		board_exit(1);
@@ -84,7 +152,7 @@ void kmain(void)
 		con_putx((uint64_t)(uintptr_t)p[i]);
 		con_puts(" usable ");
 		con_putu(kheap_usable_size(h, p[i]));
-		con_puts("\n");
+		con_puts(" B\n");
 	}
 	void *a = kheap_aligned_alloc(h, 4096, 200);
 	con_puts("aligned_alloc(4096, 200) -> ");
@@ -98,10 +166,12 @@ void kmain(void)
 	kheap_free(h, p[4]);
 	kheap_free(h, p[6]);
 	stats(h);
-	con_puts("kheap_walk (first 12 blocks):\n  address                 size\n");
-	kheap_walk(h, show_block, 0);
+	con_puts("blocks (kheap_dump, first 12; cached: freed, kept for reuse by a size-class cache):\n"
+		 "  address              block bytes  state\n");
+	static struct listing l;
+	kheap_dump(h, gather, &l);
 	con_puts("  ... ");
-	con_putu(blocks);
+	con_putu(l.blocks);
 	con_puts(" blocks in all\n");
 	con_puts("kheap_check: ");
 	con_putu((uint64_t)kheap_check(h));

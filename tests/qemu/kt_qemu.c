@@ -14,6 +14,8 @@ void kt_percpu(int on) { board_percpu = on; }
 
 void kmain(void)
 {
-	con_puts("kheap test kernel\n");
+	con_puts("kheap test kernel; ");
+	con_puts(board_memory());
+	con_puts("\n");
 	board_exit(kt_run(NULL) ? 1 : 0);
 }

@@ -7,6 +7,19 @@
  * the boot CPU frees what is left and runs kheap_check, which must find no
  * problem, and the in-use counters must be back to zero.
  *
+ * Interrupts run on every CPU meanwhile: a timer at TICK_HZ whose handler
+ * allocates, stamps, checks and frees blocks (plain and aligned) on the same
+ * heap, over whatever the main loop is doing. Every TRIM_EVERY operations a
+ * CPU trims the heap, whose kheap_flush_others here sends real IPIs; after
+ * the stress, the other CPUs fill their caches and the boot CPU allocates
+ * until it runs out, which must flush them through IPIs too; then the last
+ * CPU stops and the boot CPU drains its cache with kheap_cpu_dead.
+ *
+ * Built with -DCONTROL_NOMASK it is the control for the lock's re-entry
+ * report: the kernel's kheap_irq_save masks nothing, so a tick lands on a
+ * CPU inside the heap and allocates; the lock must name that through
+ * kheap_panic, which prints how long it took in timer ticks.
+ *
  * Prints one result line per CPU plus the final checks, then
  * "N passed, N failed", and exits with status 1 on any failure. The first
  * failure stops every CPU (the no-lock control wants a quick verdict).
@@ -23,6 +36,17 @@
 #define RECHECKS 1u
 #endif
 #define ARENA_MAX ((size_t)64 << 20)
+#ifndef TICK_HZ
+#define TICK_HZ 1000u
+#endif
+#define TRIM_EVERY 8192u
+/* Smallest block a tick allocates. The no-mask control raises it past the
+ * per-CPU caches (1016 bytes), so that its ticks only take the locked path
+ * and the first thing to go wrong is the lock re-entry it exists to show,
+ * not a per-CPU list that a tick changed under the code it interrupted. */
+#ifndef TICK_MIN_SIZE
+#define TICK_MIN_SIZE 1u
+#endif
 
 struct slot {
 	unsigned char *p;
@@ -34,14 +58,17 @@ struct cpu_state {
 	struct slot slot[SLOTS];
 	uint64_t rng;
 	uint64_t ops, allocs, frees, reallocs;
-	volatile int done;
+	uint64_t irq_rng, ticks, tick_pairs, ipis, trims;
+	volatile unsigned flush_ack;
+	volatile int done, offline;
 	int failed;
 } __attribute__((aligned(64)));
 
 static struct cpu_state cpus[BOARD_MAX_CPUS];
 static struct kheap *heap;
 static volatile int go, stop;
-static volatile unsigned ready;
+static volatile unsigned ready, flush_req, started_cpus;
+static volatile uint64_t flush_calls, flush_ok;
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -59,8 +86,12 @@ static void fail(unsigned cpu, const char *what, const void *p)
 		cpus[cpu].failed = 1;
 	stop = 1;
 	con_lock();
-	con_puts("  cpu ");
-	con_putu(cpu);
+	if (cpu < BOARD_MAX_CPUS) {
+		con_puts("  cpu ");
+		con_putu(cpu);
+	} else {
+		con_puts("  kheap");
+	}
 	con_puts(": ");
 	con_puts(what);
 	con_puts(" at ");
@@ -76,9 +107,24 @@ static void on_report(void *ctx, const struct kheap_report *r)
 	fail(BOARD_MAX_CPUS, r->msg ? r->msg : "kheap report", r->ptr);
 }
 
+/* A report from the lock (re-entry, a wait past its bound) comes from a
+ * CPU that will never get the lock: say when, and end the run here. */
 void kheap_panic(const char *msg)
 {
+	unsigned cpu = board_cpu();
 	fail(BOARD_MAX_CPUS, msg, 0);
+	con_lock();
+	con_puts("  kheap_panic on cpu ");
+	con_putu(cpu);
+	con_puts(" after ");
+	con_putu(cpus[cpu].ticks);
+	con_puts(" timer ticks of this CPU (");
+	con_putu(cpus[cpu].ticks * 1000u / TICK_HZ);
+	con_puts(" ms at ");
+	con_putu(TICK_HZ);
+	con_puts(" Hz)\n");
+	con_unlock();
+	board_exit(1);
 }
 
 /* Word i of a block with this token; blocks are 16-aligned, so whole words
@@ -162,6 +208,64 @@ static void one_op(unsigned cpu, struct cpu_state *c)
 	c->frees++;
 }
 
+/* The timer handler: allocate a plain and an aligned block, stamp both,
+ * check both, free both, on top of whatever this CPU was doing. */
+static void tick(unsigned cpu)
+{
+	struct cpu_state *c = &cpus[cpu];
+	c->ticks++;
+	if (stop)
+		return;
+	uint64_t r = rnd(&c->irq_rng);
+	size_t n = TICK_MIN_SIZE + (size_t)(r >> 8) % 600u, m = TICK_MIN_SIZE + (size_t)(r >> 24) % 3000u;
+	unsigned char *p = kheap_alloc(heap, n);
+	unsigned char *q = kheap_aligned_alloc(heap, (size_t)64 << (r % 4u), m);
+	if (p == 0 || q == 0)
+		return fail(cpu, "allocation in an interrupt handler failed", 0);
+	stamp(p, n, r);
+	stamp(q, m, ~r);
+	if (!intact(p, n, r) || !intact(q, m, ~r))
+		return fail(cpu, "block allocated in an interrupt handler overwritten", p);
+	kheap_free(heap, q);
+	kheap_free(heap, p);
+	c->tick_pairs++;
+}
+
+/* The IPI behind kheap_flush_others: drain this CPU's cache, then say so. */
+static void on_ipi(unsigned cpu)
+{
+	cpus[cpu].ipis++;
+	kheap_trim_cpu(heap);
+	__atomic_store_n(&cpus[cpu].flush_ack, flush_req, __ATOMIC_RELEASE);
+}
+
+/* IPI every other started, online CPU and wait for each to answer. With
+ * interrupts masked (called from a handler, or inside kheap_irq_save) this
+ * CPU could not answer a concurrent flush of another CPU that waits for it,
+ * so it declines; otherwise it keeps answering IPIs while it waits. */
+bool kheap_flush_others(struct kheap *h)
+{
+	(void)h;
+	__atomic_add_fetch(&flush_calls, 1u, __ATOMIC_RELAXED);
+	if (board_irq_masked())
+		return false;
+	unsigned me = board_cpu();
+	unsigned req = __atomic_add_fetch(&flush_req, 1u, __ATOMIC_ACQ_REL);
+	for (unsigned cpu = 0; cpu < started_cpus; cpu++)
+		if (cpu != me && !cpus[cpu].offline)
+			board_ipi(cpu);
+	for (unsigned cpu = 0; cpu < started_cpus; cpu++)
+		for (uint64_t spin = 0; cpu != me && !cpus[cpu].offline &&
+					(int)(__atomic_load_n(&cpus[cpu].flush_ack, __ATOMIC_ACQUIRE) - req) < 0;
+		     spin++) {
+			if (spin > 400000000u)
+				return false;
+			board_relax();
+		}
+	__atomic_add_fetch(&flush_ok, 1u, __ATOMIC_RELAXED);
+	return true;
+}
+
 /* Work outside the lock, and useful: re-verify a few live blocks, which a
  * racing split or a block handed out twice would have overwritten. It also
  * keeps the lock's duty cycle low: with 4 vCPU threads on fewer host cores,
@@ -176,21 +280,57 @@ static void recheck(unsigned cpu, struct cpu_state *c)
 	}
 }
 
+/* Phases after the stress, driven by the boot CPU through `phase`. */
+static volatile unsigned phase, filled;
+#define FILL 64u
+
+/* A secondary CPU: fill its per-CPU cache (phase 1), keep answering IPIs;
+ * the last CPU stops for good at phase 2, as a hot-unplugged one would. */
+static void after_stress(unsigned cpu, struct cpu_state *c)
+{
+	while (phase < 1)
+		board_relax();
+	void *p[FILL];
+	for (unsigned i = 0; i < FILL; i++)
+		p[i] = kheap_alloc(heap, 16u + 16u * (i % 8u));
+	for (unsigned i = 0; i < FILL; i++)
+		kheap_free(heap, p[i]);
+	__atomic_add_fetch(&filled, 1u, __ATOMIC_SEQ_CST);
+	while (phase < 2)
+		board_relax();
+	if (cpu == BOARD_MAX_CPUS - 1) {
+		board_irq_off();
+		c->offline = 1;
+		for (;;)
+			__asm__ volatile("" ::: "memory");
+	}
+	for (;;)
+		board_relax();
+}
+
 static void worker(unsigned cpu)
 {
 	struct cpu_state *c = &cpus[cpu];
 	c->rng = 0x9e3779b97f4a7c15ull * (cpu + 1u);
+	c->irq_rng = 0x2545f4914f6cdd1dull * (cpu + 1u);
+	board_irq_setup(cpu);
 	__atomic_add_fetch(&ready, 1u, __ATOMIC_SEQ_CST);
 	while (!go)
 		board_relax();
+	board_timer_start(TICK_HZ);
+	board_irq_on();
 	for (c->ops = 0; c->ops < STRESS_OPS && !stop; c->ops++) {
 		one_op(cpu, c);
 		recheck(cpu, c);
+		if (c->ops % TRIM_EVERY == TRIM_EVERY - 1) {
+			kheap_trim(heap);
+			c->trims++;
+		}
 	}
+	board_timer_stop();
 	c->done = 1;
 	if (cpu != 0)
-		for (;;)
-			board_relax();
+		after_stress(cpu, c);
 }
 
 static unsigned checks_run;
@@ -202,6 +342,39 @@ static unsigned report(const char *what, int ok)
 	con_puts(what);
 	con_puts("\n");
 	return ok ? 0u : 1u;
+}
+
+/* The boot CPU, after the stress: an allocation that runs out while the
+ * other CPUs' caches hold blocks must ask them to drain (IPIs). */
+static unsigned oom_flush(void)
+{
+	static void *big[256];
+	unsigned n = 0, failed = 0;
+	phase = 1;
+	for (uint64_t spin = 0; filled < started_cpus - 1 && spin < 400000000u; spin++)
+		board_relax();
+	failed += report("other CPUs filled their caches", filled == started_cpus - 1);
+	uint64_t calls = flush_calls, ok = flush_ok;
+	while (n < 256 && (big[n] = kheap_alloc(heap, (size_t)1 << 20)) != 0)
+		n++;
+	failed += report("running out asked the other CPUs to drain, through IPIs",
+			 flush_calls > calls && flush_ok > ok);
+	for (unsigned i = 0; i < n; i++)
+		kheap_free(heap, big[i]);
+	return failed;
+}
+
+/* The last CPU stops; its cache goes back with kheap_cpu_dead. */
+static unsigned cpu_dead(void)
+{
+	unsigned last = BOARD_MAX_CPUS - 1;
+	if (started_cpus != BOARD_MAX_CPUS)
+		return report("last CPU started, to stop it", 0);
+	phase = 2;
+	for (uint64_t spin = 0; !cpus[last].offline && spin < 400000000u; spin++)
+		board_relax();
+	kheap_cpu_dead(heap, last);
+	return report("a stopped CPU's cache drained by kheap_cpu_dead", cpus[last].offline != 0);
 }
 
 void kmain(void)
@@ -216,7 +389,17 @@ void kmain(void)
 	con_putu(BOARD_MAX_CPUS);
 	con_puts(" CPUs x ");
 	con_putu(STRESS_OPS);
-	con_puts(" ops on one heap\n");
+	con_puts(" ops on one heap, a ");
+	con_putu(TICK_HZ);
+	con_puts(" Hz timer interrupt on every CPU that allocates\n");
+	con_puts(board_memory());
+	con_puts("\n");
+#ifdef CONTROL_NOMASK
+	board_mask_irqs = 0;
+	con_puts("control: interrupts NOT masked around kheap calls: the lock must report re-entry\n");
+#endif
+	board_on_tick = tick;
+	board_on_ipi = on_ipi;
 	unsigned started = 1, failed = 0;
 	for (unsigned cpu = 1; cpu < BOARD_MAX_CPUS; cpu++) {
 		if (board_cpu_start(cpu, worker) != 0)
@@ -228,6 +411,7 @@ void kmain(void)
 		started++;
 	}
 	failed += report("all CPUs started", started == BOARD_MAX_CPUS);
+	started_cpus = started;
 	go = 1;
 	worker(0);
 	/* A CPU lost in a corrupted heap never finishes: give up on it. */
@@ -253,7 +437,15 @@ void kmain(void)
 		con_putu(c->reallocs);
 		con_puts(" reallocs, ");
 		con_putu(c->frees);
-		con_puts(" frees\n");
+		con_puts(" frees; ");
+		con_putu(c->ticks);
+		con_puts(" ticks, ");
+		con_putu(c->tick_pairs);
+		con_puts(" alloc+free pairs in them; ");
+		con_putu(c->trims);
+		con_puts(" trims, ");
+		con_putu(c->ipis);
+		con_puts(" IPIs answered\n");
 		failed += c->failed || !c->done || c->ops < STRESS_OPS;
 		checks_run++;
 	}
@@ -261,6 +453,15 @@ void kmain(void)
 	failed += report("no misuse reported", !stop);
 	if (stop) /* the heap is suspect: checking it may crash or hang */
 		goto out;
+	unsigned ticked = 0, answered = 0;
+	for (unsigned cpu = 0; cpu < started; cpu++) {
+		ticked += cpus[cpu].tick_pairs > 0;
+		answered += cpus[cpu].ipis > 0;
+	}
+	failed += report("every CPU allocated in its timer interrupts", ticked == started);
+	failed += report("every CPU answered flush IPIs during the stress", answered == started);
+	failed += oom_flush();
+	failed += cpu_dead();
 	for (unsigned cpu = 0; cpu < started; cpu++)
 		for (unsigned i = 0; i < SLOTS; i++) {
 			struct slot *s = &cpus[cpu].slot[i];

@@ -584,7 +584,9 @@ static void fork_parent(void)
 static void lock_reset(struct kh_lock *l)
 {
 	atomic_store(&l->next, 0u);
-	atomic_store(&l->owner, 0u);
+	atomic_store(&l->serving, 0u);
+	atomic_store(&l->holder, 0u);
+	atomic_store(&l->waiting, 0u);
 }
 
 static void fork_child(void)

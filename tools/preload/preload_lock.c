@@ -10,9 +10,9 @@
  * lets whichever thread runs take a free lock, and waiters sleep instead of
  * spinning. It is not fair, which a user program does not need.
  *
- * State in the 8-byte struct kh_lock: next is 0 (free), 1 (held) or 2
- * (held, and a thread may sleep on it); owner stays 0. kh_lock_try's
- * moving next from owner (0) to owner + 1 is then exactly "take a free
+ * State in struct kh_lock: next is 0 (free), 1 (held) or 2
+ * (held, and a thread may sleep on it); serving stays 0. kh_lock_try's
+ * moving next from serving (0) to serving + 1 is then exactly "take a free
  * lock", and the fork handlers' reset (both words 0) frees it.
  */
 #define _GNU_SOURCE
