@@ -21,7 +21,9 @@
  *  - Locking: every function masks interrupts through kheap_irq_save()/
  *    kheap_irq_restore() and takes the heap's spinlock, so it may be called
  *    from any CPU, thread or interrupt handler, but not from an NMI that may
- *    have interrupted the same heap: the lock is not recursive. The report
+ *    have interrupted the same heap: the lock is not recursive. A CPU that
+ *    re-enters it (an unmasked interrupt or an NMI, a hook calling back) is
+ *    reported through kheap_panic, not left to hang. The report
  *    and OOM hooks and kheap_flush_others run with the lock released; the
  *    kheap_walk, kheap_walk_tags and kheap_check_verbose callbacks run with
  *    it held.
@@ -39,9 +41,11 @@
  *    kheap_cpu_dead drains the cache of a CPU that is offline. A double
  *    free that races with the first free of the same block on another CPU
  *    is not guaranteed to be caught.
- *    Until kheap_cpu_id() has named a CPU once (kheap_init and the locked
- *    allocation path ask it), kheap_alloc, kheap_calloc and kheap_free do
- *    not ask it and take the locked path at once.
+ *    Until kheap_cpu_id() has named a CPU once (kheap_init, and each
+ *    allocation that the shared size-class lists cannot serve, ask it),
+ *    kheap_alloc, kheap_calloc and kheap_free do not ask it and take the
+ *    locked path at once. A small block on the locked path is served by
+ *    the same fused routine from the shared lists, under the lock.
  *  - Misuse: a bad pointer, a corrupted header or any other misuse is
  *    reported through the heap's report hook (kheap_set_report) and the
  *    operation is refused; the heap stays consistent and keeps serving.
