@@ -40,8 +40,7 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
 		kh_slot_repair(h, sh, c, e);
-	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
-		kh_fail(e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
+	kh_poison_check(b, e);
 	return b;
 }
 

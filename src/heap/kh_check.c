@@ -62,7 +62,7 @@ static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t 
  * shared lists and the calling CPU's own lists. */
 static void poisoned(struct checker *k, uintptr_t b)
 {
-	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b))
+	if (KH_POISONS && !kh_poison_ok(b))
 		bad(k, b, "poison of a free or cached block overwritten (write after free)");
 }
 
@@ -118,7 +118,7 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 		} else {
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
-			if (KHEAP_HARDEN >= 1 && *kh_canary_slot(b) != kh_canary(h, b))
+			if (KH_CANARIES && *kh_canary_slot(b) != kh_canary(h, b))
 				bad(k, b, "canary after the usable size overwritten (write past the block)");
 			if (KH_PERCPU && kh_token_cpu(h, b) == k->cpu)
 				k->t.mine++;

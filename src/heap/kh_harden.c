@@ -84,10 +84,46 @@ bool kh_next_ok(const struct kheap *h, uintptr_t b)
 	return kh_sealed(h, nx, w) && !(w & KH_PREV_FREE);
 }
 
-void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
+/* The poisoned span of a free block: from past its two links, up to
+ * KHEAP_POISON_BYTES, and never into its footer. Bounded, so free stays O(1). */
+static inline kh_word *poison_lo(uintptr_t b) { return (kh_word *)(b + KH_HDR + 16); }
+static inline kh_word *poison_hi(uintptr_t b)
+{
+	uintptr_t end = b + kh_size(b) - KH_HDR, cap = b + KH_HDR + 16 + KHEAP_POISON_BYTES;
+	return (kh_word *)(end < cap ? end : cap);
+}
+
+void kh_poison(uintptr_t b)
+{
+	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+		*w = KH_POISON;
+}
+
+bool kh_poison_ok(uintptr_t b)
+{
+	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+		if (*w != KH_POISON)
+			return false;
+	return true;
+}
+
+void kh_poison_check(uintptr_t b, struct kh_err *e)
 {
 	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
+}
+
+bool kh_free_block_ok(const struct kheap *h, uintptr_t b)
+{
+	if (!KH_GRANT_NEIGHBOURS)
+		return true;
+	uintptr_t nx = b + kh_size(b);
+	return *kh_footer(b) == *kh_hdr(b) && kh_ok(h, nx) && kh_prev_free(nx) && kh_used(nx);
+}
+
+void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
+{
+	kh_poison_check(b, e);
 	kh_arm_canary(h, b);
 }
 

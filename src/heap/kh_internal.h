@@ -551,7 +551,7 @@ bool kh_backend_resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 size_t kh_largest_free(const struct kheap *h);
 void kh_region_seed(struct kheap *h, struct kh_region *r);
 
-/* Level 1: write the poison into free block b / test it (kh_tlsf.c). */
+/* Level 1: write the poison into free block b / test it (kh_harden.c). */
 void kh_poison(uintptr_t b);
 bool kh_poison_ok(uintptr_t b);
 
@@ -606,6 +606,12 @@ bool kh_next_ok(const struct kheap *h, uintptr_t b);
  * (KH_POISONS; a finding goes to *e, the block is still handed out), and
  * its canary is armed. */
 void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e);
+/* A free or cached block leaving its bin or list: its poison is intact
+ * (KH_POISONS); a finding goes to *e, the block is still sound. */
+void kh_poison_check(uintptr_t b, struct kh_err *e);
+/* Level 2 (KH_GRANT_NEIGHBOURS): free block b, about to be handed out, and
+ * its neighbours agree (footer, the next header's PREV_FREE); true below. */
+bool kh_free_block_ok(const struct kheap *h, uintptr_t b);
 /* On release of a block to a list or a bin: poison it (KH_POISONS). */
 void kh_release_hook(uintptr_t b);
 /* Full validation, the first problem into *e as KHEAP_E_CORRUPT. Lock held. */

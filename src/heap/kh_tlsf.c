@@ -94,29 +94,6 @@ bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 	return true;
 }
 
-/* The poisoned span of a free block: from past its two links, up to
- * KHEAP_POISON_BYTES, and never into its footer. Bounded, so free stays O(1). */
-static inline kh_word *poison_lo(uintptr_t b) { return (kh_word *)(b + KH_HDR + 16); }
-static inline kh_word *poison_hi(uintptr_t b)
-{
-	uintptr_t end = b + kh_size(b) - KH_HDR, cap = b + KH_HDR + 16 + KHEAP_POISON_BYTES;
-	return (kh_word *)(end < cap ? end : cap);
-}
-
-void kh_poison(uintptr_t b)
-{
-	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
-		*w = KH_POISON;
-}
-
-bool kh_poison_ok(uintptr_t b)
-{
-	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
-		if (*w != KH_POISON)
-			return false;
-	return true;
-}
-
 #ifdef KH_FAULT_INJECT
 unsigned long kh_fault_countdown;
 #endif
@@ -127,8 +104,7 @@ static void make_free(struct kheap *h, uintptr_t b, size_t s)
 {
 	kh_set(h, b, s, 0, 0);
 	*kh_footer(b) = *kh_hdr(b);
-	if (KHEAP_HARDEN >= 1)
-		kh_poison(b);
+	kh_release_hook(b);
 	uintptr_t nx = b + s;
 	kh_set_flags(h, nx, kh_flags(nx) | KH_PREV_FREE);
 	kh_bin_insert(h, b);
@@ -137,13 +113,6 @@ static void make_free(struct kheap *h, uintptr_t b, size_t s)
 /* A header absorbed by a neighbour: sealed, size 0, not used, so a later
  * free of its old payload pointer reads as a double free. */
 static void kill(const struct kheap *h, uintptr_t b) { kh_set(h, b, 0, 0, 0); }
-
-/* Level 2: free block b's footer matches, and its successor knows it is free. */
-static bool free_neighbours_ok(const struct kheap *h, uintptr_t b)
-{
-	uintptr_t nx = b + kh_size(b);
-	return *kh_footer(b) == *kh_hdr(b) && kh_ok(h, nx) && kh_prev_free(nx) && kh_used(nx);
-}
 
 /* First non-empty bin at or above the one s rounds up to, so that every
  * block in it holds s bytes: its head, with its indices in *fl, *sl; or 0. */
@@ -219,7 +188,7 @@ static bool injected_fault(void)
  * block. Returns b, used; or 0 with the bin dropped and *e set. */
 static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
 {
-	if (!sound(h, b) || kh_size(b) < s || (KHEAP_HARDEN >= 2 && !free_neighbours_ok(h, b))) {
+	if (!sound(h, b) || kh_size(b) < s || !kh_free_block_ok(h, b)) {
 		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
@@ -228,8 +197,7 @@ static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, si
 		drop_bin(h, fl, sl);
 		return 0;
 	}
-	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(b)) /* reported; the block is still sound */
-		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
+	kh_poison_check(b, e);
 	size_t bs = kh_size(b);
 	if (bs - s >= KH_MIN_BLOCK) {
 		kh_set(h, b, s, KH_USED, 0);
@@ -349,8 +317,7 @@ static bool resize(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 		return false;
 	if (!kh_bin_remove(h, nx, e))
 		return false;
-	if (KHEAP_HARDEN >= 1 && !kh_poison_ok(nx))
-		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(nx), "freed memory was written after free");
+	kh_poison_check(nx, e);
 	size_t total = cur + kh_size(nx);
 	kill(h, nx);
 	kh_set(h, b, total, kh_flags(b), kh_alg(b));
