@@ -85,6 +85,27 @@
  * plausible stale payload word meets). */
 #define KH_TOKEN_CPUS 4096
 
+/* ---- struct kh_lock: the heap's ticket lock (kh_lock.h) ---------------- */
+/* The spin loop calls kheap_spin_yield() once every KH_SPIN_YIELD spins,
+ * and reports a wait of KH_SPIN_STUCK such rounds (unless the lock's
+ * patience field sets another bound). Also read by the assembly twins. */
+#define KH_SPIN_YIELD 256
+#define KH_SPIN_STUCK 0x100000
+
+/* kh_lock_stuck's why: the calling CPU holds the lock already; or the
+ * wait has passed its bound. */
+#define KH_LOCK_REENTERED 1
+#define KH_LOCK_WAITED 2
+
+/* Byte offsets of struct kh_lock's fields (kh_lock.h asserts them); waiting
+ * is a bitmask of the CPU numbers below KH_LOCK_WAITING_BITS. */
+#define KH_LOCK_NEXT_OFF 0
+#define KH_LOCK_SERVING_OFF 4
+#define KH_LOCK_HOLDER_OFF 8
+#define KH_LOCK_PATIENCE_OFF 12
+#define KH_LOCK_WAITING_OFF 16
+#define KH_LOCK_WAITING_BITS 64
+
 #ifndef __ASSEMBLER__
 #include <stddef.h>
 #include <stdint.h>

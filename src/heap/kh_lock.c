@@ -6,8 +6,8 @@
 #include "kh_bits.h"
 #include "kheap.h"
 
-/* This CPU's bit in waiting: CPU tag - 1, when below 64. */
-static uint64_t waiting_bit(uint32_t tag) { return tag - 1u < 64u ? (uint64_t)1 << (tag - 1u) : 0; }
+/* This CPU's bit in waiting: CPU tag - 1, when below KH_LOCK_WAITING_BITS. */
+static uint64_t waiting_bit(uint32_t tag) { return tag - 1u < KH_LOCK_WAITING_BITS ? (uint64_t)1 << (tag - 1u) : 0; }
 
 /* Out of line, as in the assembly: the uncontended acquire stays short. */
 static __attribute__((noinline)) void wait_turn(struct kh_lock *l, uint32_t me, uint32_t tag)

@@ -30,23 +30,9 @@
 #ifndef KH_LOCK_H
 #define KH_LOCK_H
 
-/* The spin loop calls kheap_spin_yield() once every KH_SPIN_YIELD spins,
- * and reports a wait of KH_SPIN_STUCK such rounds (unless the lock's
- * patience field sets another bound). Also read by the assembly twins. */
-#define KH_SPIN_YIELD 256
-#define KH_SPIN_STUCK 0x100000
-
-/* kh_lock_stuck's why: the calling CPU holds the lock already; or the
- * wait has passed its bound. */
-#define KH_LOCK_REENTERED 1
-#define KH_LOCK_WAITED 2
-
-/* Byte offsets of the fields, for the assembly. */
-#define KH_LOCK_NEXT_OFF 0
-#define KH_LOCK_SERVING_OFF 4
-#define KH_LOCK_HOLDER_OFF 8
-#define KH_LOCK_PATIENCE_OFF 12
-#define KH_LOCK_WAITING_OFF 16
+/* The lock's numbers (spin bounds, report reasons, field offsets) are in
+ * kh_layout.h, shared with the assembly. */
+#include "kh_layout.h"
 
 #ifndef __ASSEMBLER__
 #include <stdatomic.h>
@@ -70,11 +56,12 @@ struct kh_lock {
 	_Atomic uint64_t waiting;
 };
 
+_Static_assert(offsetof(struct kh_lock, next) == KH_LOCK_NEXT_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, serving) == KH_LOCK_SERVING_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, holder) == KH_LOCK_HOLDER_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, patience) == KH_LOCK_PATIENCE_OFF, "asm field offset");
 _Static_assert(offsetof(struct kh_lock, waiting) == KH_LOCK_WAITING_OFF, "asm field offset");
-_Static_assert(sizeof(_Atomic uint64_t) == 8, "asm treats waiting as a plain doubleword");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && KH_LOCK_WAITING_BITS == 64, "asm treats waiting as a plain doubleword, one bit per CPU");
 _Static_assert(sizeof(_Atomic uint32_t) == 4, "asm treats the fields as plain words");
 _Static_assert(KHEAP_NO_CPU + 1u == 0u, "no CPU named records holder 0");
 

@@ -65,7 +65,7 @@ KH_FUNC(kh_lock_acquire)
 	sub	w2, w21, #1
 	mov	x25, #1
 	lsl	x25, x25, x2
-	cmp	w2, #63
+	cmp	w2, #KH_LOCK_WAITING_BITS - 1
 	csel	x25, x25, xzr, ls	// tag 0 wraps to 0xffffffff: no bit
 	cbz	w21, .Lacq_round	// no CPU named: no checks, no bit
 	// Only this CPU writes its tag and its bit: seeing either means it

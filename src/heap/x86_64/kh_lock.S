@@ -100,7 +100,7 @@ KH_FUNC(kh_lock_acquire)
 .Lbit:
 	leal	-1(%r13), %ecx
 	xorl	%eax, %eax
-	cmpl	$63, %ecx
+	cmpl	$KH_LOCK_WAITING_BITS - 1, %ecx
 	ja	1f
 	movl	$1, %eax
 	shlq	%cl, %rax
