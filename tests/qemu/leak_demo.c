@@ -3,7 +3,8 @@
  * "driver" state, one request buffer leaked on purpose by leaky_request(),
  * and the leak report over the kernel's own roots (leak_roots.c), with the
  * instructions the scan took. The report names the leak by site and age when
- * the library has caller tags (make run TAGS=1); without, by address and size.
+ * the library has caller tags (make run's last boot, TAGS=1, runs this part
+ * alone); without, by address and size.
  */
 #include "board.h"
 #include "console.h"
@@ -74,5 +75,5 @@ void leak_demo(void)
 	con_putu(t1 - t0);
 	con_puts(" ");
 	con_puts(board_counter_name());
-	con_puts(KHEAP_TAGS ? "\n" : " (make run TAGS=1 adds each leak's site and age)\n");
+	con_puts(KHEAP_TAGS ? "\n" : " (make run's last boot, with TAGS=1, names each leak's site and age)\n");
 }
