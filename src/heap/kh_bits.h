@@ -1,8 +1,10 @@
 /*
- * kh_bits.h: bit-scan and spin-wait primitives. An architecture overrides any
- * of them from its own kh_arch.h (named by KH_ARCH_HEADER, which the Makefile
- * sets unless GENERIC=1) by defining a macro of the same name, musl-style; the
- * portable C below is the fallback and needs no compiler runtime.
+ * kh_bits.h: bit-scan and spin-wait primitives. An architecture's kh_arch.h
+ * (named by KH_ARCH_HEADER, which the Makefile sets unless GENERIC=1) says
+ * that it has bit-scan instructions (KH_ARCH_BITSCAN: the compiler's
+ * builtins then compile to one instruction, no runtime call) and defines its
+ * spin hint (kh_cpu_relax), musl-style; the portable C below is the
+ * fallback and needs no compiler runtime.
  */
 #ifndef KH_BITS_H
 #define KH_BITS_H
@@ -12,6 +14,13 @@
 
 #ifdef KH_ARCH_HEADER
 #include KH_ARCH_HEADER
+#endif
+
+#ifdef KH_ARCH_BITSCAN
+#define kh_ctz64 kh_ctz64
+static inline unsigned kh_ctz64(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
+#define kh_fls64 kh_fls64
+static inline unsigned kh_fls64(uint64_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 #endif
 
 /* Index of the lowest set bit. Precondition: x != 0. */
