@@ -22,6 +22,7 @@ S unit-x86_64-h1  make --no-print-directory test-unit ARCH=x86_64 HARDEN=1
 S unit-x86_64-h2  make --no-print-directory test-unit ARCH=x86_64 HARDEN=2
 S unit-x86_64-h3  make --no-print-directory test-unit ARCH=x86_64 HARDEN=3
 S unit-x86_64-tags make --no-print-directory test-unit ARCH=x86_64 TAGS=1
+S unit-x86_64-h1-tags make --no-print-directory test-unit ARCH=x86_64 HARDEN=1 TAGS=1
 S unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
 S unit-x86_64-pcpu make --no-print-directory test-unit ARCH=x86_64 KT_PERCPU=1
 S unit-x86_64-h2-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=2 KT_PERCPU=1

@@ -4,10 +4,12 @@
  * named predicates KH_POISONS ... KH_PERIODIC_CHECK in kh_internal.h).
  *
  * One predicate, kh_held, decides "the caller holds this block" for every
- * path that takes a block back: the locked free, realloc and usable_size
- * (with the lock: neighbours too), and the per-CPU free in C (without the
- * lock: the block's own header, canary and token only, since the backend
- * may be rewriting a neighbour meanwhile). The fused assembly free
+ * path that takes a block back or reads it: the locked free, realloc and
+ * usable_size (with the lock: neighbours too), the per-CPU free in C
+ * (without the lock: the block's own header, canary and token only, since
+ * the backend may be rewriting a neighbour meanwhile), and the readers that
+ * must see a block damaged past its end (kheap_tag_of, the leak scan's
+ * ignore table: header and token only). The fused assembly free
  * (kh_cpu_free) performs the level-0 subset of the lock-free form and
  * leaves anything else to it. A block that went to a size-class list
  * unchecked against its neighbours is checked with kh_merge_ok when it
@@ -48,9 +50,9 @@ bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
 
 /* Checks in this order, each O(1) but the region lookup, which is
  * O(KHEAP_MAX_REGIONS): alignment, ownership, header cookie, state, size,
- * then (locked only) both neighbours' agreement, then the canary and the
- * per-CPU token. */
-uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool locked)
+ * then (KH_HELD_LOCKED) both neighbours' agreement, then the list token,
+ * then (not KH_HELD_HEADER) the canary. */
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
 {
 	uintptr_t b = kh_block_of(p);
 	if ((uintptr_t)p & (KHEAP_ALIGN - 1))
@@ -68,12 +70,14 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool l
 	size_t s = (size_t)(w & KH_SIZE_MASK);
 	if (s < KH_MIN_BLOCK || s > r->end - b)
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block size runs past its region"), 0;
-	if (locked && !neighbours_ok(h, r, b, w, e))
+	if (how == KH_HELD_LOCKED && !neighbours_ok(h, r, b, w, e))
 		return 0;
-	if (KH_CANARIES && *kh_canary_slot(b) != kh_canary(h, b))
-		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
+	/* The token before the canary: a listed block's link and token may lie
+	 * where its canary was (usable sizes below 16). */
 	if (kh_on_list(h, b))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a size-class cache)"), 0;
+	if (KH_CANARIES && how != KH_HELD_HEADER && *kh_canary_slot(b) != kh_canary(h, b))
+		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
 	return b;
 }
 

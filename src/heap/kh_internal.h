@@ -592,10 +592,14 @@ void kh_count_grant(struct kheap *h, uintptr_t b, const struct kh_err *e);
 void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
 
 /* kh_harden.c. kh_held: is p the payload of a block the caller holds?
- * Returns the block, or 0 with *e set. locked: the heap lock is held, so
- * the neighbours are checked too; without it only the block's own header,
- * canary and token. */
-uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, bool locked);
+ * Returns the block, or 0 with *e set. how says how far to look (the
+ * neighbours only with the lock held). */
+enum kh_held_check {
+	KH_HELD_HEADER, /* the block's header and list token: no lock needed */
+	KH_HELD_OWN,    /* and its canary: what a lock-free free may read */
+	KH_HELD_LOCKED, /* and both neighbours: lock held */
+};
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how);
 /* Cached block b may merge into the bins: its neighbours agree with it
  * (the check kh_held makes at a locked free, for blocks that reached a list
  * without it). A finding goes to *e. Lock held. */

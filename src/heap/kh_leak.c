@@ -313,17 +313,12 @@ static void mark_slice(struct scan *s)
 
 static kh_word mark_body(kh_word w) { return w & (KH_SIZE_MASK | KH_ALG_MASK); }
 
-/* The held block whose payload is p, or 0. Lock held. */
+/* The held block whose payload is p, or 0 (header and token only; never
+ * reports). Lock held. */
 static uintptr_t held_block(const struct kheap *h, const void *p)
 {
-	uintptr_t b = kh_block_of(p);
-	if (p == NULL || ((uintptr_t)p & (KHEAP_ALIGN - 1)) != 0)
-		return 0;
-	const struct kh_region *r = kh_region_of(h, b);
-	if (r == NULL)
-		return 0;
-	kh_word w = *kh_hdr(b);
-	return kh_block_sane(h, r, b, w) && kh_held_by_caller(h, b, w) ? b : 0;
+	struct kh_err ignored = KH_ERR_INIT;
+	return p != NULL ? kh_held(h, p, &ignored, KH_HELD_HEADER) : 0;
 }
 
 /* Does entry m still name the block it was made for, held? Lock held. */

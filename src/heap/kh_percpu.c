@@ -330,7 +330,7 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 static unsigned fast_class(const struct kheap *h, const void *ptr)
 {
 	struct kh_err ignored = KH_ERR_INIT;
-	uintptr_t b = kh_held(h, ptr, &ignored, false);
+	uintptr_t b = kh_held(h, ptr, &ignored, KH_HELD_OWN);
 	if (b == 0)
 		return KH_NCLASSES;
 	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);

@@ -37,19 +37,13 @@ void kheap_walk_tags(struct kheap *h, kheap_tag_fn fn, void *ctx)
 	kh_exit(h, irq);
 }
 
-/* The block whose payload is ptr, if the caller holds it, or 0. Lighter than
- * kheap.c's held(): the canary and the neighbours are not asked, so that the
- * tag of a block damaged past its end can still be read. */
+/* The block whose payload is ptr, if the caller holds it, or 0: the header
+ * and token only (not the canary or the neighbours), so that the tag of a
+ * block damaged past its end can still be read. Never reports. */
 static uintptr_t tagged(const struct kheap *h, const void *ptr)
 {
-	uintptr_t b = kh_block_of(ptr);
-	if (ptr == NULL || ((uintptr_t)ptr & (KHEAP_ALIGN - 1)) != 0)
-		return 0;
-	const struct kh_region *r = kh_region_of(h, b);
-	if (r == NULL)
-		return 0;
-	kh_word w = *kh_hdr(b);
-	return kh_block_sane(h, r, b, w) && kh_held_by_caller(h, b, w) ? b : 0;
+	struct kh_err ignored = KH_ERR_INIT;
+	return ptr != NULL ? kh_held(h, ptr, &ignored, KH_HELD_HEADER) : 0;
 }
 
 int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *seq)

@@ -198,7 +198,7 @@ static __attribute__((noinline)) void locked_free(struct kheap *h, void *ptr, ui
 {
 	struct kh_err e = KH_ERR_AT(caller);
 	kh_drain_if_asked(h, &e);
-	uintptr_t b = kh_held(h, ptr, &e, true);
+	uintptr_t b = kh_held(h, ptr, &e, KH_HELD_LOCKED);
 	if (b != 0)
 		kh_free_locked(h, b, &e);
 	kh_leave(h, irq, &e, caller);
@@ -317,7 +317,7 @@ void *kheap_realloc(struct kheap *h, void *ptr, size_t size)
 		b = kh_leave_alloc(h, irq, b, &e, caller);
 		return b ? kh_payload(b) : NULL;
 	}
-	uintptr_t b = kh_held(h, ptr, &e, true), nb = 0;
+	uintptr_t b = kh_held(h, ptr, &e, KH_HELD_LOCKED), nb = 0;
 	size_t s = kh_block_for(kh_want(size)), old = b ? kh_size(b) : 0;
 	if (b != 0 && size == 0) {
 		kh_free_locked(h, b, &e);
@@ -351,7 +351,7 @@ size_t kheap_usable_size(struct kheap *h, const void *ptr)
 		return 0;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	uintptr_t b = kh_held(h, ptr, &e, true);
+	uintptr_t b = kh_held(h, ptr, &e, KH_HELD_LOCKED);
 	size_t n = b ? kh_usable(b) : 0;
 	kh_leave(h, irq, &e, caller);
 	return n;

@@ -136,13 +136,13 @@ KT_CASE(wb_held_accepts_only_live_blocks)
 	struct kheap *h = kt_heap(arena, sizeof arena, &rec);
 	char *p = kheap_alloc(h, 3000);
 	struct kh_err e = KH_ERR_INIT;
-	KT_EQ(kh_held(h, p, &e, true), kh_block_of(p));
+	KT_EQ(kh_held(h, p, &e, KH_HELD_LOCKED), kh_block_of(p));
 	KT_EQ(e.kind, KHEAP_OK);
-	KT_EQ(kh_held(h, p + 16, &e, true), 0);
+	KT_EQ(kh_held(h, p + 16, &e, KH_HELD_LOCKED), 0);
 	KT_EQ(e.kind, KHEAP_E_BAD_HEADER);
 	e.kind = KHEAP_OK;
 	kheap_free(h, p);
-	KT_EQ(kh_held(h, p, &e, true), 0);
+	KT_EQ(kh_held(h, p, &e, KH_HELD_LOCKED), 0);
 	KT_EQ(e.kind, KHEAP_E_DOUBLE_FREE);
 	KT_EQ(rec.count, 0);
 }
