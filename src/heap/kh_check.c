@@ -34,19 +34,6 @@ static void bad(struct checker *k, uintptr_t addr, const char *what)
 		k->fn(k->ctx, (const void *)addr, what);
 }
 
-/* A sound header followed by another sealed one is unlikely to be stale
- * payload, so that is where the walk picks up again. */
-uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b)
-{
-	uintptr_t x = b + KH_GRANULE;
-	for (; x < r->end; x += KH_GRANULE) {
-		kh_word w = *kh_hdr(x);
-		if (kh_block_sane(h, r, x, w) && kh_ok(h, x + (size_t)(w & KH_SIZE_MASK)))
-			break;
-	}
-	return x;
-}
-
 /* The span skipped after a corrupt header is counted as one used block,
  * which is what an overwritten header most likely was. */
 static uintptr_t resync(struct checker *k, const struct kh_region *r, uintptr_t b)
@@ -282,24 +269,3 @@ int kheap_check_verbose(struct kheap *h, kheap_problem_fn fn, void *ctx)
 }
 
 int kheap_check(struct kheap *h) { return kheap_check_verbose(h, NULL, NULL); }
-
-void kheap_walk(struct kheap *h, kheap_walk_fn fn, void *ctx)
-{
-	if (!kh_live(h)) {
-		kh_report_global(KHEAP_E_BAD_HEAP, h, __builtin_return_address(0), "not a live heap handle");
-		return;
-	}
-	if (fn == NULL)
-		return;
-	uintptr_t irq = kh_enter(h);
-	for (unsigned i = 0; i < h->nregions; i++) {
-		const struct kh_region *r = &h->regions[i];
-		for (uintptr_t b = r->first; b < r->end; b += kh_size(b)) {
-			size_t s = kh_size(b);
-			if (!kh_block_sane(h, r, b, *kh_hdr(b)))
-				break;
-			fn(ctx, kh_payload(b), s - KH_HDR, kh_held_by_caller(h, b, *kh_hdr(b)));
-		}
-	}
-	kh_exit(h, irq);
-}

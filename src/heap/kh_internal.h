@@ -585,6 +585,13 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
  * and is followed by another sealed header, or r->end. Reads stay in r. */
 uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b);
 
+/* kh_walk.c: visit every sane block of every region in address order;
+ * visit returns where to go on (0: the next block; a merge may have moved
+ * it). After a damaged header the walk resyncs (kh_resync) or, with resync
+ * false, leaves that region. Lock held. O(blocks). */
+typedef uintptr_t (*kh_visit_fn)(void *ctx, uintptr_t b, kh_word w);
+void kh_walk_blocks(const struct kheap *h, kh_visit_fn visit, void *ctx, bool resync);
+
 /* kh_stats.c. kh_stats_locked: the counters as kheap_get_stats returns
  * them; lock held, or, for kheap_dump, a torn read accepted. */
 /* Hand used block b to the caller: its canary, the counters, and its tag. */

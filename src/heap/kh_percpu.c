@@ -57,34 +57,41 @@ void kh_cpu_limits(struct kheap *h)
 	}
 }
 
+struct repair {
+	struct kheap *h;
+	struct kh_err *e;
+	size_t s;   /* the list's block size */
+	unsigned k; /* the slot */
+};
+
+/* A block whose token names the slot goes back to the bins; the walk goes
+ * on after the block it merged into, which may have grown both ways. */
+static uintptr_t repair_block(void *ctx, uintptr_t b, kh_word w)
+{
+	struct repair *rp = ctx;
+	struct kheap *h = rp->h;
+	if ((size_t)(w & KH_SIZE_MASK) != rp->s || !(w & KH_USED) || kh_token_cpu(h, b) != rp->k)
+		return 0;
+	__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
+	uintptr_t f = kh_backend_free(h, b, rp->e);
+	if (f == 0) { /* neighbour corrupt (reported): the block stays held */
+		if (rp->k == KH_SHARED)
+			kh_count_out(h, rp->s, 1);
+		return 0;
+	}
+	if (rp->k != KH_SHARED) /* per-CPU blocks count as in use */
+		kh_count_back(h, rp->s, 1);
+	return f + kh_size(f);
+}
+
 void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
 {
 	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "size-class list corrupt (write after free?)");
 	cpu->cls[c].head = 0;
 	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
-	size_t s = kh_class_block_size(c);
-	unsigned k = (unsigned)(cpu - h->cpus);
-	KH_ASSERT(k < KH_NSLOTS && c < KH_NCLASSES);
-	for (unsigned i = 0; i < h->nregions; i++) {
-		const struct kh_region *r = &h->regions[i];
-		for (uintptr_t b = r->first, nx; b < r->end; b = nx) {
-			if (!kh_ok(h, b) || kh_size(b) < KH_MIN_BLOCK || kh_size(b) > r->end - b)
-				break;
-			nx = b + kh_size(b);
-			if (kh_size(b) != s || !kh_used(b) || kh_token_cpu(h, b) != k)
-				continue;
-			__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
-			uintptr_t f = kh_backend_free(h, b, e);
-			if (f == 0) { /* neighbour corrupt (reported): the block stays held */
-				if (k == KH_SHARED)
-					kh_count_out(h, s, 1);
-				continue;
-			}
-			if (k != KH_SHARED) /* per-CPU blocks count as in use */
-				kh_count_back(h, s, 1);
-			nx = f + kh_size(f); /* merged, maybe both ways: go on after it */
-		}
-	}
+	struct repair rp = {h, e, kh_class_block_size(c), (unsigned)(cpu - h->cpus)};
+	KH_ASSERT(rp.k < KH_NSLOTS && c < KH_NCLASSES);
+	kh_walk_blocks(h, repair_block, &rp, false);
 }
 
 /* Pop from CPU cpu's class-c list. A popped block is sound (its token
