@@ -319,6 +319,23 @@ KT_CASE(percpu_drain_request_met_by_a_large_call)
 	KT_EQ(rec.count, 0);
 }
 
+/* n stamped 48-byte blocks into p[], more than the first region holds: some
+ * from the region that starts at b, some from before it. False when an
+ * allocation failed (the caller stops). */
+static bool alloc_across(struct kheap *h, void **p, unsigned n, const unsigned char *b)
+{
+	unsigned in_b = 0;
+	for (unsigned i = 0; i < n; i++) {
+		p[i] = kheap_alloc(h, 48);
+		if (!KT_CHECK(p[i] != NULL))
+			return false;
+		kt_fill(p[i], 48, i);
+		in_b += (unsigned char *)p[i] >= b;
+	}
+	KT_CHECK(in_b > 0 && in_b < n);
+	return true;
+}
+
 /* A second region: each CPU's fast path takes it in at its next locked
  * stretch (its span snapshot, kh_internal.h), blocks from both regions go
  * through the per-CPU lists with their contents intact, and a sealed
@@ -337,14 +354,7 @@ KT_CASE(percpu_second_region)
 	KT_EQ(cpu->regions, 1); /* until this CPU's next locked stretch */
 	enum { N = 6000 }; /* 64-byte blocks: more than the first region holds */
 	static void *p[N];
-	unsigned in_b = 0;
-	for (unsigned i = 0; i < N; i++) {
-		p[i] = kheap_alloc(h, 48);
-		KT_REQUIRE(p[i] != NULL);
-		kt_fill(p[i], 48, i);
-		in_b += (unsigned char *)p[i] >= b;
-	}
-	KT_CHECK(in_b > 0 && in_b < N);
+	KT_REQUIRE(alloc_across(h, p, N, b));
 	KT_EQ(cpu->regions, 2);
 	uintptr_t g = (uintptr_t)arena + (128u << 10) + 8; /* a block address in the gap */
 	kh_set(h, g, 64, KH_USED, 0);
@@ -385,14 +395,7 @@ KT_CASE(percpu_regions_end_to_end_share_one_span)
 	KT_EQ(cpu->hi, h->regions[1].end);
 	enum { N = 3000 }; /* 64-byte blocks: more than the first region holds */
 	static void *p[N];
-	unsigned in_b = 0;
-	for (unsigned i = 0; i < N; i++) {
-		p[i] = kheap_alloc(h, 48);
-		KT_REQUIRE(p[i] != NULL);
-		kt_fill(p[i], 48, i);
-		in_b += (unsigned char *)p[i] >= b;
-	}
-	KT_CHECK(in_b > 0 && in_b < N);
+	KT_REQUIRE(alloc_across(h, p, N, b));
 	uint64_t fast = cpu->frees;
 	for (unsigned i = 0; i < N; i++) {
 		KT_CHECK(kt_verify(p[i], 48, i));
