@@ -91,11 +91,12 @@ all: lib
 
 help:
 	@echo "kheap targets (ARCH=$(ARCH), GENERIC=$(GENERIC), LLVM=$(LLVM)):"
-	@echo "  make run          boot the demo kernel on QEMU arm64 and x86_64: the heap at work, instruction counts"
+	@echo "  make run          boot the demo kernel on QEMU arm64 and x86_64: the heap at work, instruction counts, a leak report"
 	@echo "  make host-demo    build and run the host demo"
 	@echo "  make qemu-test    test kernel, SMP stress with interrupts, no-lock and no-mask controls on every board of ARCH (mk/boards.tab)"
 	@echo "  make qemu-bench   instructions per heap operation on both arches (QEMU -icount shift=0)"
 	@echo "  make qemu-gdb     boot a kernel that waits for gdb (BOARD=, KIND=test|smp|nolock|demo|bench)"
+	@echo "  make qemu-soak    the interrupt-driven SMP stress 10 times per board of ARCH"
 	@echo "  make test         every test suite, ending in 'N passed, N failed'"
 	@echo "  make lib          freestanding $(LIB) (PIC=1: position-independent, for hosted programs)"
 	@echo "  make test-hosted-lib  link a hosted (PIE) program against make lib PIC=1 and run it"
@@ -110,6 +111,9 @@ help:
 	@echo "  make harden-cost  instructions per alloc+free at each hardening level (valgrind)"
 	@echo "  make bench        W1-W9 vs glibc/jemalloc/mimalloc/tcmalloc, medians of BENCH_RUNS=5 (~5 min; QUICK=1: seconds)"
 	@echo "  make bench-profile  callgrind instructions per op of the bench loops, kheap vs mimalloc"
+	@echo "  make bench-check  the instruction-count goals (callgrind); exit 1 while one is missed"
+	@echo "  make bench-real   real programs under glibc, jemalloc, mimalloc and kheap: time and max-RSS ratios"
+	@echo "  make leak-bench   leak-scan cost per MiB of heap and per block"
 	@echo "  make preload      build/host/libkheap-preload.so: LD_PRELOAD it to run any program on kheap"
 	@echo "  make preload-test python3, sqlite3, gcc, xz, sort... under the preload, compared with glibc"
 	@echo "  make tools        install missing Debian packages (tools/setup.sh)"
