@@ -57,25 +57,30 @@
  *     kh_quarantined, is on none);
  *  I7 the counters equal what a walk adds up.
  *
- * Per-CPU caches. Each CPU owns struct kh_cpu: one list per class
- * (kh_class.h: kh_cpu_alloc/kh_cpu_free on the fast path, kh_cpu_pop/push
- * elsewhere), touched only by that CPU with interrupts
- * masked, without the lock on the fast path and with it for refills and
- * drains. The one exception is a CPU that is offline: kheap_cpu_dead
- * drains its lists from another CPU under the lock, and its caller
- * guarantees that the dead CPU's last list writes happen before the call
- * and that the CPU stays out until it returns. So another CPU never takes
- * a live CPU's blocks: kheap_trim and the OOM path make each CPU drain its
- * own (kheap_flush_others, an IPI whose handler calls kheap_trim_cpu), or
- * set its drain flag for its next allocation or free. A block on CPU k's list keeps its used
- * header (KH_CACHED clear: the backend may rewrite its KH_PREV_FREE flag
- * under the lock at any moment, so the owner never writes the header);
- * its first payload word is the encoded link and its second the token
- * p ^ kh_tkey(h, k), which no held block carries. For the counters in
- * struct kh_counts such a block is in use: blocks move into and out of the
- * per-CPU lists only in batches under the lock (refill, drain), and the
- * CPU's own list counts say how many of the in-use ones are really cached;
- * kheap_get_stats subtracts them.
+ * Slots: per-CPU caches and the shared lists. Each CPU owns a struct
+ * kh_cpu: one list per class (kh_class.h: kh_cpu_alloc/kh_cpu_free on the
+ * fast path, kh_cpu_pop/push elsewhere), touched only by that CPU with
+ * interrupts masked, without the lock on the fast path and with it for
+ * refills and drains. One more struct kh_cpu, cpus[KH_SHARED], holds the
+ * shared size-class lists in the same format; its owner is whoever holds
+ * the lock, and its blocks count in neither in_use nor free (I6).
+ *
+ * The one exception to "only the owner" is a CPU that is offline:
+ * kheap_cpu_dead drains its lists from another CPU under the lock, and its
+ * caller guarantees that the dead CPU's last list writes happen before the
+ * call and that the CPU stays out until it returns. So another CPU never
+ * takes a live CPU's blocks: kheap_trim and the OOM path make each CPU
+ * drain its own (kheap_flush_others, an IPI whose handler calls
+ * kheap_trim_cpu), or set its drain flag for its next allocation or free.
+ *
+ * A block on slot k's list keeps its used header (the backend may rewrite
+ * its KH_PREV_FREE flag under the lock at any moment, so the owner never
+ * writes the header); its first payload word is the encoded link and its
+ * second the token p ^ kh_tkey(h, k), which no held block carries. For the
+ * counters in struct kh_counts a block on a CPU's list is in use: blocks
+ * move into and out of the per-CPU lists only in batches under the lock
+ * (refill, drain), and the CPU's own list counts say how many of the
+ * in-use ones are really cached; kheap_get_stats subtracts them.
  *  I8 CPU k's list c holds exactly the used blocks of class c whose token
  *     names k, at most its limit (kheap_check verifies the calling CPU's).
  *
