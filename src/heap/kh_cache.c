@@ -54,10 +54,9 @@ bool kh_cache_put(struct kheap *h, uintptr_t b)
 	KH_ASSERT(kh_used(b) && !kh_on_list(h, b)); /* a held block, off every list */
 	unsigned c = kh_size_class(s - KH_HDR);
 	struct kh_cpu *sh = shared(h);
-	if (kh_class_block_size(c) != s || sh->cls[c].count >= sh->cls[c].limit)
+	if (kh_class_block_size(c) != s || !kh_cpu_push(&sh->cls[c], kh_payload(b), kh_key(h), sh->tkey))
 		return false;
-	kh_release_hook(b);
-	kh_cpu_push(&sh->cls[c], kh_payload(b), kh_key(h), sh->tkey);
+	kh_release_hook(b); /* the poison starts past the link and the token */
 	return true;
 }
 

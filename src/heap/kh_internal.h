@@ -375,7 +375,6 @@ static inline size_t kh_size(uintptr_t b) { return (size_t)(*kh_hdr(b) & KH_SIZE
 static inline kh_word kh_flags(uintptr_t b) { return *kh_hdr(b) & KH_FLAGS; }
 static inline unsigned kh_alg(uintptr_t b) { return (unsigned)((*kh_hdr(b) & KH_ALG_MASK) >> KH_ALG_SHIFT); }
 static inline bool kh_used(uintptr_t b) { return (*kh_hdr(b) & KH_USED) != 0; }
-static inline bool kh_cached(uintptr_t b) { return (*kh_hdr(b) & KH_CACHED) != 0; }
 static inline bool kh_prev_free(uintptr_t b) { return (*kh_hdr(b) & KH_PREV_FREE) != 0; }
 
 /* A quarantined span: a damaged header that a repair (kh_rebuild) stepped

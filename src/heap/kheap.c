@@ -20,6 +20,7 @@
  */
 #include "kh_internal.h"
 
+/* Bounded word loops: the library calls no memcpy/memset of the kernel's. */
 static void zero_words(void *p, size_t n)
 {
 	uint64_t *w = p;
@@ -34,8 +35,6 @@ static void copy_words(void *dst, const void *src, size_t n)
 	for (size_t i = 0; i < n / 8; i++)
 		d[i] = s[i];
 }
-
-
 
 size_t kheap_control_size(void)
 {
