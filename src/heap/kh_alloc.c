@@ -28,6 +28,7 @@ void kh_flush_all(struct kheap *h, struct kh_err *e)
 	if (KH_PERCPU)
 		kh_flush_cpus(h, e);
 	kh_cache_flush(h, e);
+	kh_obj_flush(h, e);
 }
 
 /* A used block of at least s bytes from the backend, flushing the caches and

@@ -8,7 +8,8 @@
  * bounded by what the region walk found, so a cycle is a finding, not a
  * hang. It reads only, allocates nothing, and holds the lock throughout.
  * Per-CPU lists (I8) are checked for the calling CPU only: the others
- * change under it without the lock. Their blocks count as used (I7).
+ * change under it without the lock. Their blocks count as used (I7), as
+ * do object caches' objects, whose lists and counts are I9.
  */
 #include "kh_internal.h"
 
@@ -16,6 +17,9 @@ struct tally {
 	size_t free_bytes, free_blocks, cached_bytes, cached_blocks, used_bytes, used_blocks;
 	size_t total;
 	size_t mine; /* used blocks whose token names the calling CPU */
+	/* Per object cache: its objects, those in its depot, those on the
+	 * calling CPU's list of it (I9). */
+	uint32_t objs[KHEAP_MAX_CACHES], depot[KHEAP_MAX_CACHES], omine[KHEAP_MAX_CACHES];
 };
 
 struct checker {
@@ -94,8 +98,20 @@ static void walk_region(struct checker *k, const struct kh_region *r)
 			bad(k, b, "block quarantined: its header was found damaged (write past a block?)");
 			k->t.used_bytes += s;
 			k->t.used_blocks++;
-		} else if (w & KH_CACHED) {
-			bad(k, b, "used block has the reserved cached bit");
+		} else if (kh_is_obj(w)) {
+			unsigned i = kh_obj_cache(w);
+			uintptr_t slot = kh_token_cpu(h, b);
+			k->t.used_bytes += s; /* every object counts as in use (kh_objcache.h) */
+			k->t.used_blocks++;
+			if (i >= KHEAP_MAX_CACHES) {
+				bad(k, b, "object names a cache number above KHEAP_MAX_CACHES");
+			} else {
+				k->t.objs[i]++;
+				k->t.depot[i] += slot == KH_SHARED;
+				k->t.omine[i] += KH_PERCPU && slot == k->cpu;
+				if (KH_CANARIES && slot >= KH_NSLOTS && *kh_canary_slot(b) != kh_canary(h, b))
+					bad(k, b, "canary after the usable size overwritten (write past the block)");
+			}
 		} else if (kh_token_cpu(h, b) == KH_SHARED) {
 			unsigned c = kh_size_class(s - KH_HDR);
 			if (c >= KH_NCLASSES || kh_class_block_size(c) != s)
@@ -225,6 +241,15 @@ static void check_lists(struct checker *k)
 		bad(k, (uintptr_t)&k->h->cpus[k->cpu], "per-CPU lists and region walk disagree on this CPU's blocks");
 }
 
+static void bad_fn(void *ctx, uintptr_t addr, const char *what) { bad(ctx, addr, what); }
+
+/* I9: every object cache's lists and object count (kh_objcache_pool.c). */
+static void check_objcaches(struct checker *k)
+{
+	for (unsigned i = 0; i < KHEAP_MAX_CACHES; i++)
+		kh_obj_check(k->h, i, k->t.objs[i], k->t.depot[i], k->t.omine[i], k->cpu, bad_fn, k);
+}
+
 /* I7: counters. */
 static void check_counts(struct checker *k)
 {
@@ -242,7 +267,7 @@ static void check_counts(struct checker *k)
 
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
-	struct checker k = {h, fn, ctx, 0, {0, 0, 0, 0, 0, 0, 0, 0}, kh_cpu_id()};
+	struct checker k = {h, fn, ctx, 0, {0}, kh_cpu_id()};
 	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
 		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
 	} else {
@@ -250,6 +275,7 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 			walk_region(&k, &h->regions[i]);
 		check_bins(&k);
 		check_lists(&k);
+		check_objcaches(&k);
 		check_counts(&k);
 	}
 	return k.problems;

@@ -155,6 +155,32 @@ static void dump_stats(struct dump *d, const struct kheap *h)
 	put(d, "\n");
 }
 
+/* One line per object cache (kheap_cache_stats' figures). */
+static void dump_caches(struct dump *d, const struct kheap *h)
+{
+	for (unsigned i = 0; i < KHEAP_MAX_CACHES; i++) {
+		struct kheap_cache_stats st;
+		if (!kh_obj_figures(h, i, &st))
+			continue;
+		put_u(d, "kheap cache i=", i);
+		put(d, " name=");
+		put(d, st.name != NULL ? st.name : "?");
+		const struct {
+			const char *key;
+			uint64_t v;
+		} f[] = {
+			{" size=", st.obj_size},      {" align=", st.obj_align},   {" block=", st.obj_block},
+			{" objects=", st.objects},    {" in_use=", st.in_use},     {" cached=", st.cached},
+			{" reserved=", st.reserved},  {" slabs=", st.slabs},       {" allocs=", st.allocs},
+			{" frees=", st.frees},        {" hits=", st.hits},         {" misses=", st.misses},
+			{" fills=", st.reserve_fills}, {" shrinks=", st.shrinks},  {" failures=", st.failures},
+		};
+		for (unsigned j = 0; j < sizeof f / sizeof f[0]; j++)
+			put_u(d, f[j].key, f[j].v);
+		put(d, "\n");
+	}
+}
+
 static void dump_tail(struct dump *d)
 {
 	size_t n = d->elided[USED] + d->elided[FREE] + d->elided[CACHED] + d->elided[BAD];
@@ -199,6 +225,7 @@ void kheap_dump(struct kheap *h, kheap_putc_fn putc, void *ctx)
 	bool locked = try_lock(&h->lock);
 	put(&d, locked ? "kheap lock taken\n" : "kheap lock busy: unlocked snapshot, may be torn\n");
 	dump_stats(&d, h);
+	dump_caches(&d, h);
 	unsigned n = h->nregions;
 	if (n > KHEAP_MAX_REGIONS)
 		n = KHEAP_MAX_REGIONS;

@@ -48,11 +48,18 @@ bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
 	return r != NULL && neighbours_ok(h, r, b, *kh_hdr(b), e);
 }
 
+/* What kind of block the caller passes: a plain one (kheap_free and the
+ * rest), an object of cache number i < KHEAP_MAX_CACHES, or either. */
+#define KH_KIND_PLAIN KHEAP_MAX_CACHES
+#define KH_KIND_ANY (KHEAP_MAX_CACHES + 1)
+
 /* Checks in this order, each O(1) but the region lookup, which is
- * O(KHEAP_MAX_REGIONS): alignment, ownership, header cookie, state, size,
- * then (KH_HELD_LOCKED) both neighbours' agreement, then the list token,
- * then (not KH_HELD_HEADER) the canary. */
-uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
+ * O(KHEAP_MAX_REGIONS): alignment, ownership, header cookie, state, kind
+ * (plain block or which cache's object), size, then (KH_HELD_LOCKED) both
+ * neighbours' agreement, then the list token, then (not KH_HELD_HEADER)
+ * the canary. */
+static uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how,
+		      unsigned kind)
 {
 	uintptr_t b = kh_block_of(p);
 	if ((uintptr_t)p & (KHEAP_ALIGN - 1))
@@ -65,8 +72,14 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum k
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "header cookie mismatch: interior pointer or overwritten header"), 0;
 	if (kh_quarantined(w))
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block quarantined: its header was found damaged"), 0;
-	if (!(w & KH_USED) || (w & KH_CACHED))
+	if (!(w & KH_USED))
 		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free"), 0;
+	if (kind == KH_KIND_PLAIN && kh_is_obj(w))
+		return kh_fail(e, KHEAP_E_WRONG_CACHE, p, "object of an object cache: give it back with kheap_cache_free"), 0;
+	if (kind < KHEAP_MAX_CACHES && !kh_is_obj(w))
+		return kh_fail(e, KHEAP_E_WRONG_CACHE, p, "block of kheap_alloc, not an object of this cache"), 0;
+	if (kind < KHEAP_MAX_CACHES && kh_obj_cache(w) != kind)
+		return kh_fail(e, KHEAP_E_WRONG_CACHE, p, "object of another object cache"), 0;
 	size_t s = (size_t)(w & KH_SIZE_MASK);
 	if (s < KH_MIN_BLOCK || s > r->end - b)
 		return kh_fail(e, KHEAP_E_BAD_HEADER, p, "block size runs past its region"), 0;
@@ -75,10 +88,21 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum k
 	/* The token before the canary: a listed block's link and token may lie
 	 * where its canary was (usable sizes below 16). */
 	if (kh_on_list(h, b))
-		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a size-class cache)"), 0;
+		return kh_fail(e, KHEAP_E_DOUBLE_FREE, p, "block is already free (in a size-class or object cache)"), 0;
 	if (KH_CANARIES && how != KH_HELD_HEADER && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
 	return b;
+}
+
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
+{
+	return held(h, p, e, how, how == KH_HELD_HEADER ? KH_KIND_ANY : KH_KIND_PLAIN);
+}
+
+uintptr_t kh_held_obj(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how, unsigned i)
+{
+	KH_ASSERT(i < KHEAP_MAX_CACHES);
+	return held(h, p, e, how, i);
 }
 
 bool kh_next_ok(const struct kheap *h, uintptr_t b)

@@ -83,6 +83,10 @@
  * in-use ones are really cached; kheap_get_stats subtracts them.
  *  I8 CPU k's list c holds exactly the used blocks of class c whose token
  *     names k, at most its limit (kheap_check verifies the calling CPU's).
+ *  I9 object cache i's depot and CPU k's list of it hold exactly the
+ *     objects of i whose token names KH_SHARED or k, within their limits
+ *     and above their reserves, and its object count equals the blocks that
+ *     name i (kh_objcache.h; kheap_check verifies the calling CPU's list).
  *
  * Locking: every function here expects h->lock held, except the kh_*_init
  * helpers used before the heap is shared, and the per-CPU fast path. The
@@ -242,6 +246,8 @@ struct kheap {
 	/* kheap_leak_ignore's table (kh_leak.c). Last, so that no offset the
 	 * assembly reads moves. */
 	struct kh_leak_mark leak_marks[KHEAP_LEAK_IGNORE_MAX];
+	/* Object caches by number (kh_objcache.c); NULL: a free number. */
+	struct kheap_cache *caches[KHEAP_MAX_CACHES];
 };
 
 /* What an operation found wrong, reported once the lock is released; and
@@ -387,6 +393,20 @@ static inline bool kh_quarantined(kh_word w)
 	return (w & (KH_USED | KH_CACHED | KH_ALG_MASK)) == (KH_USED | KH_CACHED | KH_ALG_MASK);
 }
 
+/* An object of object cache i (kh_objcache.c): a used block with KH_CACHED
+ * set and i in the alignment field (i < KHEAP_MAX_CACHES <= 62, so never
+ * the quarantine's 63). It is as any used block to the backend; the cache's
+ * own lists hold it as the size-class lists hold theirs (link and token in
+ * its first two payload words), and its cache alone takes it back. */
+_Static_assert(KHEAP_MAX_CACHES >= 1 && KHEAP_MAX_CACHES < KH_QUARANTINE_ALG,
+	       "a cache number fits the alignment field and is never the quarantine mark");
+#define KH_OBJ_BITS(i) (KH_USED | KH_CACHED | ((kh_word)(i) << KH_ALG_SHIFT))
+static inline bool kh_is_obj(kh_word w)
+{
+	return (w & (KH_USED | KH_CACHED)) == (KH_USED | KH_CACHED) && !kh_quarantined(w);
+}
+static inline unsigned kh_obj_cache(kh_word w) { return (unsigned)((w & KH_ALG_MASK) >> KH_ALG_SHIFT); }
+
 /* Change only the flags of a block, keeping size and alignment. */
 static inline void kh_set_flags(const struct kheap *h, uintptr_t b, kh_word flags)
 {
@@ -429,11 +449,12 @@ static inline bool kh_on_list(const struct kheap *h, uintptr_t b)
 	return kh_token_cpu(h, b) < KH_NSLOTS;
 }
 
-/* Does block b, whose header word is w, belong to the caller: used, and on
- * neither a shared nor a per-CPU list? (The walk and the tags.) */
+/* Does block b, whose header word is w, belong to the caller: used, a
+ * plain block or a cache object, and on no list? (The walk, the tags and
+ * the leak scan.) */
 static inline bool kh_held_by_caller(const struct kheap *h, uintptr_t b, kh_word w)
 {
-	return (w & (KH_USED | KH_CACHED)) == KH_USED && !kh_on_list(h, b);
+	return (w & KH_USED) && !kh_quarantined(w) && !kh_on_list(h, b);
 }
 
 /* ---- hardening (KHEAP_HARDEN in kheap.h) ------------------------------------ */
@@ -611,6 +632,10 @@ enum kh_held_check {
 	KH_HELD_LOCKED, /* and both neighbours: lock held */
 };
 uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how);
+/* kh_held for an object of cache number i: a plain block or another
+ * cache's object is KHEAP_E_WRONG_CACHE. (kh_held itself refuses cache
+ * objects the same way, but with KH_HELD_HEADER, where it takes both.) */
+uintptr_t kh_held_obj(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how, unsigned i);
 /* Cached block b may merge into the bins: its neighbours agree with it
  * (the check kh_held makes at a locked free, for blocks that reached a list
  * without it). A finding goes to *e. Lock held. */
@@ -654,6 +679,27 @@ size_t kh_cached_elsewhere(struct kheap *h);
  * whose token still names the slot back to the bins (a linear walk, only on
  * this error); reported as KHEAP_E_FREELIST. Lock held. */
 void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
+
+/* kh_objcache.c: the object caches. Lock held. kh_obj_drain_cpu: CPU
+ * cpu's lists of every cache back to the backend, down to their reserves
+ * (all of them when dead); kh_obj_flush: every depot and the calling CPU's
+ * lists likewise (kheap_trim, OOM); kh_obj_cached_elsewhere: bytes on other
+ * CPUs' lists (relaxed reads). kh_obj_stats adds the caches' listed objects
+ * and lock-free operations to the heap's figures. */
+void kh_obj_drain_cpu(struct kheap *h, unsigned cpu, bool dead, struct kh_err *e);
+void kh_obj_flush(struct kheap *h, struct kh_err *e);
+size_t kh_obj_cached_elsewhere(struct kheap *h);
+void kh_obj_stats(const struct kheap *h, size_t *bytes, size_t *blocks, uint64_t *allocs, uint64_t *frees);
+/* Cache number i's figures (kheap_cache_stats), false when there is none
+ * or its descriptor does not look sound. Lock held, or (kheap_dump) a torn
+ * read accepted: it checks the descriptor lies in the heap before reading. */
+bool kh_obj_figures(const struct kheap *h, unsigned i, struct kheap_cache_stats *out);
+/* kheap_check's part: cache i's lists and counts against what the region
+ * walk found (objs: blocks naming i; depot: those on its depot; mine: on
+ * the calling CPU's list of it). Reports through bad. */
+typedef void (*kh_bad_fn)(void *ctx, uintptr_t addr, const char *what);
+void kh_obj_check(const struct kheap *h, unsigned i, size_t objs, size_t depot, size_t mine, unsigned cpu,
+		  kh_bad_fn bad, void *ctx);
 
 /* kh_alloc.c: the locked allocation and release policy. Lock held. */
 void kh_flush_all(struct kheap *h, struct kh_err *e);

@@ -70,7 +70,8 @@ static uintptr_t repair_block(void *ctx, uintptr_t b, kh_word w)
 {
 	struct repair *rp = ctx;
 	struct kheap *h = rp->h;
-	if ((size_t)(w & KH_SIZE_MASK) != rp->s || !(w & KH_USED) || kh_token_cpu(h, b) != rp->k)
+	if ((size_t)(w & KH_SIZE_MASK) != rp->s || (w & (KH_USED | KH_CACHED)) != KH_USED ||
+	    kh_token_cpu(h, b) != rp->k)
 		return 0;
 	__atomic_store_n(&((uintptr_t *)kh_payload(b))[1], 0, __ATOMIC_RELAXED);
 	uintptr_t f = kh_backend_free(h, b, rp->e);
@@ -144,6 +145,7 @@ void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
 	for (unsigned c = 0; c < KH_NCLASSES; c++)
 		drain(h, cpu, c, cpu->cls[c].count, true, e);
+	kh_obj_drain_cpu(h, (unsigned)(cpu - h->cpus), false, e); /* the object caches' lists, but reserves */
 }
 
 /* Lock held: honour a drain request to the calling CPU, so that a CPU asked
@@ -177,7 +179,7 @@ void kh_flush_cpus(struct kheap *h, struct kh_err *e)
 size_t kh_cached_elsewhere(struct kheap *h)
 {
 	const struct kh_cpu *me = kh_this_cpu(h);
-	size_t bytes = 0;
+	size_t bytes = kh_obj_cached_elsewhere(h);
 	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
 		for (unsigned c = 0; &h->cpus[k] != me && c < KH_NCLASSES; c++)
 			bytes += __atomic_load_n(&h->cpus[k].cls[c].count, __ATOMIC_RELAXED) * kh_class_block_size(c);

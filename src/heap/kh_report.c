@@ -26,6 +26,8 @@ static const char *const kind_names[KHEAP_E_COUNT_] = {
 	[KHEAP_E_CANARY] = "write past the block",
 	[KHEAP_E_CORRUPT] = "heap corrupt",
 	[KHEAP_E_BAD_ARG] = "bad argument",
+	[KHEAP_E_WRONG_CACHE] = "wrong object cache",
+	[KHEAP_E_BAD_CACHE] = "bad object cache",
 };
 
 /* kheap.h, enum kheap_severity: what each kind of report is. */
@@ -47,6 +49,8 @@ static const uint8_t severities[KHEAP_E_COUNT_] = {
 	[KHEAP_E_CANARY] = KHEAP_SEV_CORRUPT,
 	[KHEAP_E_CORRUPT] = KHEAP_SEV_CORRUPT,
 	[KHEAP_E_BAD_ARG] = KHEAP_SEV_REFUSED,
+	[KHEAP_E_WRONG_CACHE] = KHEAP_SEV_MISUSE,
+	[KHEAP_E_BAD_CACHE] = KHEAP_SEV_MISUSE,
 };
 
 static enum kheap_severity severity_of(enum kheap_error kind)

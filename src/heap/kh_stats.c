@@ -53,6 +53,7 @@ void kh_stats_locked(const struct kheap *h, struct kheap_stats *out)
 	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
 		slot_sums(&h->cpus[k], &bytes, &blocks, ops);
 	slot_sums(&h->cpus[KH_SHARED], &sbytes, &sblocks, ops);
+	kh_obj_stats(h, &bytes, &blocks, &ops[0], &ops[1]); /* objects on caches' lists: in h->n.in_use */
 	out->total_bytes = h->n.total;
 	out->in_use_bytes = h->n.in_use - bytes;
 	out->peak_in_use_bytes = h->n.peak;

@@ -382,7 +382,7 @@ static uintptr_t quarantine(struct kheap *h, const struct kh_region *r, uintptr_
 
 /* Rebuild one region's bins from its headers: free blocks are merged into
  * maximal free runs and binned afresh, used blocks (the ones on per-CPU
- * lists included, the shared lists' not) are counted, damaged headers
+ * lists and object caches included, the shared lists' not) are counted, damaged headers
  * quarantined. */
 static void rebuild_region(struct kheap *h, const struct kh_region *r)
 {
@@ -405,7 +405,8 @@ static void rebuild_region(struct kheap *h, const struct kh_region *r)
 			else if (w & KH_PREV_FREE)
 				kh_set_flags(h, b, (w & KH_FLAGS) & ~KH_PREV_FREE);
 			run = 0;
-			if (kh_token_cpu(h, b) != KH_SHARED || kh_quarantined(w)) {
+			/* Object-cache blocks all count as in use, wherever they are. */
+			if (kh_token_cpu(h, b) != KH_SHARED || (w & KH_CACHED)) {
 				h->n.in_use += s;
 				h->n.used_blocks++;
 			}

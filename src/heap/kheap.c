@@ -260,7 +260,7 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 		kh_word w = *kh_hdr(x);
 		size_t xs = (size_t)(w & KH_SIZE_MASK);
 		unsigned c = xs > KH_HDR ? kh_size_class(xs - KH_HDR) : KH_NCLASSES;
-		if (!kh_block_sane(h, r, x, w) || kh_quarantined(w) ||
+		if (!kh_block_sane(h, r, x, w) || (w & KH_CACHED) || /* quarantined, or a cache's object */
 		    ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
 			return false;
 		if ((w & KH_USED) && kh_token_cpu(h, x) == KH_SHARED)
@@ -417,7 +417,7 @@ void kheap_cpu_dead(struct kheap *h, unsigned cpu)
 	if (KHEAP_MAX_CPUS == 0 || cpu >= KH_NCPU)
 		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)(uintptr_t)cpu, "kheap_cpu_dead: cpu is not below KHEAP_MAX_CPUS");
 	else if (KH_PERCPU)
-		kh_drain_cpu(h, &h->cpus[cpu], &e);
+		kh_obj_drain_cpu(h, cpu, true, &e), kh_drain_cpu(h, &h->cpus[cpu], &e); /* reserves too */
 	kh_leave(h, irq, &e, caller);
 }
 

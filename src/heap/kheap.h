@@ -146,6 +146,9 @@ enum kheap_error {
 	KHEAP_E_CANARY,       /* the word past the usable size was overwritten (KHEAP_HARDEN >= 1) */
 	KHEAP_E_CORRUPT,      /* the periodic full check found a problem (KHEAP_HARDEN >= 3) */
 	KHEAP_E_BAD_ARG,      /* an argument outside its documented range (kheap_cpu_dead's cpu) */
+	KHEAP_E_WRONG_CACHE,  /* an object cache's object freed to another cache or with
+			       * kheap_free, or a plain block freed to a cache */
+	KHEAP_E_BAD_CACHE,    /* the cache handle is NULL, destroyed, or not of this heap */
 	KHEAP_E_COUNT_
 };
 
@@ -156,7 +159,8 @@ enum kheap_error {
  *   KHEAP_SEV_REFUSED   OVERFLOW, BAD_ALIGN, REGION,   NULL / -kind,   counted only
  *                       REGION_SMALL, BAD_ARG          heap unchanged  (error_count)
  *   KHEAP_SEV_MISUSE    DOUBLE_FREE, FOREIGN,          refused, heap   kheap_panic
- *                       MISALIGNED, BAD_HEAP, NULL     unchanged
+ *                       MISALIGNED, BAD_HEAP, NULL,    unchanged
+ *                       WRONG_CACHE, BAD_CACHE
  *   KHEAP_SEV_CORRUPT   BAD_HEADER, NEIGHBOUR,         refused or      kheap_panic
  *                       FREELIST, USE_AFTER_FREE,      served; damage
  *                       CANARY, CORRUPT                left or fenced
@@ -400,6 +404,9 @@ int kheap_tag_of(struct kheap *h, const void *ptr, const void **site, uint64_t *
  *   kheap stats total=N in_use=N peak=N free=N cached=N largest_free=N
  *         used_blocks=N free_blocks=N cached_blocks=N allocs=N frees=N
  *         ooms=N errors=N regions=N             (one line)
+ *   kheap cache i=N name=S size=N align=N block=N objects=N in_use=N
+ *         cached=N reserved=N slabs=N allocs=N frees=N hits=N misses=N
+ *         fills=N shrinks=N failures=N          (one line per object cache)
  *   kheap region i=N lo=0x.. hi=0x.. first=0x.. end=0x..
  *   kheap block ptr=0x.. bytes=N state=used|free|cached [site=0x.. seq=N]
  *   kheap bad ptr=0x.. region=N why="..." resume=0x..|end
@@ -583,6 +590,141 @@ void kheap_trim_cpu(struct kheap *h);
  * as KHEAP_E_BAD_ARG (KHEAP_SEV_REFUSED); in a build without per-CPU caches
  * a valid number is a no-op. O(KHEAP_CPU_CACHE_MAX blocks per class). */
 void kheap_cpu_dead(struct kheap *h, unsigned cpu);
+
+/*
+ * Object caches (after Bonwick's slab allocator and Linux's kmem_cache):
+ * a named pool of fixed-size objects of one size and alignment, carved from
+ * this heap's regions, for what a kernel allocates by the thousand (task
+ * structs, inodes, buffers). An object is an ordinary heap block whose
+ * header names its cache, so it costs KHEAP_BLOCK_OVERHEAD bytes, as a
+ * kheap_alloc block does (plus the rounding of its block to a multiple of
+ * align when align > KHEAP_ALIGN), and kheap_check sees every one.
+ *
+ * Each CPU keeps its own list of free objects per cache (the per-CPU
+ * machinery of kheap_alloc: no lock, interrupts masked for a few
+ * instructions, refilled and drained in batches of up to KHEAP_CPU_BATCH
+ * under the lock); behind them is one shared list per cache (the depot),
+ * then the coalescing backend. At most KHEAP_MAX_CACHES caches live at once
+ * per heap. In a build without per-CPU caches (KHEAP_MAX_CPUS 0, or
+ * KHEAP_TAGS), or on a CPU that kheap_cpu_id does not number, every cache
+ * call takes the lock and uses the depot.
+ *
+ * Hardening applies as to kheap_alloc blocks: at level 1 a free object is
+ * poisoned and checked when handed out again, and a held one has a canary;
+ * kheap_check validates every cache (every object is held, on a list, or in
+ * a reserve, and the counts agree).
+ */
+struct kheap_cache; /* opaque */
+
+/* kheap_cache_create's flags. */
+#define KHEAP_CACHE_ZERO 1u /* kheap_cache_alloc returns zeroed objects */
+
+/* Create a cache of objects of size bytes (1 <= size <= KHEAP_CACHE_MAX_SIZE)
+ * aligned to align (0 means KHEAP_ALIGN; else a power of two up to
+ * KHEAP_CACHE_MAX_ALIGN). name is kept (not copied) for kheap_dump and must
+ * outlive the cache. The descriptor is allocated from h itself
+ * (kheap_cache_size() bytes); no object is carved until the first
+ * allocation or reservation. Returns NULL when h is not a live heap
+ * (KHEAP_E_BAD_HEAP), name is NULL (KHEAP_E_NULL), size, align or flags
+ * are out of range (KHEAP_E_BAD_ARG, KHEAP_E_BAD_ALIGN; KHEAP_SEV_REFUSED),
+ * KHEAP_MAX_CACHES caches exist (KHEAP_E_BAD_ARG), or memory is short for
+ * the descriptor (an OOM). Takes the lock; not from an interrupt handler
+ * that may interrupt a kheap call on the same CPU. O(KHEAP_MAX_CACHES). */
+struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t size, size_t align,
+				       unsigned flags);
+
+/* Bytes of the descriptor kheap_cache_create allocates from the heap. */
+size_t kheap_cache_size(void);
+
+/* Destroy cache c: every object on its lists (every CPU's, the depot) goes
+ * back to the coalescing backend, and the descriptor is freed. The caller
+ * guarantees that no CPU is inside a call on c, and none makes one after.
+ * Returns 0; -KHEAP_E_BAD_CACHE when c is not a live cache, and
+ * -KHEAP_E_BAD_ARG, destroying nothing, when objects of c are still held
+ * (both reported, KHEAP_SEV_MISUSE and KHEAP_SEV_REFUSED: a leak the
+ * kernel should see). c NULL is a no-op returning 0. Takes the lock.
+ * O(KHEAP_MAX_CPUS * objects cached per CPU). */
+int kheap_cache_destroy(struct kheap_cache *c);
+
+/* Allocate one object of c. Returns a pointer aligned as c asks, with at
+ * least c's size usable bytes (zeroed with KHEAP_CACHE_ZERO), or NULL when
+ * memory is short (an OOM: as kheap_alloc, the caches of the whole heap are
+ * flushed and shrunk before it gives up) or c is not a live cache
+ * (KHEAP_E_BAD_CACHE). Never NULL while the calling CPU has a reserve of c
+ * (kheap_cache_reserve). A hit on the calling CPU's list takes no lock and
+ * masks interrupts for its O(1) list pop; a miss refills a batch under the
+ * lock (O(KHEAP_CPU_BATCH)). Safe in interrupt handlers, as kheap_alloc. */
+void *kheap_cache_alloc(struct kheap_cache *c);
+
+/* Free object p of c. NULL does nothing. Refused and reported, the heap
+ * unchanged: c not a live cache (KHEAP_E_BAD_CACHE); p a block of
+ * kheap_alloc or an object of another cache (KHEAP_E_WRONG_CACHE); p
+ * already free or on a cache list (KHEAP_E_DOUBLE_FREE); foreign, misaligned
+ * or interior pointers and damaged headers or canaries as kheap_free
+ * reports them. O(1) on the calling CPU's list without the lock; a full
+ * list drains a batch under the lock. Safe in interrupt handlers. */
+void kheap_cache_free(struct kheap_cache *c, void *p);
+
+/* Reserve: after this returns 0, the next n kheap_cache_alloc(c) calls on
+ * the calling CPU succeed without the lock (on a CPU without a per-CPU
+ * cache: succeed, taking the lock), so a kernel can reserve before a
+ * critical section (an interrupt handler's work, a lock it holds) and
+ * allocate inside it. Reserves add up: each kheap_cache_alloc on this CPU
+ * uses one, until kheap_cache_unreserve gives the rest back. The reserve
+ * is the CPU's, not the caller's: call with preemption (or interrupts)
+ * off across reserve and use, and count what interrupt handlers on this
+ * CPU take from the same cache. Drains, trims and OOM flushes keep reserved
+ * objects; kheap_cpu_dead frees them. Returns 0; -KHEAP_E_BAD_CACHE for a
+ * cache that is not live; -KHEAP_E_BAD_ARG (KHEAP_SEV_REFUSED) when the
+ * CPU's reserve would pass KHEAP_CACHE_RESERVE_MAX objects; -1 when memory
+ * is short (an OOM; the reserve is then unchanged). Takes the lock.
+ * O(n + KHEAP_CPU_BATCH). */
+int kheap_cache_reserve(struct kheap_cache *c, unsigned n);
+
+/* Give back up to n objects of the calling CPU's reserve of c (they stay on
+ * its list as ordinary cached objects). Returns the reserve left. No lock;
+ * interrupts masked for O(1). c not live: reported, returns 0. */
+unsigned kheap_cache_unreserve(struct kheap_cache *c, unsigned n);
+
+/* Return c's cached objects, but reserved ones, to the coalescing backend:
+ * the depot's and the calling CPU's list now, the other CPUs' at their next
+ * kheap call (their drain flag, as kheap_trim). Returns the objects freed
+ * now. Takes the lock. O(objects cached). kheap_trim, and an allocation
+ * that runs out of memory, shrink every cache this way. */
+size_t kheap_cache_shrink(struct kheap_cache *c);
+
+/* A cache's figures. Objects are blocks of obj_block bytes. Exact when no
+ * CPU is inside a call on c (the per-CPU counts change without the lock). */
+struct kheap_cache_stats {
+	const char *name;
+	size_t obj_size;   /* the size asked for */
+	size_t obj_align;  /* the alignment objects have */
+	size_t obj_block;  /* block bytes per object, overhead included */
+	size_t objects;    /* objects carved and not given back: in_use + cached */
+	size_t in_use;     /* objects the callers hold */
+	size_t cached;     /* objects on the per-CPU lists and the depot */
+	size_t reserved;   /* of cached: in the CPUs' reserves */
+	size_t slabs;      /* backend blocks carved into objects so far */
+	uint64_t allocs;   /* successful kheap_cache_alloc calls */
+	uint64_t frees;    /* successful kheap_cache_free calls */
+	uint64_t hits;     /* allocations served from a per-CPU list without the lock */
+	uint64_t misses;   /* refills of a per-CPU list or the depot (locked) */
+	uint64_t reserve_fills; /* successful kheap_cache_reserve calls */
+	uint64_t shrinks;  /* objects given back to the backend by shrinking */
+	uint64_t failures; /* allocations and reserves that failed for lack of memory */
+};
+
+/* Copy c's figures into *out. Returns 0; -KHEAP_E_BAD_CACHE or -KHEAP_E_NULL
+ * (reported) when c is not live or out is NULL. Takes the lock.
+ * O(KHEAP_MAX_CPUS). */
+int kheap_cache_stats(struct kheap_cache *c, struct kheap_cache_stats *out);
+
+/* Call fn once per live cache of h, in creation slots' order, with the lock
+ * released between calls (fn may call kheap_cache_stats, not create or
+ * destroy). A handle that is not a live heap is reported (KHEAP_E_BAD_HEAP).
+ * O(KHEAP_MAX_CACHES). */
+typedef void (*kheap_cache_fn)(void *ctx, struct kheap_cache *c);
+void kheap_cache_walk(struct kheap *h, kheap_cache_fn fn, void *ctx);
 
 /* The hooks a kernel provides (kheap_panic, kheap_irq_save/restore,
  * kheap_cpu_id, kheap_flush_others, kheap_spin_yield, kheap_entropy), with

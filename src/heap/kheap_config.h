@@ -115,6 +115,25 @@
 #define KHEAP_LEAK_IGNORE_MAX 16u
 #endif
 
+/* Object caches (kheap_cache_create): at most KHEAP_MAX_CACHES per heap
+ * (default 32, at most 62: the cache's number lives in the 6-bit alignment
+ * field of its objects' headers; a pointer per cache in the control block);
+ * objects of at most KHEAP_CACHE_MAX_SIZE bytes (default 64 KiB) and
+ * alignment KHEAP_CACHE_MAX_ALIGN (default 4096); a CPU's reserve of one
+ * cache at most KHEAP_CACHE_RESERVE_MAX objects (default 256). */
+#ifndef KHEAP_MAX_CACHES
+#define KHEAP_MAX_CACHES 32u
+#endif
+#ifndef KHEAP_CACHE_MAX_SIZE
+#define KHEAP_CACHE_MAX_SIZE 65536u
+#endif
+#ifndef KHEAP_CACHE_MAX_ALIGN
+#define KHEAP_CACHE_MAX_ALIGN 4096u
+#endif
+#ifndef KHEAP_CACHE_RESERVE_MAX
+#define KHEAP_CACHE_RESERVE_MAX 256u
+#endif
+
 /* The link-time configuration check (above). */
 #define KHEAP_ABI_NAME_(f, h, t) f##_h##h##_t##t
 #define KHEAP_ABI_NAME(f, h, t) KHEAP_ABI_NAME_(f, h, t)

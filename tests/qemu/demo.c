@@ -124,6 +124,62 @@ static void stats(struct kheap *h)
 	con_puts(" frees\n");
 }
 
+/* An object cache as a kernel uses one: objects of one type, a reserve
+ * filled before a section with interrupts off, allocations inside it that
+ * can neither fail nor take the lock, and the cache's figures. */
+static void objcache_demo(struct kheap *h)
+{
+	struct kheap_cache *c = kheap_cache_create(h, "task_struct", 320, 64, 0);
+	if (c == 0)
+		board_exit(1);
+	enum { N = 16 };
+	void *obj[N];
+	int ok = kheap_cache_reserve(c, N) == 0;
+	uintptr_t irq = kheap_irq_save(); /* as an interrupt handler runs */
+	unsigned got = 0;
+	for (unsigned i = 0; i < N; i++)
+		got += (obj[i] = kheap_cache_alloc(c)) != 0;
+	kheap_irq_restore(irq);
+	con_puts("object cache \"task_struct\" (320 B, 64-aligned): reserved ");
+	con_putu(N);
+	con_puts(ok ? " (ok)" : " (FAILED)");
+	con_puts(", then with interrupts off allocated ");
+	con_putu(got);
+	con_puts(", first at ");
+	con_putx((uint64_t)(uintptr_t)obj[0]);
+	con_puts("\n");
+	for (unsigned i = 0; i < N / 2; i++)
+		kheap_cache_free(c, obj[i]);
+	struct kheap_cache_stats st;
+	kheap_cache_stats(c, &st);
+	con_puts("  freed 8; kheap_cache_stats: block ");
+	con_putu(st.obj_block);
+	con_puts(" B, in use ");
+	con_putu(st.in_use);
+	con_puts(", cached ");
+	con_putu(st.cached);
+	con_puts(", reserved ");
+	con_putu(st.reserved);
+	con_puts(", slabs ");
+	con_putu(st.slabs);
+	con_puts(", allocs ");
+	con_putu(st.allocs);
+	con_puts(" (");
+	con_putu(st.hits);
+	con_puts(" without the lock), refills ");
+	con_putu(st.misses);
+	con_puts(", reserve fills ");
+	con_putu(st.reserve_fills);
+	con_puts("\n");
+	for (unsigned i = N / 2; i < N; i++)
+		kheap_cache_free(c, obj[i]);
+	con_puts("  kheap_cache_destroy: ");
+	con_putu((uint64_t)-kheap_cache_destroy(c));
+	con_puts(" (0: every object back), kheap_check: ");
+	con_putu((uint64_t)kheap_check(h));
+	con_puts(" problems\n\n");
+}
+
 void leak_demo(void); /* leak_demo.c: the leak report that ends the demo */
 
 void kmain(void)
@@ -180,6 +236,7 @@ void kmain(void)
 	con_puts("kheap_check: ");
 	con_putu((uint64_t)kheap_check(h));
 	con_puts(" problems\n\n");
+	objcache_demo(h);
 	bench_run();
 	leak_demo();
 	board_exit(0);
