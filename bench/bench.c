@@ -12,7 +12,10 @@
  *                      the heap lock (a kernel without kheap_cpu_id)
  *             system   malloc/free/aligned_alloc: glibc, or whichever
  *                      allocator LD_PRELOAD puts in front of it
- *   WORKLOAD  W1..W8; W9a (W1 on THREADS threads), W9b (W3 on THREADS threads)
+ *   WORKLOAD  W1..W8; W9a (W1 on THREADS threads), W9b (W3 on THREADS threads);
+ *             W10 (objects of 64, 192, 512 and 2048 bytes, 4 types in random
+ *             interleavings, with ALLOC's alloc/free); W10c (the same through
+ *             one kheap_cache per type; the kheap modes only)
  *   -q        quick: every workload 1/50 of its length (a smoke test)
  *   -s DIV    every workload 1/DIV of its length (-q is -s 50)
  *   -o FILE   W6 only: write the latency quantiles there, for the plot
@@ -472,6 +475,57 @@ static double w7(uint64_t steps)
 	return ns;
 }
 
+/* ---- W10: object types ------------------------------------------------------ */
+
+/* A kernel's object mix: 4 types, slot i holds type i % 4, a random slot
+ * is filled or emptied each step (about 512 live objects). With caches,
+ * each type is a kheap_cache; else the sizes go to ALLOC's alloc. */
+#define W10_SLOTS 1024
+static const size_t w10_size[4] = {64, 192, 512, 2048};
+static struct kheap_cache *w10_cache[4];
+
+static double w10(uint64_t steps, int caches)
+{
+	static void *sl[W10_SLOTS];
+	if (caches)
+		for (unsigned t = 0; t < 4; t++)
+			if ((w10_cache[t] = kheap_cache_create(heap, "w10", w10_size[t], 0, 0)) == NULL)
+				die("kheap_cache_create failed");
+	uint64_t s = 10;
+	double t0 = now_ns();
+	for (uint64_t k = 0; k < steps; k++) {
+		uint32_t i = below(&s, W10_SLOTS);
+		size_t n = w10_size[i % 4];
+		if (sl[i] != NULL) {
+			check(sl[i], n, i);
+			if (caches)
+				n_free++, kheap_cache_free(w10_cache[i % 4], sl[i]);
+			else
+				A->free(sl[i]);
+			sl[i] = NULL;
+		} else {
+			void *p = caches ? (n_alloc++, kheap_cache_alloc(w10_cache[i % 4])) : A->alloc(n);
+			if (p == NULL)
+				die("W10: allocation of %zu bytes failed", n);
+			stamp(p, n, i);
+			sl[i] = p;
+		}
+	}
+	double ns = (now_ns() - t0) / (double)steps;
+	for (unsigned i = 0; i < W10_SLOTS; i++)
+		if (sl[i] != NULL) {
+			if (caches)
+				kheap_cache_free(w10_cache[i % 4], sl[i]);
+			else
+				A->free(sl[i]);
+			sl[i] = NULL;
+		}
+	for (unsigned t = 0; caches && t < 4; t++)
+		if (kheap_cache_destroy(w10_cache[t]) != 0)
+			die("kheap_cache_destroy failed");
+	return ns;
+}
+
 /* ---- W9: threads -------------------------------------------------------------- */
 
 /* A thread stops after n operations or W9_DEADLINE_NS, whichever comes
@@ -576,7 +630,13 @@ static void run(const char *w, uint64_t q, unsigned threads, const char *out)
 		printf("W7 %.3f\n", w7(2000000 / q));
 	else if (strcmp(w, "W8") == 0)
 		printf("W8 %.2f\n", w8(20000000 / q));
-	else if (strcmp(w, "W9a") == 0 || strcmp(w, "W9b") == 0)
+	else if (strcmp(w, "W10") == 0)
+		printf("W10 %.3f\n", w10(20000000 / q, 0));
+	else if (strcmp(w, "W10c") == 0) {
+		if (heap == NULL)
+			die("W10c is for the kheap modes");
+		printf("W10c %.3f\n", w10(20000000 / q, 1));
+	} else if (strcmp(w, "W9a") == 0 || strcmp(w, "W9b") == 0)
 		printf("%s.t%u %.3f\n", w, threads, w9(w[2], threads, 5000000 / q));
 	else
 		die("unknown workload %s", w);
@@ -601,7 +661,7 @@ int main(int argc, char **argv)
 			return 2;
 	}
 	if (argc - optind != 2 || q == 0) {
-		fprintf(stderr, "usage: bench kheap|kheap-locked|system W1..W8|W9a|W9b [-q | -s DIV] [-t N] [-o FILE]\n");
+		fprintf(stderr, "usage: bench kheap|kheap-locked|system W1..W8|W9a|W9b|W10|W10c [-q | -s DIV] [-t N] [-o FILE]\n");
 		return 2;
 	}
 	if (strcmp(argv[optind], "kheap") == 0) {

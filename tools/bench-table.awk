@@ -120,4 +120,6 @@ END {
 	row("W9b.t2", "W9 W3 × 2 threads", "M steps/s", "higher")
 	row("W9b.t4", "W9 W3 × 4 threads", "M steps/s", "higher")
 	row("W9b.scale2", "W9 W3 2 threads / 1 thread", "×", "higher")
+	row("W10", "W10 4 object types, 64–2048 B", "ns/step", "lower")
+	row("W10c", "W10 through kheap_cache (kheap only)", "ns/step", "lower")
 }

@@ -24,7 +24,7 @@ BIN=build/bench/bench
 OUT=build/bench
 runs=3
 quick=""
-all_works="W1 W2 W3 W4 W5 W6 W7 W8 W9a W9b"
+all_works="W1 W2 W3 W4 W5 W6 W7 W8 W9a W9b W10 W10c"
 works=$all_works
 PUBLISH=bench/results
 while getopts qr:w: o; do
@@ -87,6 +87,7 @@ for r in $(seq 1 "$runs"); do
 			case $w in
 			W9?) for t in 1 2 4; do one "$r" "$a" "$w" -t "$t"; done ;;
 			W6) one "$r" "$a" W6 -o "$OUT/w6-$a.txt" ;;
+			W10c) case $a in kheap*) one "$r" "$a" W10c ;; esac ;;
 			*) one "$r" "$a" "$w" ;;
 			esac
 		done
