@@ -5,7 +5,10 @@
  * verified before it is freed or resized, so a block handed out twice or
  * overwritten by a racing split shows up as a token mismatch. At the end
  * the boot CPU frees what is left and runs kheap_check, which must find no
- * problem, and the in-use counters must be back to zero.
+ * problem, and the in-use counters must be back to zero. A quarter of the
+ * blocks are objects of three object caches (kheap_cache_alloc), mixed
+ * with the plain ones; at the end every cache must hold no object in use
+ * and be destroyed.
  *
  * Interrupts run on every CPU meanwhile: a timer at TICK_HZ whose handler
  * allocates, stamps, checks and frees blocks (plain and aligned) on the same
@@ -52,7 +55,12 @@ struct slot {
 	unsigned char *p;
 	size_t n;
 	uint64_t token;
+	unsigned cache; /* 0: a plain block; k + 1: an object of caches[k] */
 };
+
+#define NCACHES 3u
+static struct kheap_cache *caches[NCACHES];
+static const size_t cache_size[NCACHES] = {48, 200, 1500}, cache_align[NCACHES] = {0, 64, 0};
 
 struct cpu_state {
 	struct slot slot[SLOTS];
@@ -176,6 +184,18 @@ static void one_op(unsigned cpu, struct cpu_state *c)
 	uint64_t r = rnd(&c->rng);
 	struct slot *s = &c->slot[r % SLOTS];
 	uint64_t token = r ^ ((uint64_t)cpu << 56);
+	if (s->p == 0 && (r >> 40) % 4u == 0) {
+		unsigned k = (unsigned)(r >> 44) % NCACHES;
+		unsigned char *p = kheap_cache_alloc(caches[k]);
+		if (p == 0)
+			return fail(cpu, "object-cache allocation failed with memory to spare", 0);
+		if (cache_align[k] && (uintptr_t)p % cache_align[k])
+			return fail(cpu, "object not aligned as its cache asks", p);
+		stamp(p, cache_size[k], token);
+		*s = (struct slot){p, cache_size[k], token, k + 1};
+		c->allocs++;
+		return;
+	}
 	if (s->p == 0) {
 		size_t n = pick_size(&c->rng);
 		unsigned char *p = (r >> 20) % 8u == 0
@@ -184,12 +204,18 @@ static void one_op(unsigned cpu, struct cpu_state *c)
 		if (p == 0)
 			return fail(cpu, "allocation failed with memory to spare", 0);
 		stamp(p, n, token);
-		*s = (struct slot){p, n, token};
+		*s = (struct slot){p, n, token, 0};
 		c->allocs++;
 		return;
 	}
 	if (!intact(s->p, s->n, s->token))
 		return fail(cpu, "fill token overwritten", s->p);
+	if (s->cache) {
+		kheap_cache_free(caches[s->cache - 1], s->p);
+		s->p = 0;
+		c->frees++;
+		return;
+	}
 	if ((r >> 32) % 4u == 0) {
 		size_t n = pick_size(&c->rng);
 		unsigned char *p = kheap_realloc(heap, s->p, n);
@@ -199,7 +225,7 @@ static void one_op(unsigned cpu, struct cpu_state *c)
 			return fail(cpu, "realloc lost the contents", p);
 		if (p)
 			stamp(p, n, token);
-		*s = (struct slot){p, p ? n : 0, token};
+		*s = (struct slot){p, p ? n : 0, token, 0};
 		c->reallocs++;
 		return;
 	}
@@ -228,6 +254,16 @@ static void tick(unsigned cpu)
 		return fail(cpu, "block allocated in an interrupt handler overwritten", p);
 	kheap_free(heap, q);
 	kheap_free(heap, p);
+#ifndef CONTROL_NOMASK /* the control's ticks stay on the locked path (above) */
+	struct kheap_cache *k = caches[r % NCACHES];
+	unsigned char *o = kheap_cache_alloc(k);
+	if (o == 0)
+		return fail(cpu, "object-cache allocation in an interrupt handler failed", 0);
+	stamp(o, cache_size[r % NCACHES], r);
+	if (!intact(o, cache_size[r % NCACHES], r))
+		return fail(cpu, "object allocated in an interrupt handler overwritten", o);
+	kheap_cache_free(k, o);
+#endif
 	c->tick_pairs++;
 }
 
@@ -385,6 +421,9 @@ void kmain(void)
 	if (heap == 0)
 		board_exit(report("kheap_init on the linker arena", 0));
 	kheap_set_report(heap, on_report, 0);
+	for (unsigned k = 0; k < NCACHES; k++)
+		if ((caches[k] = kheap_cache_create(heap, "stress", cache_size[k], cache_align[k], 0)) == 0)
+			board_exit(report("kheap_cache_create", 0));
 	con_puts("smp stress: ");
 	con_putu(BOARD_MAX_CPUS);
 	con_puts(" CPUs x ");
@@ -467,9 +506,20 @@ void kmain(void)
 			struct slot *s = &cpus[cpu].slot[i];
 			if (s->p && !intact(s->p, s->n, s->token))
 				fail(0, "fill token overwritten (final sweep)", s->p);
-			kheap_free(heap, s->p);
+			if (s->cache)
+				kheap_cache_free(caches[s->cache - 1], s->p);
+			else
+				kheap_free(heap, s->p);
 		}
 	failed += report("final sweep: every surviving block intact", !stop);
+	/* Every CPU's timer is stopped: no call on a cache is in flight. */
+	int caches_ok = 1;
+	for (unsigned k = 0; k < NCACHES; k++) {
+		struct kheap_cache_stats cs;
+		caches_ok &= kheap_cache_stats(caches[k], &cs) == 0 && cs.in_use == 0 && cs.allocs == cs.frees &&
+			     cs.allocs > 0 && kheap_cache_destroy(caches[k]) == 0;
+	}
+	failed += report("object caches: every object back, each cache destroyed", caches_ok);
 	failed += report("kheap_check finds no problem", kheap_check(heap) == 0);
 	struct kheap_stats st;
 	kheap_get_stats(heap, &st);
