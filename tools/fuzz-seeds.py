@@ -14,6 +14,8 @@ OPS = {
     # step_cpu (opcodes 0xf0 and up): 'switch' is 0xf0 + CPU (0xf4: none)
     'switch': (0xf0, 0), 'trimcpu': (0xf8, 0), 'dead': (0xfa, 1), 'ipi': (0xfc, 0),
     'twice': (0xfd, 2), 'quiesce': (0xff, 0),
+    # object caches (opcodes 0xe0-0xef, the low nibble picks the operation)
+    'cache': (0xe0, 2),
 }
 
 
@@ -64,6 +66,8 @@ def script(seed, header, mix, n, size_kinds=(0, 1, 2, 3)):
             out += op(rng, 'misuse', first=int(name[-1]))
         elif name == 'switch':
             out += bytes([OPS['switch'][0] + rng.byte() % 5])
+        elif name == 'cache':
+            out += bytes([OPS['cache'][0] + rng.byte() % 16, rng.byte(), rng.byte()])
         elif name in ('dead', 'dead-bad'):  # the argument's top bit asks for a bad number
             out += op(rng, 'dead', first=rng.byte() & 0x7f | (0x80 if name == 'dead-bad' else 0))
         else:
@@ -127,6 +131,13 @@ def scenarios():
                                          ('misuse3', 1), ('misuse4', 1)], 100, (2, 2, 0))
     yield 'pcpu-regions', script(86, big, [('region+', 1), ('alloc', 4), ('free', 3),
                                            ('switch', 2), ('realloc', 1)], 80, (2, 2, 0))
+    yield 'objcache', script(87, ARENAS['256k'], [('cache', 6), ('alloc', 2), ('free', 2),
+                                                  ('realloc', 1), ('misuse0', 1)], 150, (0, 1, 2))
+    yield 'pcpu-objcache', script(88, big, [('cache', 6), ('alloc', 2), ('free', 2), ('switch', 2),
+                                            ('trimcpu', 1), ('dead', 1), ('quiesce', 1)], 150,
+                                  (2, 2, 0))
+    yield 'objcache-oom', script(89, ARENAS['64k'], [('cache', 6), ('fill', 1), ('drain', 1),
+                                                     ('alloc', 2), ('free', 1)], 120, (0, 2, 3))
 
 
 def main():

@@ -30,6 +30,14 @@ static bool cache_ok(const struct kheap_cache *c, const void *caller)
 
 size_t kheap_cache_size(void) { return sizeof(struct kheap_cache); }
 
+/* Report what a lock-free stretch found: counted (error_count) under the
+ * lock, as every report is, then passed to the hook with it released. */
+static void report_counted(struct kheap *h, struct kh_err *e, const void *caller)
+{
+	uintptr_t irq = kh_enter(h);
+	kh_leave(h, irq, e, caller);
+}
+
 static void zero_object(const struct kheap_cache *c, void *p)
 {
 	uint64_t *w = p;
@@ -53,7 +61,7 @@ struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t
 		 (flags & ~KHEAP_CACHE_ZERO))
 		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)size, "kheap_cache_create: size, align or flags out of range");
 	if (e.kind != KHEAP_OK) {
-		kh_report(h, &e, caller);
+		report_counted(h, &e, caller);
 		return NULL;
 	}
 	struct kheap_cache *c = kheap_aligned_alloc(h, 64, sizeof *c);
@@ -122,6 +130,11 @@ int kheap_cache_destroy(struct kheap_cache *c)
 		for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
 			kh_obj_drain(h, c, &c->cpu[k].l, kh_tkey(h, k), k, 0, false, &e);
 		kh_obj_drain(h, c, &c->depot, kh_tkey(h, KH_SHARED), KH_SHARED, 0, false, &e);
+		/* The heap's alloc and free counts keep what the CPUs did on c. */
+		for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
+			h->n.allocs += c->cpu[k].allocs;
+			h->n.frees += c->cpu[k].frees;
+		}
 		h->caches[c->index] = NULL;
 		c->magic = 0;
 	}
@@ -247,15 +260,14 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 			__atomic_store_n(&oc->hits, oc->hits + 1, __ATOMIC_RELAXED);
 			struct kh_err e = KH_ERR_AT(caller);
 			grant(h, c, p, &e);
-			if (KH_PERIODIC_CHECK && kh_check_due(h)) {
-				kh_lock_acquire(&h->lock);
-				kh_full_check(h, &e);
-				kh_settle(h, &e);
-				kh_lock_release(&h->lock);
-			}
+			bool due = KH_PERIODIC_CHECK && kh_check_due(h); /* level 3 */
 			kh_irq_restore(irq);
-			if (e.kind != KHEAP_OK)
-				kh_report(h, &e, caller);
+			if (__builtin_expect(due || e.kind != KHEAP_OK, 0)) {
+				uintptr_t again = kh_enter(h);
+				if (due)
+					kh_full_check(h, &e);
+				kh_leave(h, again, &e, caller);
+			}
 			return p;
 		}
 		if (p != NULL && p != KH_CLASS_BAD) /* p is sound, the list past it is not: */
@@ -282,7 +294,7 @@ void kheap_cache_free(struct kheap_cache *c, void *p)
 		b = 0, kh_fail(&e, KHEAP_E_WRONG_CACHE, p, "object's size disagrees with its cache");
 	if (b == 0) {
 		kh_irq_restore(irq);
-		kh_report(h, &e, caller);
+		report_counted(h, &e, caller);
 		return;
 	}
 	if (mine) {
@@ -368,28 +380,23 @@ int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 
 unsigned kheap_cache_unreserve(struct kheap_cache *c, unsigned n)
 {
-	if (!cache_ok(c, KH_CALLER()))
+	const void *caller = KH_CALLER();
+	if (!cache_ok(c, caller))
 		return 0;
 	struct kheap *h = c->h;
-	unsigned left;
-	uintptr_t irq = kh_irq_save();
+	struct kh_err e = KH_ERR_AT(caller);
+	uintptr_t irq = kh_enter(h);
 	unsigned k = kh_cpu_id();
-	if (KH_PERCPU && kh_cpu_named(k)) {
-		struct kh_obj_cpu *oc = &c->cpu[k];
-		uint32_t d = n < oc->reserve ? n : oc->reserve;
-		oc->reserve -= d;
-		oc->l.limit -= d; /* a list now over its limit drains at its next free */
-		left = oc->reserve;
-		kh_irq_restore(irq);
-	} else {
-		kh_irq_restore(irq);
-		irq = kh_enter(h);
-		uint32_t d = n < c->depot_reserve ? n : c->depot_reserve;
-		c->depot_reserve -= d;
-		c->depot.limit -= d;
-		left = c->depot_reserve;
-		kh_exit(h, irq);
-	}
+	bool mine = KH_PERCPU && kh_cpu_named(k);
+	struct kh_class *l = mine ? &c->cpu[k].l : &c->depot;
+	uint32_t *rsv = mine ? &c->cpu[k].reserve : &c->depot_reserve;
+	uint32_t d = n < *rsv ? n : *rsv;
+	*rsv -= d;
+	l->limit -= d;
+	if (l->count > l->limit) /* the room the reserve had: a CPU's to the depot, the depot's to the backend */
+		kh_obj_drain(h, c, l, kh_tkey(h, mine ? k : KH_SHARED), mine ? k : KH_SHARED, l->limit, mine, &e);
+	unsigned left = *rsv;
+	kh_leave(h, irq, &e, caller);
 	return left;
 }
 

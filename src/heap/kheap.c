@@ -245,23 +245,35 @@ void kheap_free(struct kheap *h, void *ptr)
 /* ---- realloc: a cached right neighbour counts as free -------------------- */
 
 /* Would growing held block b in place to s bytes fit in the run of blocks
- * to its right that are free, or cached in a shared class list or in this
- * CPU's own lists? If so, the lists that hold the run's cached blocks are
- * named in *shared and *mine (bit c for class c). The walk is bounded by
- * the caches' capacity: free blocks in the run never touch, so it holds at
- * most one more of them than cached ones. Lock held, interrupts masked. */
-static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared, uint32_t *mine)
+ * to its right that are free, or cached in a shared class list, in this
+ * CPU's own lists, or (objects of object caches) in a cache's depot or
+ * this CPU's list of it? If so, the class lists that hold the run's cached
+ * blocks are named in *shared and *mine (bit c for class c), and *objs says
+ * whether object caches hold some. The walk is bounded by the caches'
+ * capacity: free blocks in the run never touch, so it holds at most one
+ * more of them than cached ones. Lock held, interrupts masked. */
+static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared, uint32_t *mine, bool *objs)
 {
 	const struct kh_region *r = kh_region_of(h, b);
 	const struct kh_cpu *me = KH_PERCPU && kh_percpu_on(h) ? kh_this_cpu(h) : NULL;
 	size_t got = kh_size(b);
 	*shared = *mine = 0;
+	*objs = false;
 	for (uintptr_t x = b + got; got < s && x < r->end; x += kh_size(x)) {
 		kh_word w = *kh_hdr(x);
 		size_t xs = (size_t)(w & KH_SIZE_MASK);
 		unsigned c = xs > KH_HDR ? kh_size_class(xs - KH_HDR) : KH_NCLASSES;
-		if (!kh_block_sane(h, r, x, w) || (w & KH_CACHED) || /* quarantined, or a cache's object */
-		    ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs)))
+		if (!kh_block_sane(h, r, x, w) || kh_quarantined(w))
+			return false;
+		if (kh_is_obj(w)) { /* cached, if on a list this CPU may empty */
+			uintptr_t t = kh_token_cpu(h, x);
+			if (t != KH_SHARED && (me == NULL || t != (uintptr_t)(me - h->cpus)))
+				return false;
+			*objs = true;
+			got += xs;
+			continue;
+		}
+		if ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs))
 			return false;
 		if ((w & KH_USED) && kh_token_cpu(h, x) == KH_SHARED)
 			*shared |= (uint32_t)1 << c;
@@ -274,10 +286,17 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 	return got >= s;
 }
 
-/* Return the named class lists (cached_run) to the coalescing bins. */
-static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, struct kh_err *e)
+/* Return the named class lists (cached_run) to the coalescing bins, and
+ * with objs every cache's depot and this CPU's object lists (reserves
+ * stay). */
+static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, bool objs, struct kh_err *e)
 {
 	struct kh_cpu *me = kh_this_cpu(h);
+	if (objs) {
+		kh_obj_flush(h, e);
+		if (KH_PERCPU && me != NULL)
+			kh_obj_drain_cpu(h, (unsigned)(me - h->cpus), false, e);
+	}
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		uintptr_t x;
 		while ((shared >> c & 1u) && (x = kh_cache_take(h, c, e)) != 0)
@@ -295,11 +314,13 @@ static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, struct 
 static bool resize_in_place(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 {
 	uint32_t shared, mine;
+	bool objs;
 	if (kh_backend_resize(h, b, s, e))
 		return true;
-	if (e->kind != KHEAP_OK || s <= kh_size(b) || !cached_run(h, b, s, &shared, &mine) || (shared | mine) == 0)
+	if (e->kind != KHEAP_OK || s <= kh_size(b) || !cached_run(h, b, s, &shared, &mine, &objs) ||
+	    ((shared | mine) == 0 && !objs))
 		return false;
-	flush_lists(h, shared, mine, e);
+	flush_lists(h, shared, mine, objs, e);
 	return e->kind == KHEAP_OK && kh_backend_resize(h, b, s, e);
 }
 

@@ -681,9 +681,10 @@ void kheap_cache_free(struct kheap_cache *c, void *p);
  * O(n + KHEAP_CPU_BATCH). */
 int kheap_cache_reserve(struct kheap_cache *c, unsigned n);
 
-/* Give back up to n objects of the calling CPU's reserve of c (they stay on
- * its list as ordinary cached objects). Returns the reserve left. No lock;
- * interrupts masked for O(1). c not live: reported, returns 0. */
+/* Give back up to n objects of the calling CPU's reserve of c (they stay
+ * cached, on its list as far as the list's limit allows, else in the
+ * depot). Returns the reserve left. Takes the lock. O(n). c not live:
+ * reported, returns 0. */
 unsigned kheap_cache_unreserve(struct kheap_cache *c, unsigned n);
 
 /* Return c's cached objects, but reserved ones, to the coalescing backend:

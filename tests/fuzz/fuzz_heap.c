@@ -33,7 +33,15 @@
  * peak counts cached blocks as in use, so it is only a bound. Every 16
  * operations and at the end: kheap_check (in per-CPU mode also as another
  * CPU, which checks that CPU's lists), a kheap_walk that must list exactly
- * the model's live blocks, and every live block's contents. Regions are
+ * the model's live blocks, and every live block's contents.
+ *
+ * Object caches (opcodes 0xe0-0xef): up to NCACHE caches and NOBJ objects,
+ * kept apart from the slots; create, destroy (refused while objects are
+ * held), alloc, free, a reserve that must then serve its allocations, and
+ * the misuses a cache adds (another cache's object, a plain block, an
+ * object given to kheap_free, a double free), each drawing exactly its one
+ * report. Descriptors and held objects are live blocks for the counters
+ * and the walk; objects on a cache's lists count as cached. Regions are
  * carved from one static pool that AddressSanitizer keeps poisoned except
  * where a region was accepted, so a touch of a refused region or a foreign
  * pointer is caught too.
@@ -111,9 +119,23 @@ struct blk {
 	size_t tok;
 };
 
+#define NCACHE 2u
+#define NOBJ 32u
+
+struct cachem {
+	struct kheap_cache *c; /* NULL: none */
+	size_t size, align, block;
+	size_t desc; /* the descriptor's usable bytes (a plain block) */
+	unsigned held;
+};
+
 struct model {
 	struct kheap *h;
 	struct blk slot[NSLOTS];
+	struct cachem cache[NCACHE];
+	struct blk obj[NOBJ];   /* held objects; usable = block - 8, n = size */
+	unsigned objc[NOBJ];    /* obj[i]'s cache */
+	int caches_used;        /* objects were cached: the peak is a bound */
 	uint8_t *stale[NSTALE]; /* recently freed pointers, for double frees */
 	unsigned nstale;
 	unsigned live;
@@ -163,7 +185,7 @@ static enum kheap_severity severity(enum kheap_error k)
 	case KHEAP_E_REGION_SMALL: case KHEAP_E_BAD_ARG:
 		return KHEAP_SEV_REFUSED;
 	case KHEAP_E_DOUBLE_FREE: case KHEAP_E_FOREIGN: case KHEAP_E_MISALIGNED:
-	case KHEAP_E_BAD_HEAP: case KHEAP_E_NULL:
+	case KHEAP_E_BAD_HEAP: case KHEAP_E_NULL: case KHEAP_E_WRONG_CACHE: case KHEAP_E_BAD_CACHE:
 		return KHEAP_SEV_MISUSE;
 	default:
 		return KHEAP_SEV_CORRUPT;
@@ -446,7 +468,7 @@ static void check_stats(struct model *m)
 	EXPECT(st.alloc_count == m->allocs && st.free_count == m->frees);
 	EXPECT(st.alloc_count - st.free_count == m->live);
 	EXPECT(st.in_use_bytes == m->in_use);
-	if (m->pcpu) {
+	if (m->pcpu || m->caches_used) {
 		EXPECT(st.peak_in_use_bytes >= m->peak && st.peak_in_use_bytes >= m->lib_peak &&
 		       st.peak_in_use_bytes <= st.total_bytes);
 		m->lib_peak = st.peak_in_use_bytes;
@@ -484,8 +506,27 @@ static void walk_fn(void *ctx, void *ptr, size_t size, int used)
 	unsigned i = 0;
 	while (i < NSLOTS && w->m->slot[i].p != ptr)
 		i++;
-	if (i == NSLOTS || w->m->slot[i].usable != size)
-		w->bad = 1;
+	if (i < NSLOTS) {
+		w->bad |= w->m->slot[i].usable != size;
+		return;
+	}
+	for (i = 0; i < NOBJ; i++)
+		if (w->m->obj[i].p == ptr) {
+			w->bad |= w->m->obj[i].usable != size;
+			return;
+		}
+	for (i = 0; i < NCACHE; i++)
+		if ((void *)w->m->cache[i].c == ptr) {
+			w->bad |= w->m->cache[i].desc != size;
+			return;
+		}
+	w->bad = 1;
+}
+
+static void say_problem(void *ctx, const void *addr, const char *what)
+{
+	(void)ctx;
+	fprintf(stderr, "fuzz_heap: kheap_check: %p %s\n", addr, what);
 }
 
 /* kheap_check, a walk that must list exactly the live blocks and tile the
@@ -494,7 +535,7 @@ static void deep_check(struct model *m)
 {
 	struct walker w = {m, 0, 0, 0};
 	unsigned me = g_cpu, other = m->rot++ % 4u;
-	EXPECT(kheap_check(m->h) == 0);
+	EXPECT(kheap_check_verbose(m->h, say_problem, NULL) == 0);
 	if (m->pcpu && other < NCPU && other != me) { /* I8 on that CPU's lists */
 		set_cpu(m, other);
 		EXPECT(kheap_check(m->h) == 0);
@@ -505,6 +546,9 @@ static void deep_check(struct model *m)
 	for (unsigned i = 0; i < NSLOTS; i++)
 		if (m->slot[i].p)
 			verify(&m->slot[i]);
+	for (unsigned i = 0; i < NOBJ; i++)
+		if (m->obj[i].p)
+			verify(&m->obj[i]);
 	m->since_deep = 0;
 }
 
@@ -833,15 +877,16 @@ static void op_region(struct model *m, struct rd *r)
 
 /* A freed pointer that is no live block and lies in no live block, so that
  * freeing it again is a pure double free; NULL if none. */
+static int clear_of_all(const struct model *m, const uint8_t *p, size_t u, int skip_obj);
+
+/* A recently freed pointer that no held block (slot, object, cache
+ * descriptor) has taken over since. */
 static uint8_t *pick_stale(const struct model *m, unsigned v)
 {
 	unsigned n = m->nstale < NSTALE ? m->nstale : NSTALE;
 	for (unsigned j = 0; j < n; j++) {
 		uint8_t *p = m->stale[(v + j) % n];
-		unsigned i = 0;
-		while (i < NSLOTS && !overlaps(&m->slot[i], p, 0))
-			i++;
-		if (i == NSLOTS)
+		if (clear_of_all(m, p, 0, -1))
 			return p;
 	}
 	return NULL;
@@ -912,7 +957,8 @@ static void misuse_alloc(struct model *m, unsigned k, unsigned v)
 static void op_misuse(struct model *m, struct rd *r)
 {
 	unsigned k = u8(r) % 9u, v = u16(r), s = pick_live(m, v);
-	const unsigned header = BIT(KHEAP_E_BAD_HEADER) | BIT(KHEAP_E_DOUBLE_FREE);
+	/* A stale pointer may now be an object's payload: WRONG_CACHE. */
+	const unsigned header = BIT(KHEAP_E_BAD_HEADER) | BIT(KHEAP_E_DOUBLE_FREE) | BIT(KHEAP_E_WRONG_CACHE);
 	uint8_t *p;
 	if (k == 0 && (p = pick_stale(m, v)) != NULL) {
 		bad_pointer(m, p, v >> 8, header);
@@ -1045,6 +1091,225 @@ static void quiesce(struct model *m)
 	EXPECT(st.cached_blocks == 0 && st.cached_bytes == 0);
 }
 
+/* ---- object caches --------------------------------------------------------- */
+
+/* Held blocks: slots, objects, descriptors (for placement checks). */
+static int clear_of_all(const struct model *m, const uint8_t *p, size_t u, int skip_obj)
+{
+	for (unsigned i = 0; i < NSLOTS; i++)
+		if (overlaps(&m->slot[i], p, u))
+			return 0;
+	for (unsigned i = 0; i < NOBJ; i++)
+		if ((int)i != skip_obj && overlaps(&m->obj[i], p, u))
+			return 0;
+	for (unsigned i = 0; i < NCACHE; i++) {
+		const struct blk d = {(uint8_t *)m->cache[i].c, 0, m->cache[i].desc, 0, 0};
+		if (m->cache[i].c && overlaps(&d, p, u))
+			return 0;
+	}
+	return 1;
+}
+
+static void grew(struct model *m, size_t bytes)
+{
+	m->live++;
+	m->allocs++;
+	m->in_use += bytes;
+	if (m->in_use > m->peak)
+		m->peak = m->in_use;
+}
+
+static void shrank(struct model *m, size_t bytes)
+{
+	m->live--;
+	m->frees++;
+	m->in_use -= bytes;
+}
+
+static void cache_create(struct model *m, unsigned k, unsigned v)
+{
+	static const size_t sizes[] = {1, 24, 56, 100, 200, 500, 1000, 3000};
+	struct cachem *cm = &m->cache[k];
+	size_t size = sizes[v % 8u], align = v & 8u ? (size_t)16 << (v >> 4 & 3u) : 0;
+	unsigned mark = m->reports;
+	struct kheap_cache *c = kheap_cache_create(m->h, "fuzz", size, align, v & 64u ? KHEAP_CACHE_ZERO : 0);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (c == NULL) { /* the descriptor did not fit */
+		null_ok(m, kheap_cache_size(), 64);
+		return;
+	}
+	struct kheap_cache_stats st;
+	EXPECT(kheap_cache_stats(c, &st) == 0);
+	EXPECT(st.objects == 0 && st.obj_size == size && st.obj_block >= size + 8 &&
+	       st.obj_block % (align > 16 ? align : 16) == 0);
+	size_t u = kheap_usable_size(m->h, c);
+	EXPECT((uintptr_t)c % 64 == 0 && u >= kheap_cache_size() && clear_of_all(m, (uint8_t *)c, u, -1));
+	*cm = (struct cachem){c, size, align > 16 ? align : 16, st.obj_block, u, 0};
+	m->caches_used = 1; /* carved objects count as in use for the peak */
+	grew(m, u + 8);
+}
+
+static void cache_destroy(struct model *m, unsigned k)
+{
+	struct cachem *cm = &m->cache[k];
+	unsigned mark = m->reports;
+	if (cm->held > 0) {
+		EXPECT(kheap_cache_destroy(cm->c) == -KHEAP_E_BAD_ARG);
+		g_ops++;
+		expect_reports(m, mark, 1, BIT(KHEAP_E_BAD_ARG), cm->c);
+		return;
+	}
+	EXPECT(kheap_cache_destroy(cm->c) == 0);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	shrank(m, cm->desc + 8);
+	cm->c = NULL;
+}
+
+/* An object of cache k for obj[i]: placed, aligned, zeroed when asked. */
+static int obj_alloc(struct model *m, unsigned k, unsigned i)
+{
+	struct cachem *cm = &m->cache[k];
+	unsigned mark = m->reports;
+	uint8_t *p = kheap_cache_alloc(cm->c);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	if (p == NULL) {
+		struct kheap_stats st;
+		kheap_get_stats(m->h, &st);
+		EXPECT(st.largest_free < 2 * cm->block + 64);
+		m->ooms++;
+		return 0;
+	}
+	EXPECT((uintptr_t)p % cm->align == 0 && region_of(m, p, cm->block - 8) >= 0);
+	EXPECT(clear_of_all(m, p, cm->block - 8, -1));
+	struct kheap_cache_stats cs;
+	EXPECT(kheap_cache_stats(cm->c, &cs) == 0 && cs.in_use == cm->held + 1 && cs.objects >= cs.in_use);
+	m->obj[i] = (struct blk){p, cm->size, cm->block - 8, cm->align, 0};
+	m->objc[i] = k;
+	stamp(m, &m->obj[i]);
+	cm->held++;
+	m->caches_used = 1;
+	grew(m, cm->block);
+	return 1;
+}
+
+static void obj_free(struct model *m, unsigned i, int twice)
+{
+	struct cachem *cm = &m->cache[m->objc[i]];
+	uint8_t *p = m->obj[i].p;
+	unsigned mark = m->reports;
+	verify(&m->obj[i]);
+	kheap_cache_free(cm->c, p);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	cm->held--;
+	shrank(m, cm->block);
+	m->obj[i].p = NULL;
+	if (twice) { /* right after the free it is on a list: a double free */
+		kheap_cache_free(cm->c, p);
+		g_ops++;
+		expect_reports(m, mark, 1, BIT(KHEAP_E_DOUBLE_FREE), p);
+	}
+}
+
+/* Misuse with object i: each call refused with one report, nothing changed. */
+static void obj_misuse(struct model *m, unsigned i, unsigned v)
+{
+	struct cachem *cm = &m->cache[m->objc[i]];
+	uint8_t *p = m->obj[i].p;
+	unsigned mark = m->reports, other = m->objc[i] ^ 1u, s = pick_live(m, v);
+	switch (v % 4u) {
+	case 0:
+		kheap_free(m->h, p);
+		break;
+	case 1:
+		if (m->cache[other].c == NULL)
+			return;
+		kheap_cache_free(m->cache[other].c, p);
+		break;
+	case 2:
+		if (s >= NSLOTS)
+			return;
+		kheap_cache_free(cm->c, m->slot[s].p);
+		p = m->slot[s].p;
+		break;
+	default:
+		kheap_cache_free(cm->c, p + 16 * (1 + (v >> 2) % 4u) < m->obj[i].p + m->obj[i].usable
+						? p + 16 * (1 + (v >> 2) % 4u) : p + 8);
+		g_ops++;
+		expect_reports(m, mark, 1, BIT(KHEAP_E_BAD_HEADER) | BIT(KHEAP_E_MISALIGNED), NULL);
+		verify(&m->obj[i]);
+		return;
+	}
+	g_ops++;
+	expect_reports(m, mark, 1, BIT(KHEAP_E_WRONG_CACHE), p);
+	verify(&m->obj[i]);
+	if (s < NSLOTS && m->slot[s].p)
+		verify(&m->slot[s]);
+	EXPECT(kheap_check(m->h) == 0);
+}
+
+/* Reserve n on this CPU, then n allocations that must all succeed. */
+static void obj_reserve(struct model *m, unsigned k, unsigned n)
+{
+	unsigned mark = m->reports;
+	int rc = kheap_cache_reserve(m->cache[k].c, n);
+	g_ops++;
+	expect_reports(m, mark, 0, 0, NULL);
+	EXPECT(rc == 0 || rc == -1);
+	if (rc != 0)
+		return;
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = 0;
+		while (i < NOBJ && m->obj[i].p)
+			i++;
+		if (i == NOBJ) {
+			EXPECT(kheap_cache_unreserve(m->cache[k].c, n - j) == 0);
+			return;
+		}
+		EXPECT(obj_alloc(m, k, i));
+	}
+	EXPECT(kheap_cache_unreserve(m->cache[k].c, 1000) == 0);
+}
+
+/* Opcodes 0xe0-0xef: object caches (the low nibble picks the operation). */
+static void op_cache(struct model *m, struct rd *r, unsigned op)
+{
+	unsigned v = u16(r), k = v % NCACHE, i = (v >> 1) % NOBJ;
+	struct cachem *cm = &m->cache[k];
+	if (g_trace)
+		fprintf(stderr, "cache op %u v %u on cpu %d, %u live\n", op, v, (int)g_cpu, m->live);
+	if (cm->c == NULL) {
+		cache_create(m, k, v >> 2);
+		return;
+	}
+	if (op < 6) {
+		if (m->obj[i].p == NULL)
+			obj_alloc(m, k, i);
+		else
+			obj_free(m, i, 0);
+	} else if (op < 8) {
+		if (m->obj[i].p)
+			obj_free(m, i, op == 7);
+		else
+			obj_alloc(m, k, i);
+	} else if (op < 11) {
+		if (m->obj[i].p)
+			obj_misuse(m, i, v >> 6);
+	} else if (op < 13) {
+		obj_reserve(m, k, 1 + (v >> 6) % 6u);
+	} else if (op == 13) {
+		unsigned mark = m->reports;
+		kheap_cache_shrink(cm->c);
+		g_ops++;
+		expect_reports(m, mark, 0, 0, NULL);
+	} else {
+		cache_destroy(m, k);
+	}
+}
+
 /* Opcodes 0xf0-0xff: switch CPU (0-7: CPU op % 5, 4 = none), trim this
  * CPU, take another offline, turn the IPI round on or off, free twice
  * across CPUs, drain every cache. */
@@ -1123,6 +1388,12 @@ static void finish(struct model *m)
 	touch(m);
 	for (unsigned s = 0; s < NSLOTS; s++)
 		clear_slot(m, s);
+	for (unsigned i = 0; i < NOBJ; i++)
+		if (m->obj[i].p)
+			obj_free(m, i, 0);
+	for (unsigned k = 0; k < NCACHE; k++)
+		if (m->cache[k].c)
+			cache_destroy(m, k);
 	quiesce(m);
 	check_stats(m);
 	kheap_get_stats(m->h, &st);
@@ -1148,6 +1419,10 @@ static void step(struct model *m, struct rd *r)
 	touch(m);
 	if (op >= 0xf0u) {
 		step_cpu(m, r, op & 15u);
+		return;
+	}
+	if (op >= 0xe0u) {
+		op_cache(m, r, op & 15u);
 		return;
 	}
 	while (i < sizeof weight && x >= weight[i])

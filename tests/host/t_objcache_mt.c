@@ -154,7 +154,9 @@ KT_CASE(objcache_threads_share_caches)
 	}
 	KT_EQ(in_use, 0);
 	KT_EQ(allocs, frees);
-	KT_CHECK(held > 0 && hits > allocs / 2);
+	KT_CHECK(held > 0);
+	/* With per-CPU lists (not in tags builds) most allocations hit them. */
+	KT_CHECK(KHEAP_MAX_CPUS == 0 || KHEAP_TAGS || hits > allocs / 2);
 	for (unsigned c = 0; c < 4; c++)
 		KT_EQ(kheap_cache_destroy(caches[c]), 0);
 	kheap_trim(heap);
