@@ -48,8 +48,10 @@ preload-test: $(PRELOAD_SO) $(PRELOAD_PROGS)
 
 # make bench-real: real programs on glibc, jemalloc, mimalloc and kheap,
 # interleaved, and the table of time and max-RSS ratios to glibc
-# (tools/bench-real.sh; BENCH_REAL_ROUNDS rounds, default 3). Not in make test.
+# (tools/bench-real.sh; BENCH_REAL_ROUNDS rounds, default 3; BENCH_REAL_PROGS
+# names the rows to run, default all). Not in make test.
 BENCH_REAL_ROUNDS ?= 3
+BENCH_REAL_PROGS ?=
 .PHONY: bench-real
 bench-real: $(PRELOAD_SO) $(PRELOAD_PROGS)
-	@sh tools/bench-real.sh $(PRELOAD_SO) $(PRELOAD_DIR) $(BENCH_REAL_ROUNDS)
+	@sh tools/bench-real.sh $(PRELOAD_SO) $(PRELOAD_DIR) $(BENCH_REAL_ROUNDS) "$(BENCH_REAL_PROGS)"

@@ -6,12 +6,14 @@
 # ratio to glibc's, the median of the rounds. An allocator whose library is
 # missing (tools/setup-bench.sh installs them) is left out. Every run's
 # stdout must equal glibc's, or the table says so.
-# Usage: bench-real.sh build/host/libkheap-preload.so build/host/preload [rounds]
+# Usage: bench-real.sh build/host/libkheap-preload.so build/host/preload [rounds [names]]
+# names: the programs to run, separated by spaces (default: all of them).
 set -u
 
 so=$(realpath "$1")
 bin=$(realpath "$2")
 rounds=${3:-3}
+only=${4:-}
 src=$(realpath tools/preload)
 work=$bin/bench-real
 rm -rf "$work"
@@ -43,6 +45,11 @@ sort-parallel|sort --parallel=4 -S 16M -u $data | md5sum
 churn-16t|$bin/churn 16 1000000
 churn-100t|$bin/churn 100 50000 3
 fork-stress|$bin/fork-stress"
+if [ -n "$only" ]; then
+	progs=$(echo "$progs" | while IFS='|' read -r p cmd; do
+		case " $only " in *" $p "*) echo "$p|$cmd" ;; esac
+	done)
+fi
 
 # One run: wall seconds and max RSS (KiB) of the whole command, appended
 # to $work/times as: prog alloc round seconds kib ok.
