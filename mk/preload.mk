@@ -36,7 +36,7 @@ PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map 
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.
 PRELOAD_PROGS := $(PRELOAD_DIR)/contract $(PRELOAD_DIR)/fork-stress $(PRELOAD_DIR)/churn $(PRELOAD_DIR)/rss \
-  $(PRELOAD_DIR)/direct-test
+  $(PRELOAD_DIR)/direct-test $(PRELOAD_DIR)/handoff
 
 .PHONY: preload preload-test
 

@@ -45,6 +45,7 @@ sort-parallel|sort --parallel=4 -S 16M -u $data | md5sum
 churn-16t|$bin/churn 16 1000000
 churn-100t|$bin/churn 100 50000 3
 fork-stress|$bin/fork-stress
+handoff-4p|$bin/handoff 4 20000
 realloc-grow|$bin/rss realloc > /dev/null"
 if [ -n "$only" ]; then
 	progs=$(echo "$progs" | while IFS='|' read -r p cmd; do
