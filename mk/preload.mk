@@ -27,8 +27,12 @@ PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/k
 # block, so with the default 32 the small holes freed blocks leave behind are
 # passed over for the untouched end of the region, and a program that frees
 # and allocates while it grows (python3) keeps a quarter more pages resident
-# (max RSS 1.25x glibc's; with 2: 0.93x). The cost is a lock round per two
-# allocations while a thread's list runs dry, not per 32.
+# (max RSS 1.25x glibc's; with 2: 1.0x). The cost is a lock round per two
+# allocations while a thread's list runs dry, not per 32: where every block
+# is freed by another thread (bench-real's handoff-4p) that is about 1.5x
+# the time. A refill that carved up to 32 blocks from the best-fitting free
+# block, rather than asking for 32 at once, would keep both (measured with
+# such a carve and 32: python3 0.99x glibc's RSS, handoff-4p as fast as now).
 PRELOAD_ARCH_H := $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
   -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_BATCH=2 -Isrc/heap $(PRELOAD_ARCH_H)
