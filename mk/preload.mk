@@ -32,7 +32,8 @@ PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/k
 # is freed by another thread (bench-real's handoff-4p) that is about 1.5x
 # the time. A refill that carved up to 32 blocks from the best-fitting free
 # block, rather than asking for 32 at once, would keep both (measured with
-# such a carve and 32: python3 0.99x glibc's RSS, handoff-4p as fast as now).
+# such a carve and 32: python3 0.99x glibc's RSS, handoff-4p as fast as
+# with the plain batch of 32).
 PRELOAD_ARCH_H := $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
   -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_BATCH=2 -Isrc/heap $(PRELOAD_ARCH_H)
