@@ -48,6 +48,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -542,21 +543,30 @@ static size_t peek_size(const void *p)
 	return kh_size(kh_block_of(p));
 }
 
-/* A direct block for n bytes (align: 0 or a power of two), giving the
- * reservation's unused tail back first if the kernel refuses (address
- * space is short); NULL: kheap serves it. Below the threshold, NULL. */
+/* The kernel refused a large block's mapping. Under an address-space
+ * limit (ulimit -v), give the reservation's unused tail back; returns
+ * whether a retry may now succeed. Without a limit the refusal was about
+ * memory or the number of mappings, which the tail does not change, and
+ * the tail stays (regions laid in it keep the fast path's one span). */
+static bool make_room(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	kh_lock_acquire(&grow_lock);
+	bool more = give_back_tail();
+	kh_lock_release(&grow_lock);
+	return more;
+}
+
+/* A direct block for n bytes (align: 0 or a power of two); NULL: kheap
+ * serves it. Below the threshold, NULL. */
 static void *try_direct(size_t n, size_t align)
 {
 	if (n < direct_threshold())
 		return NULL;
 	void *p = direct_alloc(n, align);
-	if (p == NULL) {
-		kh_lock_acquire(&grow_lock);
-		bool more = give_back_tail();
-		kh_lock_release(&grow_lock);
-		p = more ? direct_alloc(n, align) : NULL;
-	}
-	return p;
+	return p == NULL && make_room() ? direct_alloc(n, align) : p;
 }
 
 /* Is p a live direct block? (*usable gets its usable bytes.) The range
@@ -769,12 +779,8 @@ EXPORT void *calloc(size_t n, size_t size)
 static void *direct_resize(void *p, size_t usable, size_t n)
 {
 	void *q = n <= MAX_REQUEST ? direct_realloc(p, n) : NULL;
-	if (q == NULL && n <= MAX_REQUEST) {
-		kh_lock_acquire(&grow_lock);
-		bool more = give_back_tail();
-		kh_lock_release(&grow_lock);
-		q = more ? direct_realloc(p, n) : NULL;
-	}
+	if (q == NULL && n <= MAX_REQUEST && make_room())
+		q = direct_realloc(p, n);
 	if (q != NULL)
 		return q;
 	q = malloc(n);
