@@ -220,6 +220,8 @@ static void t_large(void)
 	for (size_t i = 0; p != NULL && i < mib; i += 4096)
 		same &= p[i] == (char)(i >> 12);
 	CHECK(same && malloc_usable_size(p) >= 64 * mib);
+	errno = 0;
+	CHECK(realloc_v(p, huge / 2) == NULL && errno == ENOMEM && p[4096] == 1);
 	if (p != NULL)
 		p[64 * mib - 1] = 7;
 	p = realloc(p, 200 << 10);
