@@ -6,12 +6,14 @@
 # ratio to glibc's, the median of the rounds. An allocator whose library is
 # missing (tools/setup-bench.sh installs them) is left out. Every run's
 # stdout must equal glibc's, or the table says so.
-# Usage: bench-real.sh build/host/libkheap-preload.so build/host/preload [rounds]
+# Usage: bench-real.sh build/host/libkheap-preload.so build/host/preload [rounds [names]]
+# names: the programs to run, separated by spaces (default: all of them).
 set -u
 
 so=$(realpath "$1")
 bin=$(realpath "$2")
 rounds=${3:-3}
+only=${4:-}
 src=$(realpath tools/preload)
 work=$bin/bench-real
 rm -rf "$work"
@@ -33,16 +35,25 @@ awk 'BEGIN { srand(7); for (i = 0; i < 190000; i++)
 	> "$work/data.txt"
 data=$work/data.txt
 
-# name|command (run by sh in a scratch directory; stdout is compared)
+# name|command (run by sh in a scratch directory; stdout is compared). A
+# run is made to last a few tenths of a second at least (sort runs 8
+# times): the times are read to 10 ms.
 progs="python3|PYTHONHASHSEED=0 PYTHONMALLOC=malloc python3 $src/workload.py
 sqlite3|sqlite3 < $src/workload.sql
 xz|xz -T1 -3 -c $data | xz -dc | md5sum
 xz-T4|xz -T4 -3 --block-size=1MiB -c $data | xz -T4 -dc | md5sum
-sort|sort -S 16M -k2,2 -k1,1n $data | md5sum
-sort-parallel|sort --parallel=4 -S 16M -u $data | md5sum
+sort|for i in 1 2 3 4 5 6 7 8; do sort -S 16M -k2,2 -k1,1n $data; done | md5sum
+sort-parallel|for i in 1 2 3 4 5 6 7 8; do sort --parallel=4 -S 16M -u $data; done | md5sum
 churn-16t|$bin/churn 16 1000000
 churn-100t|$bin/churn 100 50000 3
-fork-stress|$bin/fork-stress"
+fork-stress|$bin/fork-stress
+handoff-4p|$bin/handoff 4 20000
+realloc-grow|$bin/rss realloc > /dev/null"
+if [ -n "$only" ]; then
+	progs=$(echo "$progs" | while IFS='|' read -r p cmd; do
+		case " $only " in *" $p "*) echo "$p|$cmd" ;; esac
+	done)
+fi
 
 # One run: wall seconds and max RSS (KiB) of the whole command, appended
 # to $work/times as: prog alloc round seconds kib ok.

@@ -5,7 +5,8 @@
  * line per failed check and a final "contract: N checks, N failed"; exits 1
  * on any failure.
  *
- * "contract double-free" frees a block twice instead: the preload must
+ * "contract double-free" frees a block twice instead, "contract
+ * double-free-large" a block above the mmap threshold: the preload must
  * write a report line and abort (SIGABRT), as glibc does.
  */
 #define _GNU_SOURCE
@@ -150,34 +151,117 @@ static void t_aligned(void)
 	CHECK(pvalloc(huge - 10) == NULL && errno == ENOMEM);
 }
 
-/* Past the first 1 GiB arena: the preload maps more regions. */
+/* Past the first 1 GiB arena: blocks below the mmap threshold (128 KiB
+ * at first) make the preload add regions; one byte of each is touched. */
 static void t_growth(void)
 {
-	size_t big = (size_t)700 << 20;
-	char *b[3];
-	for (int i = 0; i < 3; i++) {
-		b[i] = malloc(big);
-		CHECK(b[i] != NULL);
+	enum { N = 12000, SIZE = 100 << 10 }; /* 1.14 GiB */
+	static char *b[N];
+	int got = 0;
+	for (int i = 0; i < N; i++) {
+		b[i] = malloc(SIZE);
+		got += b[i] != NULL;
 		if (b[i] != NULL)
-			b[i][0] = b[i][big - 1] = (char)i;
+			b[i][SIZE - 1] = (char)i;
 	}
-	for (int i = 0; i < 3; i++)
+	CHECK(got == N);
+	int intact = 0;
+	for (int i = 0; i < N; i++) {
+		intact += b[i] != NULL && b[i][SIZE - 1] == (char)i;
 		free(b[i]);
-	size_t more = (size_t)3 << 29; /* larger than a default region */
-	char *one = malloc(more);
-	CHECK(one != NULL);
-	if (one != NULL)
-		one[more - 1] = 1;
-	free(one);
+	}
+	CHECK(intact == N);
 	void *a = aligned_alloc((size_t)1 << 30, 100);
 	CHECK(a != NULL && aligned(a, (size_t)1 << 30));
 	free(a);
 }
 
+/* Many large blocks at once (the preload's table of mappings), freed in a
+ * scrambled order: each keeps its contents and its size to the end. Runs
+ * first, while the mmap threshold is still at its start (128 KiB). */
+static void t_many_large(void)
+{
+	enum { N = 3000, SIZE = 256 << 10 };
+	static unsigned *b[N];
+	int good = 1;
+	for (unsigned i = 0; i < N; i++) {
+		b[i] = malloc(SIZE);
+		good &= b[i] != NULL;
+		if (b[i] != NULL)
+			b[i][0] = i;
+	}
+	for (unsigned k = 0; k < N; k++) {
+		unsigned i = (k * 1237u) % N; /* 1237 is prime to N: every i once */
+		good &= b[i] != NULL && b[i][0] == i && malloc_usable_size(b[i]) >= SIZE;
+		if (k % 2 == 0) {
+			free(b[i]);
+			b[i] = NULL;
+		}
+	}
+	for (unsigned i = 0; i < N; i++) {
+		good &= b[i] == NULL || (b[i][0] == i && malloc_usable_size(b[i]) >= SIZE);
+		free(b[i]);
+	}
+	CHECK(good);
+}
+
+/* Large blocks (mappings of their own): contents through realloc both
+ * ways, alignment, usable size, zeroed calloc after a dirty free. */
+static void t_large(void)
+{
+	size_t mib = (size_t)1 << 20;
+	t_many_large();
+	char *p = malloc(mib);
+	CHECK(p != NULL && aligned(p, 16) && malloc_usable_size(p) >= mib);
+	for (size_t i = 0; p != NULL && i < mib; i += 4096)
+		p[i] = (char)(i >> 12);
+	p = realloc(p, 64 * mib);
+	int same = p != NULL;
+	for (size_t i = 0; p != NULL && i < mib; i += 4096)
+		same &= p[i] == (char)(i >> 12);
+	CHECK(same && malloc_usable_size(p) >= 64 * mib);
+	errno = 0;
+	CHECK(realloc_v(p, huge / 2) == NULL && errno == ENOMEM && p[4096] == 1);
+	if (p != NULL)
+		p[64 * mib - 1] = 7;
+	p = realloc(p, 200 << 10);
+	same = p != NULL;
+	for (size_t i = 0; p != NULL && i < (200 << 10); i += 4096)
+		same &= p[i] == (char)(i >> 12);
+	CHECK(same && malloc_usable_size(p) >= (200 << 10));
+	p = realloc(p, 100);
+	CHECK(p != NULL && p[0] == 0 && p[4096 % 100] == 0);
+	free(p);
+	p = malloc(1000); /* a small block that grows into a large one */
+	if (p != NULL)
+		memset(p, 'k', 1000);
+	p = realloc(p, 3 * mib);
+	CHECK(p != NULL && p[0] == 'k' && p[999] == 'k');
+	free(p);
+	size_t aligns[] = {64, 4096, mib, 4 * mib};
+	for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+		p = memalign(aligns[i], 2 * mib);
+		CHECK(p != NULL && aligned(p, aligns[i]) && malloc_usable_size(p) >= 2 * mib);
+		if (p != NULL)
+			memset(p, 1, 2 * mib);
+		free(p);
+	}
+	p = malloc(8 * mib);
+	if (p != NULL)
+		memset(p, 0xff, 8 * mib);
+	free(p);
+	unsigned char *z = calloc(8, mib);
+	size_t nz = 0;
+	for (size_t i = 0; z != NULL && i < 8 * mib; i++)
+		nz += z[i] != 0;
+	CHECK(z != NULL && nz == 0);
+	free(z);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "double-free") == 0) {
-		char *volatile p = malloc(40);
+	if (argc > 1 && strncmp(argv[1], "double-free", 11) == 0) {
+		char *volatile p = malloc(strcmp(argv[1], "double-free-large") == 0 ? 1 << 20 : 40);
 		free(p);
 		free(p);
 		puts("double free went unnoticed");
@@ -189,6 +273,7 @@ int main(int argc, char **argv)
 	t_posix_memalign();
 	t_aligned();
 	t_growth();
+	t_large();
 	printf("contract: %d checks, %d failed\n", checks, failed);
 	return failed != 0;
 }

@@ -8,11 +8,13 @@
  * Memory: a large range of address space is reserved on first use, and
  * regions are made readable and writable in it end to end (so that the
  * per-CPU fast path keeps one span, kh_cpu_sync), first 1 GiB, then as much
- * as the heap holds up to 1 GiB, or what a large request needs; past the
+ * as the heap holds up to 1 GiB, or what a request needs; past the
  * reservation, or under ulimit -v, mappings anywhere at sizes that fit.
- * Every size, large ones included, is served by kheap. Whole free pages go
- * back to the kernel with madvise (large frees, a walk once use dropped,
- * malloc_trim); address space is never given back.
+ * Requests above the mmap threshold are mappings of their own
+ * (preload_direct.c), unmapped when freed and grown with mremap; kheap
+ * serves the rest. Whole free pages of the regions go back to the kernel
+ * with madvise (a walk once use dropped, malloc_trim); the regions' address
+ * space is never given back.
  *
  * Threads: each thread is a CPU for kheap's per-CPU caches (kheap_cpu_id,
  * below). The heap lock is tools/preload/preload_lock.c, a futex mutex, in
@@ -22,10 +24,11 @@
  * constructor has run, so the heap is set up lazily by whichever thread
  * calls first, with raw mmap and no allocation; the others wait for it.
  *
- * Locks: the heap's lock, and grow_lock, which serialises growth and
- * is always taken before the heap lock, never while holding it. Both are
- * held across fork() (pthread_atfork) and reset in the child, where the
- * waiters they record are threads that no longer exist.
+ * Locks: the heap's lock; grow_lock, which serialises growth and is
+ * always taken before the heap lock, never while holding it; and the
+ * direct blocks' table lock (preload_direct.c), never held with either.
+ * All three are held across fork() (pthread_atfork) and reset in the
+ * child, where the waiters they record are threads that no longer exist.
  *
  * Misuse: kheap reports it to on_report, which writes one line to stderr
  * with write(2) and aborts, as glibc does on a double free. KHEAP_STATS=1
@@ -45,11 +48,13 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "kh_internal.h" /* struct kheap's lock, for the fork handlers */
+#include "preload_direct.h"
 
 /* The build hides every symbol (-fvisibility=hidden); these are the exports,
  * listed again in kheap_preload.map. */
@@ -59,16 +64,12 @@
 #define RESERVE_MAX ((size_t)64 << 30)
 #define RESERVE_MIN ((size_t)16 << 20)
 #define FIRST_MIN ((size_t)1 << 20)
-/* A free of a block of release_block bytes or more gives its pages back at
- * once. Like glibc's mmap threshold, it starts at RELEASE_START and rises
- * to the size of each block given back, up to RELEASE_MAX (glibc unmaps
- * blocks above 32 MiB at once too), so a program that cycles one buffer
- * size pays the page faults once. A walk gives back the pages of free
- * blocks once the bytes in use dropped by RELEASE_DROP; a calloc this
- * large gets its whole pages by madvise rather than by writing zeros. */
-#define RELEASE_START ((size_t)1 << 20)
-#define RELEASE_MAX ((size_t)32 << 20)
+/* A walk gives back the pages of free blocks once the bytes in use
+ * dropped by RELEASE_DROP and a quarter, or by RELEASE_HALVED and half; a
+ * calloc of CALLOC_FRESH bytes or more that kheap serves gets its whole
+ * pages by madvise rather than by writing zeros. */
 #define RELEASE_DROP ((size_t)32 << 20)
+#define RELEASE_HALVED ((size_t)4 << 20)
 #define CALLOC_FRESH ((size_t)1 << 20)
 #define FREES_PER_CHECK 4096u /* frees of one thread between two drop checks */
 #define NOTICE_BLOCK ((size_t)128 << 10) /* a free this large checks the drop at once */
@@ -378,6 +379,19 @@ static void *map_anywhere(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Give the reservation's unused tail back to the kernel, to make room
+ * under an address-space limit. Returns whether there was one. Under
+ * grow_lock, or before the heap is shared. */
+static bool give_back_tail(void)
+{
+	uintptr_t used = atomic_load_explicit(&rsv_used, memory_order_relaxed);
+	if (rsv_end <= used)
+		return false;
+	munmap((void *)used, rsv_end - used);
+	rsv_end = used;
+	return true;
+}
+
 /* Memory for a region of at least need bytes, preferably want (>= need):
  * in the reservation first, then anywhere, each trying halves of want down
  * to need (under ulimit -v a large mapping may be refused where a smaller
@@ -386,11 +400,8 @@ static void *map_anywhere(size_t size)
 static void *get_memory(size_t need, size_t want, size_t *size)
 {
 	for (int pass = 0; pass < 3; pass++) {
-		if (pass == 2 && rsv_end > atomic_load_explicit(&rsv_used, memory_order_relaxed)) {
-			uintptr_t used = atomic_load_explicit(&rsv_used, memory_order_relaxed);
-			munmap((void *)used, rsv_end - used);
-			rsv_end = used;
-		}
+		if (pass == 2)
+			give_back_tail();
 		for (size_t s = want;; s = s / 2 > need ? round_page(s / 2) : need) {
 			void *p = pass == 0 ? take_reserved(s) : map_anywhere(s);
 			if (p != NULL) {
@@ -488,16 +499,17 @@ static void release_free(void *ctx, void *ptr, size_t size, int used)
 
 /* The bytes a program's use dropped since the last walk (high water less
  * what is in use now), plus those of large blocks that realloc moved. */
-static _Atomic size_t release_block = RELEASE_START;
 static _Atomic size_t high_water;
 static _Atomic size_t moved_bytes;
 static _Atomic int walking;
 static TLS unsigned frees_here;
 
 /* When the heap's in-use bytes dropped by RELEASE_DROP and a quarter since
- * the last walk, walk every block and give back the pages of free ones: a
- * program whose peak passed gives that memory back. The walk is O(blocks)
- * with the heap lock held, paid for by the bytes given back. */
+ * the last walk, or by RELEASE_HALVED and half (the last 32 MiB of a
+ * program that frees nearly everything), walk every block and give back
+ * the pages of free ones: a program whose peak passed gives that memory
+ * back. The walk is O(blocks) with the heap lock held, paid for by the
+ * bytes given back. */
 static void maybe_release(struct kheap *h, int force)
 {
 	struct kheap_stats st;
@@ -508,7 +520,8 @@ static void maybe_release(struct kheap *h, int force)
 		high = st.in_use_bytes;
 	}
 	size_t drop = high - st.in_use_bytes + atomic_load_explicit(&moved_bytes, memory_order_relaxed);
-	if (!force && (drop < RELEASE_DROP || drop < st.in_use_bytes / 4))
+	if (!force && (drop < RELEASE_DROP || drop < st.in_use_bytes / 4) &&
+	    (drop < RELEASE_HALVED || drop < st.in_use_bytes))
 		return;
 	if (atomic_exchange_explicit(&walking, 1, memory_order_acquire) != 0)
 		return;
@@ -520,7 +533,8 @@ static void maybe_release(struct kheap *h, int force)
 
 /* The size in the header of p's block if p lies in the reservation (the
  * only memory the preload reads without asking kheap), unchecked: a hint
- * that p may be large, which kheap_usable_size then confirms. Else 0. */
+ * that p may be large. Else 0: p may be a direct block (never in the
+ * reservation) or in a region mapped elsewhere. */
 static size_t peek_size(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
@@ -529,11 +543,48 @@ static size_t peek_size(const void *p)
 	return kh_size(kh_block_of(p));
 }
 
+/* The kernel refused a large block's mapping. Under an address-space
+ * limit (ulimit -v), give the reservation's unused tail back; returns
+ * whether a retry may now succeed. Without a limit the refusal was about
+ * memory or the number of mappings, which the tail does not change, and
+ * the tail stays (regions laid in it keep the fast path's one span). */
+static bool make_room(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	kh_lock_acquire(&grow_lock);
+	bool more = give_back_tail();
+	kh_lock_release(&grow_lock);
+	return more;
+}
+
+/* A direct block for n bytes (align: 0 or a power of two); NULL: kheap
+ * serves it. Below the threshold, NULL. */
+static void *try_direct(size_t n, size_t align)
+{
+	if (n < direct_threshold())
+		return NULL;
+	void *p = direct_alloc(n, align);
+	return p == NULL && make_room() ? direct_alloc(n, align) : p;
+}
+
+/* Is p a live direct block? (*usable gets its usable bytes.) The range
+ * test first: a block of the reservation never is. */
+static bool is_direct(const void *p, size_t *usable)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a >= rsv_base && a < atomic_load_explicit(&rsv_used, memory_order_acquire))
+		return false;
+	return direct_live() != 0 && direct_lookup(p, usable);
+}
+
 enum op { OP_ALLOC, OP_CALLOC, OP_REALLOC };
 
-/* One allocation, growing the heap and retrying (at most GROW_TRIES times). For
+/* One allocation: a direct block above the threshold (not for OP_REALLOC),
+ * else kheap, growing the heap and retrying (at most GROW_TRIES times). For
  * OP_CALLOC n is the byte count (checked for overflow by the caller); for
- * OP_REALLOC old is the block (not NULL) and n is not 0. Sets errno to
+ * OP_REALLOC old is a kheap block (not NULL) and n is not 0. Sets errno to
  * ENOMEM on failure. */
 static void *obtain(enum op op, void *old, size_t align, size_t n)
 {
@@ -542,6 +593,9 @@ static void *obtain(enum op op, void *old, size_t align, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
+	void *d = op != OP_REALLOC ? try_direct(n, align) : NULL;
+	if (d != NULL)
+		return d;
 	for (int grown = 0;; grown++) {
 		unsigned gen = atomic_load(&grow_gen);
 		void *p = NULL;
@@ -560,11 +614,14 @@ static void *obtain(enum op op, void *old, size_t align, size_t n)
 	}
 }
 
-/* ---- fork: hold both locks across it ----------------------------------------- */
+/* ---- fork: hold the locks across it ------------------------------------------ */
 
+/* The direct table's lock is never held with the other two, so its place
+ * in the order is free: first. */
 static void fork_prepare(void)
 {
 	struct kheap *h = get_heap();
+	kh_lock_acquire(direct_lock());
 	kh_lock_acquire(&grow_lock);
 	if (h != NULL)
 		kh_lock_acquire(&h->lock);
@@ -576,6 +633,7 @@ static void fork_parent(void)
 	if (h != NULL)
 		kh_lock_release(&h->lock);
 	kh_lock_release(&grow_lock);
+	kh_lock_release(direct_lock());
 }
 
 /* The child is alone: the waiters the lock records died with their threads
@@ -595,6 +653,7 @@ static void fork_child(void)
 	if (h != NULL)
 		lock_reset(&h->lock);
 	lock_reset(&grow_lock);
+	lock_reset(direct_lock());
 }
 
 /* ---- exit report ------------------------------------------------------------ */
@@ -640,6 +699,8 @@ __attribute__((destructor)) static void preload_report(void)
 		return;
 	struct kheap_stats st;
 	kheap_get_stats(h, &st);
+	size_t direct = 0, direct_bytes = 0;
+	direct_stats(&direct, &direct_bytes);
 	int problems = kheap_check(h);
 	struct line l = {.n = 0};
 	put_s(&l, "kheap-stats: prog=");
@@ -652,6 +713,8 @@ __attribute__((destructor)) static void preload_report(void)
 	put_kv(&l, "largest_free", st.largest_free);
 	put_kv(&l, "total", st.total_bytes);
 	put_kv(&l, "regions", st.regions);
+	put_kv(&l, "direct", direct);
+	put_kv(&l, "direct_bytes", direct_bytes);
 	put_kv(&l, "oom", st.oom_count);
 	put_kv(&l, "errors", st.error_count);
 	put_kv(&l, "check", (uint64_t)problems);
@@ -664,29 +727,26 @@ static int pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
 EXPORT void *malloc(size_t n) { return obtain(OP_ALLOC, NULL, 0, n); }
 
-/* A large block gives its pages back before kheap takes it (it is still
- * the caller's, so nothing else writes there meanwhile); every
- * FREES_PER_CHECK frees, and after each large one, the drop check. */
+/* A direct block is unmapped; any other pointer goes to kheap (which
+ * reports one that is not its own). Every FREES_PER_CHECK frees, and after
+ * each large one, the drop check. */
 EXPORT void free(void *p)
 {
 	if (p == NULL)
 		return;
 	struct kheap *h = get_heap();
 	size_t peek = peek_size(p);
-	if (peek >= atomic_load_explicit(&release_block, memory_order_relaxed)) {
-		size_t n = kheap_usable_size(h, p);
-		release_inside(p, n);
-		if (n > atomic_load_explicit(&release_block, memory_order_relaxed))
-			atomic_store_explicit(&release_block, n < RELEASE_MAX ? n : RELEASE_MAX, memory_order_relaxed);
-	}
+	if (peek == 0 && direct_live() != 0 && direct_free(p))
+		return;
 	kheap_free(h, p);
 	if (peek >= NOTICE_BLOCK || ++frees_here % FREES_PER_CHECK == 0)
 		maybe_release(h, 0);
 }
 
-/* A large block is zeroed by giving its whole pages back (they read as
- * zero, and cost nothing until touched: a fresh region's are not touched
- * at all) and writing zeros only to the partial pages at its ends. */
+/* A direct block is a fresh mapping and reads as zero. A large block of
+ * kheap's is zeroed by giving its whole pages back (they read as zero, and
+ * cost nothing until touched: a fresh region's are not touched at all) and
+ * writing zeros only to the partial pages at its ends. */
 EXPORT void *calloc(size_t n, size_t size)
 {
 	if (size != 0 && n > SIZE_MAX / size) {
@@ -694,6 +754,9 @@ EXPORT void *calloc(size_t n, size_t size)
 		return NULL;
 	}
 	size_t bytes = n * size;
+	void *d = bytes <= MAX_REQUEST ? try_direct(bytes, 0) : NULL;
+	if (d != NULL)
+		return d;
 	if (bytes < CALLOC_FRESH)
 		return obtain(OP_CALLOC, NULL, 0, bytes);
 	char *p = obtain(OP_ALLOC, NULL, 0, bytes);
@@ -711,7 +774,26 @@ EXPORT void *calloc(size_t n, size_t size)
 	return p;
 }
 
-/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+/* A direct block to n bytes: mremap, or when the kernel refuses (address
+ * space short), a new block and a copy. NULL (errno ENOMEM) leaves p. */
+static void *direct_resize(void *p, size_t usable, size_t n)
+{
+	void *q = n <= MAX_REQUEST ? direct_realloc(p, n) : NULL;
+	if (q == NULL && n <= MAX_REQUEST && make_room())
+		q = direct_realloc(p, n);
+	if (q != NULL)
+		return q;
+	q = malloc(n);
+	if (q != NULL) {
+		memcpy(q, p, usable < n ? usable : n);
+		direct_free(p);
+	}
+	return q;
+}
+
+/* A kheap block that grows past the threshold moves to a direct block
+ * (copied once; later growth is mremap's). realloc(p, 0) frees p and
+ * returns NULL, as glibc does. */
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (p == NULL)
@@ -720,7 +802,19 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
+	size_t usable = 0;
+	if (is_direct(p, &usable))
+		return direct_resize(p, usable, n);
+	struct kheap *h = get_heap();
 	size_t peek = peek_size(p);
+	if (n >= direct_threshold() && n <= MAX_REQUEST && n > (usable = kheap_usable_size(h, p))) {
+		void *d = try_direct(n, 0);
+		if (d != NULL) {
+			memcpy(d, p, usable);
+			free(p);
+			return d;
+		}
+	}
 	void *q = obtain(OP_REALLOC, p, 0, n);
 	if (q != NULL && q != p && peek >= NOTICE_BLOCK) { /* kheap freed the old block */
 		atomic_fetch_add_explicit(&moved_bytes, peek, memory_order_relaxed);
@@ -807,4 +901,10 @@ EXPORT void *pvalloc(size_t n)
 	return memalign(page, r);
 }
 
-EXPORT size_t malloc_usable_size(void *p) { return p != NULL ? kheap_usable_size(get_heap(), p) : 0; }
+EXPORT size_t malloc_usable_size(void *p)
+{
+	size_t usable = 0;
+	if (p == NULL || is_direct(p, &usable))
+		return usable;
+	return kheap_usable_size(get_heap(), p);
+}
