@@ -176,6 +176,69 @@ static void worst_case(void)
 	row("free ", "merge both neighbours", 5000);
 }
 
+/* Object caches (kheap_cache_*): a hit (free then alloc of one object), runs
+ * of SAMPLES allocations then frees (refills and drains included), and
+ * allocations from a reserve with interrupts off. On the depot under the
+ * lock, or with board_percpu set on this CPU's lists; label says which. */
+static void objcache_rows(size_t n, const char *label)
+{
+	static void *p[SAMPLES];
+	static uint64_t f[SAMPLES];
+	static char name[64];
+	struct kheap_cache *c = kheap_cache_create(h, "bench", n, 0, 0);
+	if (c == 0)
+		return;
+	kheap_cache_free(c, kheap_cache_alloc(c));
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		void *q = kheap_cache_alloc(c);
+		t[i] = since(t0);
+		t0 = board_counter();
+		kheap_cache_free(c, q);
+		f[i] = since(t0);
+	}
+	unsigned k = 0;
+	for (const char *s = label; *s && k < sizeof name - 16; s++)
+		name[k++] = *s;
+	for (const char *s = ", hit"; *s; s++)
+		name[k] = *s, k++;
+	name[k] = 0;
+	row("cache_alloc", name, n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("cache_free ", name, n);
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		p[i] = kheap_cache_alloc(c);
+		t[i] = since(t0);
+	}
+	for (unsigned i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = board_counter();
+		kheap_cache_free(c, p[i]);
+		f[i] = since(t0);
+	}
+	row("cache_alloc", "runs, refills included", n);
+	for (unsigned i = 0; i < SAMPLES; i++)
+		t[i] = f[i];
+	row("cache_free ", "runs, drains included", n);
+	kheap_cache_shrink(c);
+	enum { R = 64 };
+	for (unsigned i = 0; i < SAMPLES; i += R) {
+		kheap_cache_reserve(c, R);
+		uintptr_t irq = kheap_irq_save();
+		for (unsigned j = i; j < i + R && j < SAMPLES; j++) {
+			uint64_t t0 = board_counter();
+			p[j] = kheap_cache_alloc(c);
+			t[j] = since(t0);
+		}
+		kheap_irq_restore(irq);
+		for (unsigned j = i; j < i + R && j < SAMPLES; j++)
+			kheap_cache_free(c, p[j]);
+	}
+	row("cache_alloc", "from a reserve, interrupts off", n);
+	kheap_cache_destroy(c);
+}
+
 static uint64_t nop100(void)
 {
 	uint64_t best = ~(uint64_t)0;
@@ -215,7 +278,10 @@ void bench_run(void)
 	backend_path((size_t)64 << 10);
 	backend_path((size_t)1 << 20);
 	worst_case();
+	objcache_rows(192, "object cache, locked (depot)");
 	board_percpu = 1;
+	objcache_rows(192, "object cache, per-CPU");
+	objcache_rows(2048, "object cache, per-CPU");
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
 		hit_path(cls[i], "per-CPU cache hit", "to per-CPU cache");
 	fused_path(16);
