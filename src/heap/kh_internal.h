@@ -636,6 +636,23 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum k
  * cache's object is KHEAP_E_WRONG_CACHE. (kh_held itself refuses cache
  * objects the same way, but with KH_HELD_HEADER, where it takes both.) */
 uintptr_t kh_held_obj(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how, unsigned i);
+
+/* The level-0 subset of kh_held_obj(KH_HELD_OWN) for the per-CPU object
+ * free, as kh_cpu_free is for plain blocks: p 16-aligned, its block in the
+ * CPU's span, the header sealed and exactly an object of cache i of s
+ * bytes (PREV_FREE aside), its token naming no slot. False whenever
+ * kh_held_obj must decide (and say what is wrong); always false where the
+ * hardening levels add checks (a canary). */
+static inline bool kh_obj_plainly_held(const struct kheap *h, const struct kh_cpu *cpu, const void *p, unsigned i,
+				       size_t s)
+{
+	uintptr_t b = kh_block_of(p);
+	if (KH_CANARIES || ((uintptr_t)p & (KHEAP_ALIGN - 1)) || b < cpu->lo || b >= cpu->hi)
+		return false;
+	kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+	return (w & KH_BODY_MASK & ~KH_PREV_FREE) == (KH_OBJ_BITS(i) | (kh_word)s) && kh_sealed(h, b, w) &&
+	       kh_token_cpu(h, b) >= KH_NSLOTS;
+}
 /* Cached block b may merge into the bins: its neighbours agree with it
  * (the check kh_held makes at a locked free, for blocks that reached a list
  * without it). A finding goes to *e. Lock held. */

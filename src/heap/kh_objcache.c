@@ -20,6 +20,13 @@ static bool cache_live(const struct kheap_cache *c)
 	       c->index < KHEAP_MAX_CACHES && kh_live(c->h) && c->h->caches[c->index] == c;
 }
 
+/* The hot paths' handle check: the magic alone, which destroy clears (the
+ * other calls, and a failure here, check everything). */
+static inline bool cache_ok_fast(const struct kheap_cache *c)
+{
+	return c != NULL && ((uintptr_t)c & 63) == 0 && c->magic == (KH_OBJ_MAGIC ^ (uintptr_t)c);
+}
+
 static bool cache_ok(const struct kheap_cache *c, const void *caller)
 {
 	if (__builtin_expect(cache_live(c), 1))
@@ -132,7 +139,7 @@ int kheap_cache_destroy(struct kheap_cache *c)
 		kh_obj_drain(h, c, &c->depot, kh_tkey(h, KH_SHARED), KH_SHARED, 0, false, &e);
 		/* The heap's alloc and free counts keep what the CPUs did on c. */
 		for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
-			h->n.allocs += c->cpu[k].allocs;
+			h->n.allocs += c->cpu[k].allocs + c->cpu[k].hits;
 			h->n.frees += c->cpu[k].frees;
 		}
 		h->caches[c->index] = NULL;
@@ -233,7 +240,7 @@ static void *alloc_refill(struct kheap *h, struct kheap_cache *c, unsigned k, ui
 void *kheap_cache_alloc(struct kheap_cache *c)
 {
 	const void *caller = KH_CALLER();
-	if (!cache_ok(c, caller))
+	if (!__builtin_expect(cache_ok_fast(c), 1) && !cache_ok(c, caller))
 		return NULL;
 	struct kheap *h = c->h;
 	if (!KH_PERCPU)
@@ -256,7 +263,6 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 				oc->reserve--;
 				oc->l.limit--;
 			}
-			__atomic_store_n(&oc->allocs, oc->allocs + 1, __ATOMIC_RELAXED);
 			__atomic_store_n(&oc->hits, oc->hits + 1, __ATOMIC_RELAXED);
 			struct kh_err e = KH_ERR_AT(caller);
 			grant(h, c, p, &e);
@@ -281,17 +287,20 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 void kheap_cache_free(struct kheap_cache *c, void *p)
 {
 	const void *caller = KH_CALLER();
-	if (p == NULL || !cache_ok(c, caller))
+	if (p == NULL || (!__builtin_expect(cache_ok_fast(c), 1) && !cache_ok(c, caller)))
 		return;
 	struct kheap *h = c->h;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_irq_save();
 	unsigned k = kh_cpu_id();
 	bool mine = KH_PERCPU && kh_cpu_named(k);
-	uintptr_t b = kh_held_obj(h, p, &e, mine ? KH_HELD_OWN : KH_HELD_HEADER, c->index);
-	/* Relaxed: the backend may rewrite the header's PREV_FREE under the lock. */
-	if (b != 0 && (size_t)(__atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED) & KH_SIZE_MASK) != c->block)
-		b = 0, kh_fail(&e, KHEAP_E_WRONG_CACHE, p, "object's size disagrees with its cache");
+	uintptr_t b = kh_block_of(p);
+	if (!(mine && kh_obj_plainly_held(h, &h->cpus[k], p, c->index, c->block))) {
+		b = kh_held_obj(h, p, &e, mine ? KH_HELD_OWN : KH_HELD_HEADER, c->index);
+		/* Relaxed: the backend may rewrite the header's PREV_FREE under the lock. */
+		if (b != 0 && (size_t)(__atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED) & KH_SIZE_MASK) != c->block)
+			b = 0, kh_fail(&e, KHEAP_E_WRONG_CACHE, p, "object's size disagrees with its cache");
+	}
 	if (b == 0) {
 		kh_irq_restore(irq);
 		report_counted(h, &e, caller);

@@ -37,8 +37,8 @@ struct kh_obj_cpu {
 	struct kh_class l; /* free objects; limit = the cache's limit + reserve */
 	uint32_t reserve;  /* of l.count, promised by kheap_cache_reserve */
 	uint32_t pad_;
-	uint64_t allocs;   /* kheap_cache_alloc served on this CPU */
-	uint64_t hits;     /* of them, without the lock */
+	uint64_t allocs;   /* kheap_cache_alloc served on this CPU under the lock (a refill) */
+	uint64_t hits;     /* and without it (one counter on the fast path) */
 	uint64_t frees;    /* kheap_cache_free taken on this CPU */
 	uint64_t pad2_[2];
 };

@@ -218,7 +218,8 @@ void kh_obj_stats(const struct kheap *h, size_t *bytes, size_t *blocks, uint64_t
 		size_t n = c->depot.count; /* the locked path's operations are in h->n already */
 		for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++) {
 			n += __atomic_load_n(&c->cpu[k].l.count, __ATOMIC_RELAXED);
-			*allocs += __atomic_load_n(&c->cpu[k].allocs, __ATOMIC_RELAXED);
+			*allocs += __atomic_load_n(&c->cpu[k].allocs, __ATOMIC_RELAXED) +
+				   __atomic_load_n(&c->cpu[k].hits, __ATOMIC_RELAXED);
 			*frees += __atomic_load_n(&c->cpu[k].frees, __ATOMIC_RELAXED);
 		}
 		*bytes += n * c->block;
@@ -296,8 +297,8 @@ bool kh_obj_figures(const struct kheap *h, unsigned i, struct kheap_cache_stats 
 		const struct kh_obj_cpu *oc = &c->cpu[k];
 		cached += __atomic_load_n(&oc->l.count, __ATOMIC_RELAXED);
 		reserved += __atomic_load_n(&oc->reserve, __ATOMIC_RELAXED);
-		allocs += __atomic_load_n(&oc->allocs, __ATOMIC_RELAXED);
 		hits += __atomic_load_n(&oc->hits, __ATOMIC_RELAXED);
+		allocs += __atomic_load_n(&oc->allocs, __ATOMIC_RELAXED) + __atomic_load_n(&oc->hits, __ATOMIC_RELAXED);
 		frees += __atomic_load_n(&oc->frees, __ATOMIC_RELAXED);
 	}
 	*out = (struct kheap_cache_stats){
