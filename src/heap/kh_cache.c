@@ -66,7 +66,7 @@ void kh_cache_flush(struct kheap *h, struct kh_err *e)
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		uintptr_t b;
 		while ((b = kh_cache_take(h, c, e)) != 0) {
-			if (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0) /* neighbour corrupt: keep it held */
+			if (kh_backend_free(h, b, e) == 0) /* neighbour corrupt: keep it held */
 				kh_count_out(h, kh_size(b), 1);
 		}
 	}

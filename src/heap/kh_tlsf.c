@@ -26,42 +26,58 @@ static inline uintptr_t *slot_prev(uintptr_t b) { return (uintptr_t *)(b + 16); 
 static inline uintptr_t get_link(const struct kheap *h, uintptr_t *slot) { return kh_enc(h, slot, *slot); }
 static inline void put_link(const struct kheap *h, uintptr_t *slot, uintptr_t v) { *slot = kh_enc(h, slot, v); }
 
-/* Is x plausibly a block of this heap? Checked before any link is followed. */
-static bool in_heap(const struct kheap *h, uintptr_t x)
+/* Is x plausibly a block of this heap? Checked before any link is followed.
+ * One range compare against the lock holder's span (kh_cpu_sync) when the
+ * regions lie end to end; the region table otherwise. */
+static inline bool in_heap(const struct kheap *h, uintptr_t x)
 {
-	return (x & (KH_GRANULE - 1)) == KH_HDR && kh_region_of(h, x) != NULL;
+	const struct kh_cpu *sh = &h->cpus[KH_SHARED];
+	if ((x & (KH_GRANULE - 1)) != KH_HDR)
+		return false;
+	return x - sh->lo < sh->hi - sh->lo || (sh->lo == sh->hi && kh_region_of(h, x) != NULL);
 }
 
-/* Can free block b be unlinked safely: do both neighbours in its list, and
- * the bin head, point back at it? */
-static bool links_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
-{
+/* A free block's place in its bin: its decoded links and the bin. */
+struct place {
+	uintptr_t next, prev;
 	unsigned fl, sl;
-	kh_mapping(kh_size(b), &fl, &sl);
-	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
-	if (prev == 0 ? h->bins[fl][sl] != b : !in_heap(h, prev) || get_link(h, slot_next(prev)) != b)
+};
+
+/* Decode free block b's links into *pl, whose bin is set, and check them
+ * before anything is written: both list neighbours, or the bin head, point
+ * back at b. The one link check of an unlink. */
+static bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
+{
+	pl->next = get_link(h, slot_next(b));
+	pl->prev = get_link(h, slot_prev(b));
+	if (pl->prev == 0 ? h->bins[pl->fl][pl->sl] != b
+			  : !in_heap(h, pl->prev) || get_link(h, slot_next(pl->prev)) != b)
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
-	if (next != 0 && (!in_heap(h, next) || get_link(h, slot_prev(next)) != b))
+	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
 	return true;
 }
 
-static void unlink_free(struct kheap *h, uintptr_t b)
+/* place_check for free block b of size s, wherever it is listed. */
+static bool place_of(const struct kheap *h, uintptr_t b, size_t s, struct place *pl, struct kh_err *e)
 {
-	unsigned fl, sl;
-	size_t s = kh_size(b);
-	kh_mapping(s, &fl, &sl);
-	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
-	if (next)
-		put_link(h, slot_prev(next), prev);
-	if (prev) {
-		put_link(h, slot_next(prev), next);
+	kh_mapping(s, &pl->fl, &pl->sl);
+	return place_check(h, b, pl, e);
+}
+
+/* Take the block whose checked place is *pl (size s) off its list. */
+static void cut(struct kheap *h, const struct place *pl, size_t s)
+{
+	if (pl->next)
+		put_link(h, slot_prev(pl->next), pl->prev);
+	if (pl->prev) {
+		put_link(h, slot_next(pl->prev), pl->next);
 	} else {
-		h->bins[fl][sl] = next;
-		if (next == 0) {
-			h->sl_map[fl] &= ~((uint32_t)1 << sl);
-			if (h->sl_map[fl] == 0)
-				h->fl_map &= ~((uint64_t)1 << fl);
+		h->bins[pl->fl][pl->sl] = pl->next;
+		if (pl->next == 0) {
+			h->sl_map[pl->fl] &= ~((uint32_t)1 << pl->sl);
+			if (h->sl_map[pl->fl] == 0)
+				h->fl_map &= ~((uint64_t)1 << pl->fl);
 		}
 	}
 	h->n.free -= s;
@@ -88,9 +104,10 @@ void kh_bin_insert(struct kheap *h, uintptr_t b)
 
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
-	if (!links_ok(h, b, e))
+	struct place pl;
+	if (!place_of(h, b, kh_size(b), &pl, e))
 		return false;
-	unlink_free(h, b);
+	cut(h, &pl, kh_size(b));
 	return true;
 }
 
@@ -98,16 +115,30 @@ bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 unsigned long kh_fault_countdown;
 #endif
 
-/* Mark b free with size s (its predecessor is used, by I3), write its footer,
- * tell its successor, and bin it. */
-static void make_free(struct kheap *h, uintptr_t b, size_t s)
+/* Reseal block x, whose header word w is sealed, with its PREV_FREE flag
+ * set to prev_free and the rest kept: one cookie, no field re-read. */
+static void reseal_prev(const struct kheap *h, uintptr_t x, kh_word w, kh_word prev_free)
+{
+	kh_word body = (w & KH_BODY_MASK & ~KH_PREV_FREE) | prev_free;
+	__atomic_store_n(kh_hdr(x), body | (kh_cookie(h, x, body) << KH_COOKIE_SHIFT), __ATOMIC_RELAXED);
+}
+
+/* Mark b free with size s (its predecessor is used, by I3), write its footer
+ * and bin it; its successor already knows (its PREV_FREE is set). */
+static void bin_free(struct kheap *h, uintptr_t b, size_t s)
 {
 	kh_set(h, b, s, 0, 0);
 	*kh_footer(b) = *kh_hdr(b);
 	kh_release_hook(b);
+	kh_bin_insert(h, b);
+}
+
+/* bin_free, and tell the successor. */
+static void make_free(struct kheap *h, uintptr_t b, size_t s)
+{
 	uintptr_t nx = b + s;
 	kh_set_flags(h, nx, kh_flags(nx) | KH_PREV_FREE);
-	kh_bin_insert(h, b);
+	bin_free(h, b, s);
 }
 
 /* A header absorbed by a neighbour: sealed, size 0, not used, so a later
@@ -188,23 +219,30 @@ static bool injected_fault(void)
  * block. Returns b, used; or 0 with the bin dropped and *e set. */
 static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
 {
-	if (!sound(h, b) || kh_size(b) < s || !kh_free_block_ok(h, b)) {
+	struct place pl = {0, 0, fl, sl};
+	kh_word w = 0;
+	if (!in_heap(h, b) || !kh_sealed(h, b, w = *kh_hdr(b)) || (w & KH_USED) ||
+	    (size_t)(w & KH_SIZE_MASK) < s || !kh_free_block_ok(h, b)) {
 		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
 	}
-	if (!kh_bin_remove(h, b, e)) {
+	if (!place_check(h, b, &pl, e)) {
 		drop_bin(h, fl, sl);
 		return 0;
 	}
+	size_t bs = (size_t)(w & KH_SIZE_MASK);
+	cut(h, &pl, bs);
 	kh_poison_check(b, e);
-	size_t bs = kh_size(b);
 	if (bs - s >= KH_MIN_BLOCK) {
 		kh_set(h, b, s, KH_USED, 0);
-		make_free(h, b + s, bs - s);
+		bin_free(h, b + s, bs - s); /* b + bs still follows a free block */
 	} else {
 		kh_set(h, b, bs, KH_USED, 0);
-		kh_set_flags(h, b + bs, kh_flags(b + bs) & ~KH_PREV_FREE);
+		uintptr_t nx = b + bs;
+		kh_word nw = *kh_hdr(nx);
+		if (kh_sealed(h, nx, nw)) /* a damaged one is left for its own check to find */
+			reseal_prev(h, nx, nw, 0);
 	}
 	return b;
 }
@@ -218,29 +256,60 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 	return b != 0 ? take(h, b, fl, sl, s, e) : 0;
 }
 
+/* The free predecessor of b, whose header says it has one, when its
+ * boundary tag at b - 8 is sound: a sealed free header of a size that
+ * lands on a block of the heap, which the tag copies. Else 0. */
+static uintptr_t prev_of(const struct kheap *h, uintptr_t b)
+{
+	kh_word tag = *(kh_word *)(b - KH_HDR);
+	size_t ps = (size_t)(tag & KH_SIZE_MASK);
+	uintptr_t pv = b - ps;
+	return ps >= KH_MIN_BLOCK && in_heap(h, pv) && *kh_hdr(pv) == tag && !(tag & KH_USED) &&
+			       kh_sealed(h, pv, tag)
+		       ? pv
+		       : 0;
+}
+
+/* The neighbours are checked here, where they merge, and only here (the
+ * callers check the block's own header): the next header is sealed and
+ * knows b is used, a free predecessor's boundary tag is sound, and the
+ * links of each free neighbour point back at it. Nothing changes before
+ * every check has passed. */
 uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
-	size_t s = kh_size(b);
-	uintptr_t nx = b + s;
-	uintptr_t pv = kh_prev_free(b) ? kh_prev_blk(b) : 0;
-	bool merge_next = !kh_used(nx);
-	/* Both neighbours' links are checked before anything changes. */
-	if (merge_next && !links_ok(h, nx, e))
+	kh_word w = *kh_hdr(b);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	uintptr_t nx = b + s, pv = 0;
+	kh_word nw = __atomic_load_n(kh_hdr(nx), __ATOMIC_RELAXED);
+	struct place np, pp;
+	if (!kh_sealed(h, nx, nw) || (nw & KH_PREV_FREE))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, kh_payload(b), "next block's header is corrupt or disagrees"), 0;
+	if ((w & KH_PREV_FREE) && (pv = prev_of(h, b)) == 0)
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, kh_payload(b), "previous block's boundary tag is corrupt"), 0;
+	size_t ns = (size_t)(nw & KH_SIZE_MASK), ps = pv ? kh_size(pv) : 0;
+	bool merge_next = !(nw & KH_USED);
+	if (merge_next && !place_of(h, nx, ns, &np, e))
 		return 0;
-	if (pv && !links_ok(h, pv, e))
+	if (pv && !place_of(h, pv, ps, &pp, e))
 		return 0;
 	if (merge_next) {
-		unlink_free(h, nx);
-		s += kh_size(nx);
+		cut(h, &np, ns);
+		if (pv) { /* pv's place as read may name nx, just cut: step over it */
+			pp.next = pp.next == nx ? np.next : pp.next;
+			pp.prev = pp.prev == nx ? np.prev : pp.prev;
+		}
+		s += ns;
 		kill(h, nx);
 	}
 	if (pv) {
-		unlink_free(h, pv);
-		s += kh_size(pv);
+		cut(h, &pp, ps);
+		s += ps;
 		kill(h, b);
 		b = pv;
 	}
-	make_free(h, b, s);
+	if (!merge_next)
+		reseal_prev(h, nx, nw, KH_PREV_FREE);
+	bin_free(h, b, s);
 	return b;
 }
 
