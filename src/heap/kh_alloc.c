@@ -141,7 +141,7 @@ uintptr_t kh_retry_alloc(struct kheap *h, uintptr_t irq, struct kh_err *e, const
 void kh_free_locked(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
 	size_t s = kh_size(b);
-	if (!kh_cache_put(h, b) && kh_backend_free(h, b, e) == 0)
+	if (!(s <= KH_CLASS_MAX_BLOCK && kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
 		return;
 	kh_count_back(h, s, 1);
 	h->n.frees++;

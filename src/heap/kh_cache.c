@@ -40,7 +40,8 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
 		kh_slot_repair(h, sh, c, e);
-	kh_poison_check(b, e);
+	if (KH_POISONS)
+		kh_poison_check(b, e);
 	return b;
 }
 
@@ -56,7 +57,8 @@ bool kh_cache_put(struct kheap *h, uintptr_t b)
 	struct kh_cpu *sh = shared(h);
 	if (kh_class_block_size(c) != s || !kh_cpu_push(&sh->cls[c], kh_payload(b), kh_key(h), sh->tkey))
 		return false;
-	kh_release_hook(b); /* the poison starts past the link and the token */
+	if (KH_POISONS)
+		kh_release_hook(b); /* the poison starts past the link and the token */
 	return true;
 }
 

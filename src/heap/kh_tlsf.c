@@ -19,6 +19,11 @@
  */
 #include "kh_internal.h"
 
+/* The steps of an allocation and a free, each one call's worth of work,
+ * are compiled into kh_backend_alloc and kh_backend_free whole: a call
+ * apiece would cost as much as some of them do. */
+#define HOT static inline __attribute__((always_inline))
+
 /* Links of a free block: next at b + 8, prev at b + 16, both encoded. */
 static inline uintptr_t *slot_next(uintptr_t b) { return (uintptr_t *)(b + 8); }
 static inline uintptr_t *slot_prev(uintptr_t b) { return (uintptr_t *)(b + 16); }
@@ -46,7 +51,7 @@ struct place {
 /* Decode free block b's links into *pl, whose bin is set, and check them
  * before anything is written: both list neighbours, or the bin head, point
  * back at b. The one link check of an unlink. */
-static bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
+HOT bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
 {
 	pl->next = get_link(h, slot_next(b));
 	pl->prev = get_link(h, slot_prev(b));
@@ -59,14 +64,14 @@ static bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, st
 }
 
 /* place_check for free block b of size s, wherever it is listed. */
-static bool place_of(const struct kheap *h, uintptr_t b, size_t s, struct place *pl, struct kh_err *e)
+HOT bool place_of(const struct kheap *h, uintptr_t b, size_t s, struct place *pl, struct kh_err *e)
 {
 	kh_mapping(s, &pl->fl, &pl->sl);
 	return place_check(h, b, pl, e);
 }
 
 /* Take the block whose checked place is *pl (size s) off its list. */
-static void cut(struct kheap *h, const struct place *pl, size_t s)
+HOT void cut(struct kheap *h, const struct place *pl, size_t s)
 {
 	if (pl->next)
 		put_link(h, slot_prev(pl->next), pl->prev);
@@ -84,11 +89,10 @@ static void cut(struct kheap *h, const struct place *pl, size_t s)
 	h->n.free_blocks--;
 }
 
-/* Precondition: b's header says free, and its footer is written. */
-void kh_bin_insert(struct kheap *h, uintptr_t b)
+/* Precondition: b's header says free with size s, and its footer is written. */
+HOT void bin_insert(struct kheap *h, uintptr_t b, size_t s)
 {
 	unsigned fl, sl;
-	size_t s = kh_size(b);
 	kh_mapping(s, &fl, &sl);
 	uintptr_t head = h->bins[fl][sl];
 	put_link(h, slot_next(b), head);
@@ -101,6 +105,8 @@ void kh_bin_insert(struct kheap *h, uintptr_t b)
 	h->n.free += s;
 	h->n.free_blocks++;
 }
+
+void kh_bin_insert(struct kheap *h, uintptr_t b) { bin_insert(h, b, kh_size(b)); }
 
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
@@ -117,7 +123,7 @@ unsigned long kh_fault_countdown;
 
 /* Reseal block x, whose header word w is sealed, with its PREV_FREE flag
  * set to prev_free and the rest kept: one cookie, no field re-read. */
-static void reseal_prev(const struct kheap *h, uintptr_t x, kh_word w, kh_word prev_free)
+HOT void reseal_prev(const struct kheap *h, uintptr_t x, kh_word w, kh_word prev_free)
 {
 	kh_word body = (w & KH_BODY_MASK & ~KH_PREV_FREE) | prev_free;
 	__atomic_store_n(kh_hdr(x), body | (kh_cookie(h, x, body) << KH_COOKIE_SHIFT), __ATOMIC_RELAXED);
@@ -125,12 +131,13 @@ static void reseal_prev(const struct kheap *h, uintptr_t x, kh_word w, kh_word p
 
 /* Mark b free with size s (its predecessor is used, by I3), write its footer
  * and bin it; its successor already knows (its PREV_FREE is set). */
-static void bin_free(struct kheap *h, uintptr_t b, size_t s)
+HOT void bin_free(struct kheap *h, uintptr_t b, size_t s)
 {
 	kh_set(h, b, s, 0, 0);
 	*kh_footer(b) = *kh_hdr(b);
-	kh_release_hook(b);
-	kh_bin_insert(h, b);
+	if (KH_POISONS)
+		kh_release_hook(b);
+	bin_insert(h, b, s);
 }
 
 /* bin_free, and tell the successor. */
@@ -147,7 +154,7 @@ static void kill(const struct kheap *h, uintptr_t b) { kh_set(h, b, 0, 0, 0); }
 
 /* First non-empty bin at or above the one s rounds up to, so that every
  * block in it holds s bytes: its head, with its indices in *fl, *sl; or 0. */
-static uintptr_t bin_above(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+HOT uintptr_t bin_above(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
 {
 	if (s >= ((size_t)1 << KH_FL_SHIFT)) {
 		s += ((size_t)1 << (kh_fls_size(s) - KHEAP_SL_LOG2)) - 1;
@@ -186,7 +193,7 @@ static uintptr_t own_head(const struct kheap *h, size_t s, unsigned *fl, unsigne
  * the head of s's own bin if it is big enough. So a request fails only
  * when every free block that could hold it sits in its own bin behind a
  * head that cannot (kheap.h, kheap_alloc). */
-static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+HOT uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
 {
 	if (s > KH_MAX_BLOCK)
 		return 0;
@@ -217,12 +224,12 @@ static bool injected_fault(void)
 /* Take free block b, the head of bin (fl, sl), for s bytes: checked,
  * unlinked, its poison checked, the part past s freed when it makes a
  * block. Returns b, used; or 0 with the bin dropped and *e set. */
-static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
+HOT uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
 {
 	struct place pl = {0, 0, fl, sl};
 	kh_word w = 0;
 	if (!in_heap(h, b) || !kh_sealed(h, b, w = *kh_hdr(b)) || (w & KH_USED) ||
-	    (size_t)(w & KH_SIZE_MASK) < s || !kh_free_block_ok(h, b)) {
+	    (size_t)(w & KH_SIZE_MASK) < s || (KH_GRANT_NEIGHBOURS && !kh_free_block_ok(h, b))) {
 		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
@@ -233,7 +240,8 @@ static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, si
 	}
 	size_t bs = (size_t)(w & KH_SIZE_MASK);
 	cut(h, &pl, bs);
-	kh_poison_check(b, e);
+	if (KH_POISONS)
+		kh_poison_check(b, e);
 	if (bs - s >= KH_MIN_BLOCK) {
 		kh_set(h, b, s, KH_USED, 0);
 		bin_free(h, b + s, bs - s); /* b + bs still follows a free block */
@@ -259,7 +267,7 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 /* The free predecessor of b, whose header says it has one, when its
  * boundary tag at b - 8 is sound: a sealed free header of a size that
  * lands on a block of the heap, which the tag copies. Else 0. */
-static uintptr_t prev_of(const struct kheap *h, uintptr_t b)
+HOT uintptr_t prev_of(const struct kheap *h, uintptr_t b)
 {
 	kh_word tag = *(kh_word *)(b - KH_HDR);
 	size_t ps = (size_t)(tag & KH_SIZE_MASK);
