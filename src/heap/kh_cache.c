@@ -36,7 +36,7 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		kh_cpu_push(l, p, kh_key(h), sh->tkey);
 		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees"), 0;
 	}
-	if (l->head != 0 && kh_region_of(h, kh_block_of((void *)l->head)) == NULL)
+	if (l->head != 0 && !kh_in_span(h, kh_block_of((void *)l->head)))
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
 		kh_slot_repair(h, sh, c, e);
@@ -49,8 +49,9 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
  * list has room. */
 bool kh_cache_put(struct kheap *h, uintptr_t b)
 {
-	size_t s = kh_size(b);
-	if (s > KH_CLASS_MAX_BLOCK || kh_alg(b) != 0)
+	kh_word w = *kh_hdr(b);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if (s > KH_CLASS_MAX_BLOCK || (w & KH_ALG_MASK) != 0)
 		return false;
 	KH_ASSERT(kh_used(b) && !kh_on_list(h, b)); /* a held block, off every list */
 	unsigned c = kh_size_class(s - KH_HDR);

@@ -575,6 +575,16 @@ static inline const struct kh_region *kh_region_of(const struct kheap *h, uintpt
 	return NULL;
 }
 
+/* May the lock holder read a block header at b: does b lie in the span of
+ * blocks it has synced (kh_cpu_sync: one range compare when the regions lie
+ * end to end, so the few bytes between one's end marker and the next one's
+ * first block count too), or, when they do not, in a region? Lock held. */
+static inline bool kh_in_span(const struct kheap *h, uintptr_t b)
+{
+	const struct kh_cpu *sh = &h->cpus[KH_SHARED];
+	return b - sh->lo < sh->hi - sh->lo || (sh->lo == sh->hi && kh_region_of(h, b) != NULL);
+}
+
 /* Does header word w, read at b in region r, describe a block that can be
  * stepped over: sealed, at least KH_MIN_BLOCK, ending inside the region? */
 static inline bool kh_block_sane(const struct kheap *h, const struct kh_region *r, uintptr_t b, kh_word w)

@@ -31,15 +31,10 @@ static inline uintptr_t *slot_prev(uintptr_t b) { return (uintptr_t *)(b + 16); 
 static inline uintptr_t get_link(const struct kheap *h, uintptr_t *slot) { return kh_enc(h, slot, *slot); }
 static inline void put_link(const struct kheap *h, uintptr_t *slot, uintptr_t v) { *slot = kh_enc(h, slot, v); }
 
-/* Is x plausibly a block of this heap? Checked before any link is followed.
- * One range compare against the lock holder's span (kh_cpu_sync) when the
- * regions lie end to end; the region table otherwise. */
+/* Is x plausibly a block of this heap? Checked before any link is followed. */
 static inline bool in_heap(const struct kheap *h, uintptr_t x)
 {
-	const struct kh_cpu *sh = &h->cpus[KH_SHARED];
-	if ((x & (KH_GRANULE - 1)) != KH_HDR)
-		return false;
-	return x - sh->lo < sh->hi - sh->lo || (sh->lo == sh->hi && kh_region_of(h, x) != NULL);
+	return (x & (KH_GRANULE - 1)) == KH_HDR && kh_in_span(h, x);
 }
 
 /* A free block's place in its bin: its decoded links and the bin. */
