@@ -98,25 +98,27 @@ static inline kh_word *poison_hi(uintptr_t b)
 }
 
 /* Both loops take the bound once (a store through w may alias the header)
- * and go two words a step: the span is whole granules, but for a
- * KHEAP_POISON_BYTES that is an odd number of words, whose last word is
- * done alone. */
+ * and go four words a step, then two, then one: the span is whole
+ * granules, but KHEAP_POISON_BYTES may cap it at an odd number of words. */
 void kh_poison(uintptr_t b)
 {
 	kh_word *w = poison_lo(b), *end = poison_hi(b);
-	for (; w < end - 1; w += 2)
-		w[0] = w[1] = KH_POISON;
-	if (w < end)
+	for (; w + 4 <= end; w += 4)
+		w[0] = w[1] = w[2] = w[3] = KH_POISON;
+	for (; w < end; w++)
 		*w = KH_POISON;
 }
 
 bool kh_poison_ok(uintptr_t b)
 {
 	const kh_word *w = poison_lo(b), *end = poison_hi(b);
-	for (; w < end - 1; w += 2)
-		if (w[0] != KH_POISON || w[1] != KH_POISON)
+	for (; w + 4 <= end; w += 4)
+		if (w[0] != KH_POISON || w[1] != KH_POISON || w[2] != KH_POISON || w[3] != KH_POISON)
 			return false;
-	return w == end || *w == KH_POISON;
+	for (; w < end; w++)
+		if (*w != KH_POISON)
+			return false;
+	return true;
 }
 
 void kh_poison_check(uintptr_t b, struct kh_err *e)

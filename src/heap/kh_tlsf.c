@@ -58,6 +58,18 @@ HOT bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struc
 	return true;
 }
 
+/* place_check for b, the head of its bin: its prev link must decode to 0. */
+HOT bool head_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
+{
+	pl->next = get_link(h, slot_next(b));
+	pl->prev = 0;
+	if (get_link(h, slot_prev(b)) != 0)
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
+	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
+	return true;
+}
+
 /* place_check for free block b of size s, wherever it is listed. */
 HOT bool place_of(const struct kheap *h, uintptr_t b, size_t s, struct place *pl, struct kh_err *e)
 {
@@ -229,7 +241,7 @@ HOT uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_
 		drop_bin(h, fl, sl);
 		return 0;
 	}
-	if (!place_check(h, b, &pl, e)) {
+	if (!head_check(h, b, &pl, e)) {
 		drop_bin(h, fl, sl);
 		return 0;
 	}
