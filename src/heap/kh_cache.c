@@ -21,7 +21,8 @@ static struct kh_cpu *shared(struct kheap *h) { return &h->cpus[KH_SHARED]; }
  * reported as KHEAP_E_FREELIST); the backend then serves. For a hand-out
  * (level 2) the block's right neighbour must agree too; a block on its way
  * to the bins has its neighbours checked where it merges (kh_backend_free). */
-static uintptr_t pop(struct kheap *h, unsigned c, bool handout, struct kh_err *e)
+static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsigned c, bool handout,
+								   struct kh_err *e)
 {
 	struct kh_cpu *sh = shared(h);
 	struct kh_class *l = &sh->cls[c];

@@ -100,7 +100,7 @@ static inline kh_word *poison_hi(uintptr_t b)
 /* Both loops take the bound once (a store through w may alias the header)
  * and go four words a step, then two, then one: the span is whole
  * granules, but KHEAP_POISON_BYTES may cap it at an odd number of words. */
-void kh_poison(uintptr_t b)
+static inline void poison(uintptr_t b)
 {
 	kh_word *w = poison_lo(b), *end = poison_hi(b);
 	for (; w + 4 <= end; w += 4)
@@ -109,7 +109,7 @@ void kh_poison(uintptr_t b)
 		*w = KH_POISON;
 }
 
-bool kh_poison_ok(uintptr_t b)
+static inline bool poison_ok(uintptr_t b)
 {
 	const kh_word *w = poison_lo(b), *end = poison_hi(b);
 	for (; w + 4 <= end; w += 4)
@@ -121,9 +121,12 @@ bool kh_poison_ok(uintptr_t b)
 	return true;
 }
 
+void kh_poison(uintptr_t b) { poison(b); }
+bool kh_poison_ok(uintptr_t b) { return poison_ok(b); }
+
 void kh_poison_check(uintptr_t b, struct kh_err *e)
 {
-	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
+	if (KH_POISONS && !poison_ok(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
 }
 
@@ -144,7 +147,7 @@ void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
 void kh_release_hook(uintptr_t b)
 {
 	if (KH_POISONS)
-		kh_poison(b);
+		poison(b);
 }
 
 static void first_problem(void *ctx, const void *addr, const char *what)
