@@ -4,16 +4,18 @@
  * named predicates KH_POISONS ... KH_PERIODIC_CHECK in kh_internal.h).
  *
  * One predicate, kh_held, decides "the caller holds this block" for every
- * path that takes a block back or reads it: the locked free, realloc and
- * usable_size (with the lock: neighbours too), the per-CPU free in C
- * (without the lock: the block's own header, canary and token only, since
- * the backend may be rewriting a neighbour meanwhile), and the readers that
- * must see a block damaged past its end (kheap_tag_of, the leak scan's
- * ignore table: header and token only). The fused assembly free
- * (kh_cpu_free) performs the level-0 subset of the lock-free form and
- * leaves anything else to it. A block that went to a size-class list
- * unchecked against its neighbours is checked with kh_merge_ok when it
- * leaves the list for the bins (a drain or a flush), before it merges.
+ * path that takes a block back or reads it: the locked free (the block's
+ * own header, canary and token), realloc and usable_size (with the lock:
+ * neighbours too), the per-CPU free in C (without the lock: the block's own
+ * header, canary and token only, since the backend may be rewriting a
+ * neighbour meanwhile), and the readers that must see a block damaged past
+ * its end (kheap_tag_of, the leak scan's ignore table: header and token
+ * only). The fused assembly free (kh_cpu_free) performs the level-0 subset
+ * of the lock-free form and leaves anything else to it. A block's
+ * neighbours are checked where it merges with them, by kh_backend_free
+ * (kh_tlsf.c), on every path into the bins: a free, a drain, a flush; so a
+ * block that went to a size-class list unchecked is checked when it leaves
+ * it, and a free that merges reads each neighbour once.
  */
 #include "kh_internal.h"
 
