@@ -54,7 +54,8 @@ bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
  * O(KHEAP_MAX_REGIONS): alignment, ownership, header cookie, state, size,
  * then (KH_HELD_LOCKED) both neighbours' agreement, then the list token,
  * then (not KH_HELD_HEADER) the canary. */
-uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
+static __attribute__((noinline)) uintptr_t held_checks(const struct kheap *h, const void *p, struct kh_err *e,
+							enum kh_held_check how)
 {
 	uintptr_t b = kh_block_of(p);
 	if ((uintptr_t)p & (KHEAP_ALIGN - 1))
@@ -81,6 +82,25 @@ uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum k
 	if (KH_CANARIES && how != KH_HELD_HEADER && *kh_canary_slot(b) != kh_canary(h, b))
 		return kh_fail(e, KHEAP_E_CANARY, p, "canary after the usable size overwritten (overflow)"), 0;
 	return b;
+}
+
+/* held_checks' checks but the neighbours, as one conjunction that a block
+ * the caller holds passes straight through; any failure goes to
+ * held_checks, which names the first check that fails. The two list the
+ * same checks: the misuse catalogue reaches each one through here. */
+uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
+{
+	uintptr_t b = kh_block_of(p);
+	const struct kh_region *r;
+	if (how != KH_HELD_LOCKED && !((uintptr_t)p & (KHEAP_ALIGN - 1)) && (r = kh_region_of(h, b)) != NULL) {
+		kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+		size_t s = (size_t)(w & KH_SIZE_MASK);
+		if (kh_sealed(h, b, w) && (w & (KH_USED | KH_CACHED)) == KH_USED && s >= KH_MIN_BLOCK &&
+		    s <= r->end - b && !kh_on_list(h, b) &&
+		    (!KH_CANARIES || how == KH_HELD_HEADER || *(kh_word *)(b + s - KH_TAIL) == kh_canary(h, b)))
+			return b;
+	}
+	return held_checks(h, p, e, how);
 }
 
 bool kh_next_ok(const struct kheap *h, uintptr_t b)
