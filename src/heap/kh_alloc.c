@@ -31,21 +31,26 @@ void kh_flush_all(struct kheap *h, struct kh_err *e)
 	kh_obj_flush(h, e);
 }
 
+/* After a backend request for s bytes (aligned to align when above
+ * KHEAP_ALIGN) came back empty: flush the caches and, when that gave the
+ * bins anything, ask once more. Not after a misuse or corruption. */
+static __attribute__((noinline)) uintptr_t retry_flushed(struct kheap *h, size_t s, size_t align, struct kh_err *e)
+{
+	if (e->kind != KHEAP_OK)
+		return 0;
+	size_t before = h->n.free;
+	kh_flush_all(h, e);
+	if (h->n.free == before)
+		return 0;
+	return align > KHEAP_ALIGN ? kh_backend_aligned(h, s, align, e) : kh_backend_alloc(h, s, e);
+}
+
 /* A used block of at least s bytes from the backend, flushing the caches and
  * retrying once when it runs dry. align > KHEAP_ALIGN asks for an aligned one. */
-static uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh_err *e)
+static inline uintptr_t backend_take(struct kheap *h, size_t s, size_t align, struct kh_err *e)
 {
-	for (int tries = 0; tries < 2; tries++) {
-		uintptr_t b = align > KHEAP_ALIGN ? kh_backend_aligned(h, s, align, e)
-						  : kh_backend_alloc(h, s, e);
-		if (b != 0 || tries == 1 || e->kind != KHEAP_OK)
-			return b;
-		size_t before = h->n.free;
-		kh_flush_all(h, e);
-		if (h->n.free == before)
-			return 0;
-	}
-	return 0;
+	uintptr_t b = align > KHEAP_ALIGN ? kh_backend_aligned(h, s, align, e) : kh_backend_alloc(h, s, e);
+	return b != 0 ? b : retry_flushed(h, s, align, e);
 }
 
 /* Count an allocation of n bytes aligned to align that failed; unless a
@@ -69,14 +74,24 @@ static uintptr_t out_of_memory(struct kheap *h, size_t align, size_t n, struct k
 	return 0;
 }
 
+/* Has the calling CPU a number (for kh_alloc_locked's switch to the
+ * per-CPU path)? With a port header, its inline hook; without, the number
+ * the lock recorded when this CPU took it (holder = kheap_cpu_id() + 1,
+ * kh_lock.h), which spares the locked path a second call. Lock held. */
+#ifdef KHEAP_PORT_HEADER
+#define caller_named(h) kh_cpu_named(kh_cpu_id())
+#else
+#define caller_named(h) kh_cpu_named((uintptr_t)atomic_load_explicit(&(h)->lock.holder, memory_order_relaxed) - 1u)
+#endif
+
 /* A used block for n payload bytes, counted, or 0 (counted as OOM). */
 uintptr_t kh_alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 {
-	if (KH_PERCPU && !h->percpu && kh_cpu_named(kh_cpu_id()))
+	if (KH_PERCPU && !h->percpu && caller_named(h))
 		__atomic_store_n(&h->percpu, 1, __ATOMIC_RELAXED); /* from the next call on */
 	uintptr_t b = 0;
-	size_t s = kh_block_for(kh_want(n));
-	unsigned c = kh_size_class(kh_want(n));
+	size_t want = kh_want(n), s = kh_block_for(want);
+	unsigned c = kh_size_class(want);
 	if (c < KH_NCLASSES) {
 		b = kh_cache_take(h, c, e);
 		if (b == 0)
@@ -127,7 +142,7 @@ uintptr_t kh_retry_alloc(struct kheap *h, uintptr_t irq, struct kh_err *e, const
 void kh_free_locked(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
 	size_t s = kh_size(b);
-	if (!kh_cache_put(h, b) && kh_backend_free(h, b, e) == 0)
+	if (!(s <= KH_CLASS_MAX_BLOCK && kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
 		return;
 	kh_count_back(h, s, 1);
 	h->n.frees++;

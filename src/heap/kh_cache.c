@@ -18,8 +18,11 @@ static struct kh_cpu *shared(struct kheap *h) { return &h->cpus[KH_SHARED]; }
 /* Pop a cached block of class c, now a plain used block, or 0. A list found
  * corrupt (a wrong token, a link that does not decode, a next head outside
  * the heap) is repaired (kh_slot_repair: its blocks go back to the bins,
- * reported as KHEAP_E_FREELIST); the backend then serves. */
-uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
+ * reported as KHEAP_E_FREELIST); the backend then serves. For a hand-out
+ * (level 2) the block's right neighbour must agree too; a block on its way
+ * to the bins has its neighbours checked where it merges (kh_backend_free). */
+static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsigned c, bool handout,
+								   struct kh_err *e)
 {
 	struct kh_cpu *sh = shared(h);
 	struct kh_class *l = &sh->cls[c];
@@ -31,32 +34,37 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e)
 		return 0;
 	}
 	uintptr_t b = kh_block_of(p);
-	if (KH_GRANT_NEIGHBOURS && !kh_next_ok(h, b)) {
+	if (KH_GRANT_NEIGHBOURS && handout && !kh_next_ok(h, b)) {
 		/* The list is sound, the neighbour is not: put b back, refuse it. */
 		kh_cpu_push(l, p, kh_key(h), sh->tkey);
 		return kh_fail(e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees"), 0;
 	}
-	if (l->head != 0 && kh_region_of(h, kh_block_of((void *)l->head)) == NULL)
+	if (l->head != 0 && !kh_in_span(h, kh_block_of((void *)l->head)))
 		/* The link decoded to an aligned address outside the heap: do
 		 * not follow it next time. b itself is sound and is handed out. */
 		kh_slot_repair(h, sh, c, e);
-	kh_poison_check(b, e);
+	if (KH_POISONS)
+		kh_poison_check(b, e);
 	return b;
 }
+
+uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e) { return pop(h, c, true, e); }
 
 /* Cache used block b if it is exactly a class size, not aligned, and its
  * list has room. */
 bool kh_cache_put(struct kheap *h, uintptr_t b)
 {
-	size_t s = kh_size(b);
-	if (s > KH_CLASS_MAX_BLOCK || kh_alg(b) != 0)
+	kh_word w = *kh_hdr(b);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	if (s > KH_CLASS_MAX_BLOCK || (w & KH_ALG_MASK) != 0)
 		return false;
 	KH_ASSERT(kh_used(b) && !kh_on_list(h, b)); /* a held block, off every list */
 	unsigned c = kh_size_class(s - KH_HDR);
 	struct kh_cpu *sh = shared(h);
 	if (kh_class_block_size(c) != s || !kh_cpu_push(&sh->cls[c], kh_payload(b), kh_key(h), sh->tkey))
 		return false;
-	kh_release_hook(b); /* the poison starts past the link and the token */
+	if (KH_POISONS)
+		kh_release_hook(b); /* the poison starts past the link and the token */
 	return true;
 }
 
@@ -65,9 +73,11 @@ void kh_cache_flush(struct kheap *h, struct kh_err *e)
 {
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		uintptr_t b;
-		while ((b = kh_cache_take(h, c, e)) != 0) {
-			if (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0) /* neighbour corrupt: keep it held */
+		while ((b = pop(h, c, false, e)) != 0) {
+			if (kh_backend_free(h, b, e) == 0) { /* neighbour corrupt: keep it held */
 				kh_count_out(h, kh_size(b), 1);
+				kh_arm_canary(h, b); /* the poison may have run over it */
+			}
 		}
 	}
 }

@@ -4,16 +4,18 @@
  * named predicates KH_POISONS ... KH_PERIODIC_CHECK in kh_internal.h).
  *
  * One predicate, kh_held, decides "the caller holds this block" for every
- * path that takes a block back or reads it: the locked free, realloc and
- * usable_size (with the lock: neighbours too), the per-CPU free in C
- * (without the lock: the block's own header, canary and token only, since
- * the backend may be rewriting a neighbour meanwhile), and the readers that
- * must see a block damaged past its end (kheap_tag_of, the leak scan's
- * ignore table: header and token only). The fused assembly free
- * (kh_cpu_free) performs the level-0 subset of the lock-free form and
- * leaves anything else to it. A block that went to a size-class list
- * unchecked against its neighbours is checked with kh_merge_ok when it
- * leaves the list for the bins (a drain or a flush), before it merges.
+ * path that takes a block back or reads it: the locked free (the block's
+ * own header, canary and token), realloc and usable_size (with the lock:
+ * neighbours too), the per-CPU free in C (without the lock: the block's own
+ * header, canary and token only, since the backend may be rewriting a
+ * neighbour meanwhile), and the readers that must see a block damaged past
+ * its end (kheap_tag_of, the leak scan's ignore table: header and token
+ * only). The fused assembly free (kh_cpu_free) performs the level-0 subset
+ * of the lock-free form and leaves anything else to it. A block's
+ * neighbours are checked where it merges with them, by kh_backend_free
+ * (kh_tlsf.c), on every path into the bins: a free, a drain, a flush; so a
+ * block that went to a size-class list unchecked is checked when it leaves
+ * it, and a free that merges reads each neighbour once.
  */
 #include "kh_internal.h"
 
@@ -58,8 +60,8 @@ bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
  * (plain block or which cache's object), size, then (KH_HELD_LOCKED) both
  * neighbours' agreement, then the list token, then (not KH_HELD_HEADER)
  * the canary. */
-static uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how,
-		      unsigned kind)
+static __attribute__((noinline)) uintptr_t held_checks(const struct kheap *h, const void *p, struct kh_err *e,
+							enum kh_held_check how, unsigned kind)
 {
 	uintptr_t b = kh_block_of(p);
 	if ((uintptr_t)p & (KHEAP_ALIGN - 1))
@@ -94,15 +96,30 @@ static uintptr_t held(const struct kheap *h, const void *p, struct kh_err *e, en
 	return b;
 }
 
+/* held_checks' checks but the neighbours, for a plain block, as one
+ * conjunction that a block the caller holds passes straight through; any
+ * failure (and a cache object, which KH_HELD_HEADER takes too) goes to
+ * held_checks, which names the first check that fails. The two list the
+ * same checks: the misuse catalogue reaches each one through here. */
 uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how)
 {
-	return held(h, p, e, how, how == KH_HELD_HEADER ? KH_KIND_ANY : KH_KIND_PLAIN);
+	uintptr_t b = kh_block_of(p);
+	const struct kh_region *r;
+	if (how != KH_HELD_LOCKED && !((uintptr_t)p & (KHEAP_ALIGN - 1)) && (r = kh_region_of(h, b)) != NULL) {
+		kh_word w = __atomic_load_n(kh_hdr(b), __ATOMIC_RELAXED);
+		size_t s = (size_t)(w & KH_SIZE_MASK);
+		if (kh_sealed(h, b, w) && (w & (KH_USED | KH_CACHED)) == KH_USED && s >= KH_MIN_BLOCK &&
+		    s <= r->end - b && !kh_on_list(h, b) &&
+		    (!KH_CANARIES || how == KH_HELD_HEADER || *(kh_word *)(b + s - KH_TAIL) == kh_canary(h, b)))
+			return b;
+	}
+	return held_checks(h, p, e, how, how == KH_HELD_HEADER ? KH_KIND_ANY : KH_KIND_PLAIN);
 }
 
 uintptr_t kh_held_obj(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how, unsigned i)
 {
 	KH_ASSERT(i < KHEAP_MAX_CACHES);
-	return held(h, p, e, how, i);
+	return held_checks(h, p, e, how, i);
 }
 
 bool kh_next_ok(const struct kheap *h, uintptr_t b)
@@ -121,23 +138,36 @@ static inline kh_word *poison_hi(uintptr_t b)
 	return (kh_word *)(end < cap ? end : cap);
 }
 
-void kh_poison(uintptr_t b)
+/* Both loops take the bound once (a store through w may alias the header)
+ * and go four words a step, then two, then one: the span is whole
+ * granules, but KHEAP_POISON_BYTES may cap it at an odd number of words. */
+static inline void poison(uintptr_t b)
 {
-	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+	kh_word *w = poison_lo(b), *end = poison_hi(b);
+	for (; w + 4 <= end; w += 4)
+		w[0] = w[1] = w[2] = w[3] = KH_POISON;
+	for (; w < end; w++)
 		*w = KH_POISON;
 }
 
-bool kh_poison_ok(uintptr_t b)
+static inline bool poison_ok(uintptr_t b)
 {
-	for (kh_word *w = poison_lo(b); w < poison_hi(b); w++)
+	const kh_word *w = poison_lo(b), *end = poison_hi(b);
+	for (; w + 4 <= end; w += 4)
+		if (w[0] != KH_POISON || w[1] != KH_POISON || w[2] != KH_POISON || w[3] != KH_POISON)
+			return false;
+	for (; w < end; w++)
 		if (*w != KH_POISON)
 			return false;
 	return true;
 }
 
+void kh_poison(uintptr_t b) { poison(b); }
+bool kh_poison_ok(uintptr_t b) { return poison_ok(b); }
+
 void kh_poison_check(uintptr_t b, struct kh_err *e)
 {
-	if (KH_POISONS && !kh_poison_ok(b)) /* reported; the block is still sound */
+	if (KH_POISONS && !poison_ok(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
 }
 
@@ -158,7 +188,7 @@ void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
 void kh_release_hook(uintptr_t b)
 {
 	if (KH_POISONS)
-		kh_poison(b);
+		poison(b);
 }
 
 static void first_problem(void *ctx, const void *addr, const char *what)

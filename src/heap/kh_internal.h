@@ -569,6 +569,8 @@ static inline size_t kh_bin_floor(unsigned fl, unsigned sl)
 void kh_bin_insert(struct kheap *h, uintptr_t b);
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e);
 uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e);
+/* Merge used block b into the bins; its neighbours are checked first, and
+ * a finding leaves b used and returns 0. Returns the merged block. */
 uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e);
 void kh_rebuild(struct kheap *h);
 uintptr_t kh_backend_aligned(struct kheap *h, size_t s, size_t align, struct kh_err *e);
@@ -594,6 +596,16 @@ static inline const struct kh_region *kh_region_of(const struct kheap *h, uintpt
 		if (b >= h->regions[i].first && b < h->regions[i].end)
 			return &h->regions[i];
 	return NULL;
+}
+
+/* May the lock holder read a block header at b: does b lie in the span of
+ * blocks it has synced (kh_cpu_sync: one range compare when the regions lie
+ * end to end, so the few bytes between one's end marker and the next one's
+ * first block count too), or, when they do not, in a region? Lock held. */
+static inline bool kh_in_span(const struct kheap *h, uintptr_t b)
+{
+	const struct kh_cpu *sh = &h->cpus[KH_SHARED];
+	return b - sh->lo < sh->hi - sh->lo || (sh->lo == sh->hi && kh_region_of(h, b) != NULL);
 }
 
 /* Does header word w, read at b in region r, describe a block that can be
@@ -628,7 +640,8 @@ void kh_stats_locked(const struct kheap *h, struct kheap_stats *out);
  * neighbours only with the lock held). */
 enum kh_held_check {
 	KH_HELD_HEADER, /* the block's header and list token: no lock needed */
-	KH_HELD_OWN,    /* and its canary: what a lock-free free may read */
+	KH_HELD_OWN,    /* and its canary: what a free reads (the backend reads the
+			 * neighbours as it merges; a lock-free free may not) */
 	KH_HELD_LOCKED, /* and both neighbours: lock held */
 };
 uintptr_t kh_held(const struct kheap *h, const void *p, struct kh_err *e, enum kh_held_check how);
@@ -654,8 +667,8 @@ static inline bool kh_obj_plainly_held(const struct kheap *h, const struct kh_cp
 	       kh_token_cpu(h, b) >= KH_NSLOTS;
 }
 /* Cached block b may merge into the bins: its neighbours agree with it
- * (the check kh_held makes at a locked free, for blocks that reached a list
- * without it). A finding goes to *e. Lock held. */
+ * (the check kh_held's KH_HELD_LOCKED makes; kh_backend_free makes it again
+ * as it merges, for every block). A finding goes to *e. Lock held. */
 bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e);
 /* Used block b's right neighbour is sealed and knows b is used. */
 bool kh_next_ok(const struct kheap *h, uintptr_t b);

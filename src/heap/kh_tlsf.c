@@ -19,6 +19,11 @@
  */
 #include "kh_internal.h"
 
+/* The steps of an allocation and a free, each one call's worth of work,
+ * are compiled into kh_backend_alloc and kh_backend_free whole: a call
+ * apiece would cost as much as some of them do. */
+#define HOT static inline __attribute__((always_inline))
+
 /* Links of a free block: next at b + 8, prev at b + 16, both encoded. */
 static inline uintptr_t *slot_next(uintptr_t b) { return (uintptr_t *)(b + 8); }
 static inline uintptr_t *slot_prev(uintptr_t b) { return (uintptr_t *)(b + 16); }
@@ -27,52 +32,74 @@ static inline uintptr_t get_link(const struct kheap *h, uintptr_t *slot) { retur
 static inline void put_link(const struct kheap *h, uintptr_t *slot, uintptr_t v) { *slot = kh_enc(h, slot, v); }
 
 /* Is x plausibly a block of this heap? Checked before any link is followed. */
-static bool in_heap(const struct kheap *h, uintptr_t x)
+static inline bool in_heap(const struct kheap *h, uintptr_t x)
 {
-	return (x & (KH_GRANULE - 1)) == KH_HDR && kh_region_of(h, x) != NULL;
+	return (x & (KH_GRANULE - 1)) == KH_HDR && kh_in_span(h, x);
 }
 
-/* Can free block b be unlinked safely: do both neighbours in its list, and
- * the bin head, point back at it? */
-static bool links_ok(const struct kheap *h, uintptr_t b, struct kh_err *e)
-{
+/* A free block's place in its bin: its decoded links and the bin. */
+struct place {
+	uintptr_t next, prev;
 	unsigned fl, sl;
-	kh_mapping(kh_size(b), &fl, &sl);
-	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
-	if (prev == 0 ? h->bins[fl][sl] != b : !in_heap(h, prev) || get_link(h, slot_next(prev)) != b)
+};
+
+/* Decode free block b's links into *pl, whose bin is set, and check them
+ * before anything is written: both list neighbours, or the bin head, point
+ * back at b. The one link check of an unlink. */
+HOT bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
+{
+	pl->next = get_link(h, slot_next(b));
+	pl->prev = get_link(h, slot_prev(b));
+	if (pl->prev == 0 ? h->bins[pl->fl][pl->sl] != b
+			  : !in_heap(h, pl->prev) || get_link(h, slot_next(pl->prev)) != b)
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
-	if (next != 0 && (!in_heap(h, next) || get_link(h, slot_prev(next)) != b))
+	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
 	return true;
 }
 
-static void unlink_free(struct kheap *h, uintptr_t b)
+/* place_check for b, the head of its bin: its prev link must decode to 0. */
+HOT bool head_check(const struct kheap *h, uintptr_t b, struct place *pl, struct kh_err *e)
 {
-	unsigned fl, sl;
-	size_t s = kh_size(b);
-	kh_mapping(s, &fl, &sl);
-	uintptr_t next = get_link(h, slot_next(b)), prev = get_link(h, slot_prev(b));
-	if (next)
-		put_link(h, slot_prev(next), prev);
-	if (prev) {
-		put_link(h, slot_next(prev), next);
+	pl->next = get_link(h, slot_next(b));
+	pl->prev = 0;
+	if (get_link(h, slot_prev(b)) != 0)
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
+	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
+	return true;
+}
+
+/* place_check for free block b of size s, wherever it is listed. */
+HOT bool place_of(const struct kheap *h, uintptr_t b, size_t s, struct place *pl, struct kh_err *e)
+{
+	kh_mapping(s, &pl->fl, &pl->sl);
+	return place_check(h, b, pl, e);
+}
+
+/* Take the block whose checked place is *pl (size s) off its list. */
+HOT void cut(struct kheap *h, const struct place *pl, size_t s)
+{
+	if (pl->next)
+		put_link(h, slot_prev(pl->next), pl->prev);
+	if (pl->prev) {
+		put_link(h, slot_next(pl->prev), pl->next);
 	} else {
-		h->bins[fl][sl] = next;
-		if (next == 0) {
-			h->sl_map[fl] &= ~((uint32_t)1 << sl);
-			if (h->sl_map[fl] == 0)
-				h->fl_map &= ~((uint64_t)1 << fl);
+		h->bins[pl->fl][pl->sl] = pl->next;
+		if (pl->next == 0) {
+			h->sl_map[pl->fl] &= ~((uint32_t)1 << pl->sl);
+			if (h->sl_map[pl->fl] == 0)
+				h->fl_map &= ~((uint64_t)1 << pl->fl);
 		}
 	}
 	h->n.free -= s;
 	h->n.free_blocks--;
 }
 
-/* Precondition: b's header says free, and its footer is written. */
-void kh_bin_insert(struct kheap *h, uintptr_t b)
+/* Precondition: b's header says free with size s, and its footer is written. */
+HOT void bin_insert(struct kheap *h, uintptr_t b, size_t s)
 {
 	unsigned fl, sl;
-	size_t s = kh_size(b);
 	kh_mapping(s, &fl, &sl);
 	uintptr_t head = h->bins[fl][sl];
 	put_link(h, slot_next(b), head);
@@ -86,11 +113,14 @@ void kh_bin_insert(struct kheap *h, uintptr_t b)
 	h->n.free_blocks++;
 }
 
+void kh_bin_insert(struct kheap *h, uintptr_t b) { bin_insert(h, b, kh_size(b)); }
+
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
-	if (!links_ok(h, b, e))
+	struct place pl;
+	if (!place_of(h, b, kh_size(b), &pl, e))
 		return false;
-	unlink_free(h, b);
+	cut(h, &pl, kh_size(b));
 	return true;
 }
 
@@ -98,16 +128,31 @@ bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e)
 unsigned long kh_fault_countdown;
 #endif
 
-/* Mark b free with size s (its predecessor is used, by I3), write its footer,
- * tell its successor, and bin it. */
-static void make_free(struct kheap *h, uintptr_t b, size_t s)
+/* Reseal block x, whose header word w is sealed, with its PREV_FREE flag
+ * set to prev_free and the rest kept: one cookie, no field re-read. */
+HOT void reseal_prev(const struct kheap *h, uintptr_t x, kh_word w, kh_word prev_free)
+{
+	kh_word body = (w & KH_BODY_MASK & ~KH_PREV_FREE) | prev_free;
+	__atomic_store_n(kh_hdr(x), body | (kh_cookie(h, x, body) << KH_COOKIE_SHIFT), __ATOMIC_RELAXED);
+}
+
+/* Mark b free with size s (its predecessor is used, by I3), write its footer
+ * and bin it; its successor already knows (its PREV_FREE is set). */
+HOT void bin_free(struct kheap *h, uintptr_t b, size_t s)
 {
 	kh_set(h, b, s, 0, 0);
 	*kh_footer(b) = *kh_hdr(b);
-	kh_release_hook(b);
+	if (KH_POISONS)
+		kh_release_hook(b);
+	bin_insert(h, b, s);
+}
+
+/* bin_free, and tell the successor. */
+static void make_free(struct kheap *h, uintptr_t b, size_t s)
+{
 	uintptr_t nx = b + s;
 	kh_set_flags(h, nx, kh_flags(nx) | KH_PREV_FREE);
-	kh_bin_insert(h, b);
+	bin_free(h, b, s);
 }
 
 /* A header absorbed by a neighbour: sealed, size 0, not used, so a later
@@ -116,7 +161,7 @@ static void kill(const struct kheap *h, uintptr_t b) { kh_set(h, b, 0, 0, 0); }
 
 /* First non-empty bin at or above the one s rounds up to, so that every
  * block in it holds s bytes: its head, with its indices in *fl, *sl; or 0. */
-static uintptr_t bin_above(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+HOT uintptr_t bin_above(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
 {
 	if (s >= ((size_t)1 << KH_FL_SHIFT)) {
 		s += ((size_t)1 << (kh_fls_size(s) - KHEAP_SL_LOG2)) - 1;
@@ -155,7 +200,7 @@ static uintptr_t own_head(const struct kheap *h, size_t s, unsigned *fl, unsigne
  * the head of s's own bin if it is big enough. So a request fails only
  * when every free block that could hold it sits in its own bin behind a
  * head that cannot (kheap.h, kheap_alloc). */
-static uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+HOT uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
 {
 	if (s > KH_MAX_BLOCK)
 		return 0;
@@ -186,25 +231,33 @@ static bool injected_fault(void)
 /* Take free block b, the head of bin (fl, sl), for s bytes: checked,
  * unlinked, its poison checked, the part past s freed when it makes a
  * block. Returns b, used; or 0 with the bin dropped and *e set. */
-static uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
+HOT uintptr_t take(struct kheap *h, uintptr_t b, unsigned fl, unsigned sl, size_t s, struct kh_err *e)
 {
-	if (!sound(h, b) || kh_size(b) < s || !kh_free_block_ok(h, b)) {
+	struct place pl = {0, 0, fl, sl};
+	kh_word w = 0;
+	if (!in_heap(h, b) || !kh_sealed(h, b, w = *kh_hdr(b)) || (w & KH_USED) ||
+	    (size_t)(w & KH_SIZE_MASK) < s || (KH_GRANT_NEIGHBOURS && !kh_free_block_ok(h, b))) {
 		kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "bin head is not a sound free block");
 		drop_bin(h, fl, sl);
 		return 0;
 	}
-	if (!kh_bin_remove(h, b, e)) {
+	if (!head_check(h, b, &pl, e)) {
 		drop_bin(h, fl, sl);
 		return 0;
 	}
-	kh_poison_check(b, e);
-	size_t bs = kh_size(b);
+	size_t bs = (size_t)(w & KH_SIZE_MASK);
+	cut(h, &pl, bs);
+	if (KH_POISONS)
+		kh_poison_check(b, e);
 	if (bs - s >= KH_MIN_BLOCK) {
 		kh_set(h, b, s, KH_USED, 0);
-		make_free(h, b + s, bs - s);
+		bin_free(h, b + s, bs - s); /* b + bs still follows a free block */
 	} else {
 		kh_set(h, b, bs, KH_USED, 0);
-		kh_set_flags(h, b + bs, kh_flags(b + bs) & ~KH_PREV_FREE);
+		uintptr_t nx = b + bs;
+		kh_word nw = *kh_hdr(nx);
+		if (kh_sealed(h, nx, nw)) /* a damaged one is left for its own check to find */
+			reseal_prev(h, nx, nw, 0);
 	}
 	return b;
 }
@@ -218,29 +271,60 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 	return b != 0 ? take(h, b, fl, sl, s, e) : 0;
 }
 
+/* The free predecessor of b, whose header says it has one, when its
+ * boundary tag at b - 8 is sound: a sealed free header of a size that
+ * lands on a block of the heap, which the tag copies. Else 0. */
+HOT uintptr_t prev_of(const struct kheap *h, uintptr_t b)
+{
+	kh_word tag = *(kh_word *)(b - KH_HDR);
+	size_t ps = (size_t)(tag & KH_SIZE_MASK);
+	uintptr_t pv = b - ps;
+	return ps >= KH_MIN_BLOCK && in_heap(h, pv) && *kh_hdr(pv) == tag && !(tag & KH_USED) &&
+			       kh_sealed(h, pv, tag)
+		       ? pv
+		       : 0;
+}
+
+/* The neighbours are checked here, where they merge, and only here (the
+ * callers check the block's own header): the next header is sealed and
+ * knows b is used, a free predecessor's boundary tag is sound, and the
+ * links of each free neighbour point back at it. Nothing changes before
+ * every check has passed. */
 uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
-	size_t s = kh_size(b);
-	uintptr_t nx = b + s;
-	uintptr_t pv = kh_prev_free(b) ? kh_prev_blk(b) : 0;
-	bool merge_next = !kh_used(nx);
-	/* Both neighbours' links are checked before anything changes. */
-	if (merge_next && !links_ok(h, nx, e))
+	kh_word w = *kh_hdr(b);
+	size_t s = (size_t)(w & KH_SIZE_MASK);
+	uintptr_t nx = b + s, pv = 0;
+	kh_word nw = __atomic_load_n(kh_hdr(nx), __ATOMIC_RELAXED);
+	struct place np, pp;
+	if (!kh_sealed(h, nx, nw) || (nw & KH_PREV_FREE))
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, kh_payload(b), "next block's header is corrupt or disagrees"), 0;
+	if ((w & KH_PREV_FREE) && (pv = prev_of(h, b)) == 0)
+		return kh_fail(e, KHEAP_E_NEIGHBOUR, kh_payload(b), "previous block's boundary tag is corrupt"), 0;
+	size_t ns = (size_t)(nw & KH_SIZE_MASK), ps = pv ? kh_size(pv) : 0;
+	bool merge_next = !(nw & KH_USED);
+	if (merge_next && !place_of(h, nx, ns, &np, e))
 		return 0;
-	if (pv && !links_ok(h, pv, e))
+	if (pv && !place_of(h, pv, ps, &pp, e))
 		return 0;
 	if (merge_next) {
-		unlink_free(h, nx);
-		s += kh_size(nx);
+		cut(h, &np, ns);
+		if (pv) { /* pv's place as read may name nx, just cut: step over it */
+			pp.next = pp.next == nx ? np.next : pp.next;
+			pp.prev = pp.prev == nx ? np.prev : pp.prev;
+		}
+		s += ns;
 		kill(h, nx);
 	}
 	if (pv) {
-		unlink_free(h, pv);
-		s += kh_size(pv);
+		cut(h, &pp, ps);
+		s += ps;
 		kill(h, b);
 		b = pv;
 	}
-	make_free(h, b, s);
+	if (!merge_next)
+		reseal_prev(h, nx, nw, KH_PREV_FREE);
+	bin_free(h, b, s);
 	return b;
 }
 

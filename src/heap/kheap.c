@@ -97,7 +97,8 @@ static __attribute__((noinline)) void *locked_alloc(struct kheap *h, size_t size
 						    const void *caller)
 {
 	struct kh_err e = KH_ERR_AT(caller);
-	kh_drain_if_asked(h, &e);
+	if (KH_PERCPU && kh_percpu_on(h))
+		kh_drain_if_asked(h, &e);
 	uintptr_t b = kh_alloc_locked(h, size, &e);
 	b = kh_leave_alloc(h, irq, b, &e, caller);
 	return b ? kh_payload(b) : NULL;
@@ -191,13 +192,14 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 }
 
 /* The locked free, from inside a locked stretch (the lock held, interrupts
- * saved in irq): validate (kh_held, neighbours included), then the shared
- * lists or the backend. */
+ * saved in irq): validate the block itself (kh_held), then the shared lists
+ * or the backend, which checks the neighbours as it merges with them. */
 static __attribute__((noinline)) void locked_free(struct kheap *h, void *ptr, uintptr_t irq, const void *caller)
 {
 	struct kh_err e = KH_ERR_AT(caller);
-	kh_drain_if_asked(h, &e);
-	uintptr_t b = kh_held(h, ptr, &e, KH_HELD_LOCKED);
+	if (KH_PERCPU && kh_percpu_on(h))
+		kh_drain_if_asked(h, &e);
+	uintptr_t b = kh_held(h, ptr, &e, KH_HELD_OWN);
 	if (b != 0)
 		kh_free_locked(h, b, &e);
 	kh_leave(h, irq, &e, caller);
