@@ -23,20 +23,13 @@ endif
 PRELOAD_HEAP := $(if $(PRELOAD_ARCH),$(call heap_c,$(PRELOAD_ARCH),0),$(call heap_c,none,1)) $(PRELOAD_S)
 PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/kh_lock.c,$(PRELOAD_HEAP)) \
   tools/preload/preload_lock.c,$(PRELOAD_HEAP)) tools/preload/kheap_preload.c tools/preload/preload_direct.c
-# KHEAP_CPU_BATCH=2: a refill carves batch x class size bytes from one free
-# block, so with the default 32 the small holes freed blocks leave behind are
-# passed over for the untouched end of the region, and a program that frees
-# and allocates while it grows (python3) keeps a quarter more pages resident
-# (max RSS 1.25x glibc's; with 2: 1.0x). The cost is a lock round per two
-# allocations while a thread's list runs dry, not per 32: where every block
-# is freed by another thread (bench-real's handoff-4p) that is about 1.5x
-# the time. A refill that carved up to 32 blocks from the best-fitting free
-# block, rather than asking for 32 at once, would keep both (measured with
-# such a carve and 32: python3 0.99x glibc's RSS, handoff-4p as fast as
-# with the plain batch of 32).
+# The heap's default batch (32): a refill carves its batch from the free
+# block that best fits one class block (kh_backend_alloc_upto), so the small
+# holes freed blocks leave are used before the untouched end of a region
+# (python3-rss in preload-test holds kheap's max RSS to 1.2x glibc's).
 PRELOAD_ARCH_H := $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
-  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_BATCH=2 -Isrc/heap $(PRELOAD_ARCH_H)
+  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -Isrc/heap $(PRELOAD_ARCH_H)
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.

@@ -569,6 +569,7 @@ static inline size_t kh_bin_floor(unsigned fl, unsigned sl)
 void kh_bin_insert(struct kheap *h, uintptr_t b);
 bool kh_bin_remove(struct kheap *h, uintptr_t b, struct kh_err *e);
 uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e);
+uintptr_t kh_backend_alloc_upto(struct kheap *h, size_t s, size_t most, struct kh_err *e);
 /* Merge used block b into the bins; its neighbours are checked first, and
  * a finding leaves b used and returns 0. Returns the merged block. */
 uintptr_t kh_backend_free(struct kheap *h, uintptr_t b, struct kh_err *e);

@@ -28,11 +28,12 @@ static uint32_t carve(struct kheap *h, struct kheap_cache *c, struct kh_class *l
 {
 	size_t s = c->block;
 	bool aligned = c->align > KHEAP_ALIGN;
-	uintptr_t b = aligned ? kh_backend_aligned(h, want * s, c->align, e) : kh_backend_alloc(h, want * s, e);
+	uintptr_t b = aligned ? kh_backend_aligned(h, want * s, c->align, e)
+			      : kh_backend_alloc_upto(h, want > 1 ? s + KH_MIN_BLOCK : s, want * s, e);
 	if (b == 0 && want > 1 && e->kind == KHEAP_OK) {
-		/* One object, from a block that either fits it or leaves a whole block. */
-		size_t one = s + KH_MIN_BLOCK;
-		b = aligned ? kh_backend_aligned(h, one, c->align, e) : kh_backend_alloc(h, one, e);
+		/* One object: from an aligned block that fits it or leaves a
+		 * whole block, or from an exact hole. */
+		b = aligned ? kh_backend_aligned(h, s + KH_MIN_BLOCK, c->align, e) : kh_backend_alloc(h, s, e);
 	}
 	if (b == 0)
 		return 0;

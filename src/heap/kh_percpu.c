@@ -186,32 +186,34 @@ size_t kh_cached_elsewhere(struct kheap *h)
 	return bytes;
 }
 
-/* Carve one backend block into up to n class-c blocks on CPU cpu's list.
- * The backend's block may be 16 bytes over (too little to split off); that
- * last piece is not a class size and goes straight back. Lock held. */
+/* Carve one backend block into up to n class-c blocks on CPU cpu's list:
+ * the good fit for one block and a whole block more, cut to n blocks
+ * (kh_backend_alloc_upto: the holes freed blocks leave are used before
+ * the untouched end of a region), or else an exact hole. Each block is
+ * carved where what is left is exactly one or one and a whole block; the
+ * rest goes straight back. Lock held. */
 static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
 {
 	size_t s = kh_class_block_size(c);
-	uintptr_t b = kh_backend_alloc(h, n * s, e);
+	uintptr_t b = kh_backend_alloc_upto(h, n > 1 ? s + KH_MIN_BLOCK : s, n * s, e);
 	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
-		b = kh_backend_alloc(h, s, e), n = 1;
+		b = kh_backend_alloc(h, s, e);
 	if (b == 0)
 		return;
-	uintptr_t end = b + kh_size(b);
-	kh_word flags = KH_USED | (kh_flags(b) & KH_PREV_FREE);
+	uintptr_t end = b + kh_size(b), x = b;
+	kh_word prev = kh_flags(b) & KH_PREV_FREE;
 	uint32_t got = 0;
-	for (uintptr_t x = b; x < end; x += s, flags = KH_USED) {
-		if (end - x != s && end - x < 2 * s) { /* the odd last piece */
-			kh_set(h, x, end - x, flags, 0);
-			if (kh_backend_free(h, x, e) == 0)
-				kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
-			break;
-		}
-		kh_set(h, x, s, flags, 0);
+	while (got < n && (end - x == s || end - x >= s + KH_MIN_BLOCK)) {
+		kh_set(h, x, s, KH_USED | prev, 0);
 		kh_release_hook(x);
 		kh_arm_canary(h, x); /* kheap_check reads it while another CPU pops x */
 		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
-		got++;
+		x += s, got++, prev = 0;
+	}
+	if (x != end) {
+		kh_set(h, x, end - x, KH_USED | prev, 0);
+		if (kh_backend_free(h, x, e) == 0)
+			kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
 	}
 	kh_count_out(h, got * s, got);
 }

@@ -271,6 +271,26 @@ uintptr_t kh_backend_alloc(struct kheap *h, size_t s, struct kh_err *e)
 	return b != 0 ? take(h, b, fl, sl, s, e) : 0;
 }
 
+/* At least s and at most `most` bytes from the block a request of s
+ * would get (the good fit for s), cut to `most` when it is larger: a
+ * batch of small blocks comes from a hole that fits them, where a request
+ * of `most` bytes would pass the holes by for the untouched end of the
+ * region (measured through the preload: python3's peak RSS 1.27x glibc's
+ * with batches of 32 carved whole). O(1). */
+uintptr_t kh_backend_alloc_upto(struct kheap *h, size_t s, size_t most, struct kh_err *e)
+{
+	unsigned fl, sl;
+	if (injected_fault())
+		return 0;
+	uintptr_t b = find_fit(h, s, &fl, &sl);
+	if (b == 0)
+		return 0;
+	size_t want = most;
+	if (sound(h, b) && kh_size(b) < most) /* take() checks it again */
+		want = kh_size(b);
+	return take(h, b, fl, sl, want, e);
+}
+
 /* The free predecessor of b, whose header says it has one, when its
  * boundary tag at b - 8 is sound: a sealed free header of a size that
  * lands on a block of the heap, which the tag copies. Else 0. */
