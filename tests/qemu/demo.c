@@ -236,7 +236,9 @@ void kmain(void)
 	con_puts("kheap_check: ");
 	con_putu((uint64_t)kheap_check(h));
 	con_puts(" problems\n\n");
+	board_percpu = 1; /* this CPU gets a per-CPU cache: the lock-free path */
 	objcache_demo(h);
+	board_percpu = 0;
 	bench_run();
 	leak_demo();
 	board_exit(0);
