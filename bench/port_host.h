@@ -19,10 +19,12 @@ static inline uintptr_t kheap_port_irq_save(void) { return 0; }
 
 static inline void kheap_port_irq_restore(uintptr_t state) { (void)state; }
 
+/* host_cpu_enabled is read only out of line, by a thread that has no
+ * number yet: the bench sets it once, before any thread has one. */
 static inline unsigned kheap_port_cpu_id(void)
 {
 	unsigned m = host_cpu_mine;
-	return m != 0 && host_cpu_enabled ? m - 1 : kheap_cpu_id();
+	return __builtin_expect(m != 0, 1) ? m - 1 : kheap_cpu_id();
 }
 
 #endif

@@ -117,13 +117,13 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 }
 
 /* The fused fast path: one call to kh_cpu_alloc on this CPU's cache, with
- * interrupts masked; or, when this CPU has none, on the shared lists with
- * the lock held, staying in that locked stretch when they miss. Anything
- * else, including a hardened or tags build and a heap of several regions,
- * takes alloc_path. */
+ * interrupts masked; or shared_alloc when this CPU has none. kh_cpu_alloc
+ * refuses a size above the classes itself. Anything else, including a
+ * hardened or tags build and a heap of several regions, takes
+ * alloc_path. */
 void *kheap_alloc(struct kheap *h, size_t size)
 {
-	if (KH_FUSED && size <= KH_CLASS_MAX_PAYLOAD && __builtin_expect(kh_live(h), 1)) {
+	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kh_irq_save();
 		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
 		void *p;
@@ -203,26 +203,43 @@ static __attribute__((noinline)) void locked_free(struct kheap *h, void *ptr, ui
 	kh_leave(h, irq, &e, caller);
 }
 
-/* Everything but the fused fast path, as alloc_path. plain_no: the fused
- * call looked at ptr through an exact span and found it no plain class
- * block, so the C per-CPU path would refuse it too: straight to the lock. */
-static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller, bool plain_no)
+/* Everything but the fused fast path, as alloc_path. fused: what
+ * kh_cpu_free answered, or -1 when it was not called. An answer of 0
+ * through an exact span (this CPU's span covers the heap's one region)
+ * means that ptr is no plain class block, which the C per-CPU path would
+ * refuse too: straight to the lock. Read with interrupts masked again; a
+ * stale answer (a region added meanwhile) only sends the block to the
+ * lock, which takes all. */
+static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller, int fused)
 {
 	if (!kh_handle_ok(h, caller) || ptr == NULL)
 		return;
+	bool plain_no = false;
+	if (fused == 0) {
+		uintptr_t irq = kh_irq_save();
+		const struct kh_cpu *cpu = kh_this_cpu(h);
+		plain_no = cpu != NULL && __atomic_load_n(&cpu->regions, __ATOMIC_RELAXED) == 1;
+		kh_irq_restore(irq);
+	}
 	if (KH_PERCPU && kh_percpu_on(h) && !plain_no && kh_percpu_free(h, ptr, caller))
 		return;
 	locked_free(h, ptr, kh_enter(h), caller);
 }
 
-/* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path. */
+/* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path.
+ * NULL needs no test here: kh_cpu_free reads nothing outside its span and
+ * answers 0, and free_path returns. */
 void kheap_free(struct kheap *h, void *ptr)
 {
-	bool plain_no = false;
-	if (KH_FUSED && ptr != NULL && __builtin_expect(kh_live(h), 1)) {
+	int r = -1;
+	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kh_irq_save();
 		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
-		if (!kh_cpu_named(id)) {
+		if (__builtin_expect(!kh_cpu_named(id), 0)) {
+			if (ptr == NULL) {
+				kh_irq_restore(irq);
+				return;
+			}
 			kh_lock_acquire(&h->lock);
 			if (kh_cpu_free(&h->cpus[KH_SHARED], ptr) != 1) /* not plainly a class block, or full */
 				return locked_free(h, ptr, irq, KH_CALLER());
@@ -231,15 +248,12 @@ void kheap_free(struct kheap *h, void *ptr)
 			kh_irq_restore(irq);
 			return;
 		}
-		int r = kh_cpu_free(&h->cpus[id], ptr);
+		r = kh_cpu_free(&h->cpus[id], ptr);
 		kh_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
-		/* Read after the restore: a stale answer (a region added
-		 * meanwhile) only sends the block to the lock, which takes all. */
-		plain_no = r == 0 && h->cpus[id].regions == 1;
 	}
-	free_path(h, ptr, KH_CALLER(), plain_no);
+	free_path(h, ptr, KH_CALLER(), r);
 }
 
 /* ---- realloc: a cached right neighbour counts as free -------------------- */
