@@ -19,12 +19,10 @@ static inline uintptr_t kheap_port_irq_save(void) { return 0; }
 
 static inline void kheap_port_irq_restore(uintptr_t state) { (void)state; }
 
-/* host_cpu_enabled is read only out of line, by a thread that has no
- * number yet: the bench sets it once, before any thread has one. */
-static inline unsigned kheap_port_cpu_id(void)
-{
-	unsigned m = host_cpu_mine;
-	return __builtin_expect(m != 0, 1) ? m - 1 : kheap_cpu_id();
-}
+/* A thread takes its number when it starts (bench/bench.c calls
+ * kheap_cpu_id), as a kernel sets its per-CPU register when it brings a
+ * CPU up; until then, and in the bench's locked mode, host_cpu_mine is 0
+ * and this is KHEAP_NO_CPU (~0u). */
+static inline unsigned kheap_port_cpu_id(void) { return host_cpu_mine - 1; }
 
 #endif
