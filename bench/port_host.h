@@ -4,7 +4,7 @@
  * nothing but the fused routine. A host has no interrupts to mask; the CPU
  * number is the calling thread's (tests/host/host_cpu.c), read from
  * thread-local storage as a kernel reads its per-CPU register (tpidr_el1,
- * a gs-relative load). A thread without a number yet takes one out of line.
+ * a gs-relative load).
  */
 #ifndef BENCH_PORT_HOST_H
 #define BENCH_PORT_HOST_H
