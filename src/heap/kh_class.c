@@ -87,7 +87,7 @@ static unsigned block_class(uint64_t s)
 int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr, b = p - 8, key = cpu->key;
-	if ((p & 15u) || b - cpu->lo >= cpu->hi - cpu->lo)
+	if ((p & 15u) || b < cpu->lo || b >= cpu->hi)
 		return 0;
 	/* The backend may rewrite PREV_FREE under the lock meanwhile: either
 	 * value seals, and this path never writes the header. */

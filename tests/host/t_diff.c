@@ -603,14 +603,9 @@ static unsigned model_block_class(uint64_t s)
 	return KH_NCLASSES;
 }
 
-/* b in [lo, hi), compared unsigned from lo as the C does: the same as
- * lo <= b < hi whenever lo <= hi, which region_attach keeps; the twins
- * must agree either way. */
-static int model_in_span(const struct kh_cpu *cpu, uintptr_t b) { return b - cpu->lo < cpu->hi - cpu->lo; }
-
-/* The same for kh_cpu_alloc's link, with two compares (lo <= b and b < hi):
- * it differs from model_in_span only when lo > hi. */
-static int model_link_in_span(const struct kh_cpu *cpu, uintptr_t b) { return b >= cpu->lo && b < cpu->hi; }
+/* lo <= b < hi, two compares as the twins make them: an empty span when
+ * lo >= hi (region_attach keeps lo <= hi; the twins must agree either way). */
+static int model_in_span(const struct kh_cpu *cpu, uintptr_t b) { return b >= cpu->lo && b < cpu->hi; }
 
 static void *model_alloc(struct kh_cpu *cpu, size_t n)
 {
@@ -621,7 +616,7 @@ static void *model_alloc(struct kh_cpu *cpu, size_t n)
 	uintptr_t p = l->head, next = ld(p) ^ p ^ cpu->key;
 	if (ld(p + 8) != (p ^ cpu->tkey))
 		return NULL;
-	if (next != 0 && (next % 16 != 0 || !model_link_in_span(cpu, next - 8)))
+	if (next != 0 && (next % 16 != 0 || !model_in_span(cpu, next - 8)))
 		return NULL;
 	l->head = next;
 	l->count--;
@@ -1148,8 +1143,8 @@ static uint64_t random_size(uint64_t *s)
 	return k == 8 ? odd[kt_below(s, sizeof odd / sizeof odd[0])] : kt_rand(s) & SIZE_BITS;
 }
 
-/* The span moves within the arena (lo <= hi, as region_attach keeps it:
- * with lo > hi a random link could pass as an address outside it). */
+/* The span moves within the arena (lo <= hi, as region_attach keeps it;
+ * the edge cases above cover lo > hi). */
 static void random_span(uint64_t *s)
 {
 	uintptr_t a = blk_p((unsigned)kt_below(s, NBLK)) - 8, z = blk_p((unsigned)kt_below(s, NBLK)) - 8;

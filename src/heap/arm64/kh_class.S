@@ -94,7 +94,7 @@ KH_END(kh_cpu_push)
 
 /*
  * The fused fast path. A hit is one straight run to the first ret: 32
- * instructions for alloc (35 when the link decodes to 0), 48 for free,
+ * instructions for alloc (35 when the link decodes to 0), 47 for free,
  * ret included. Every refusal branches out of line and writes nothing;
  * the C twin's relaxed atomics are the plain aligned loads and stores
  * below. Conditional compares fold several checks into one branch;
@@ -161,10 +161,9 @@ KH_END(kh_cpu_alloc)
 KH_FUNC(kh_cpu_free)
 	ldp	x4, x5, [x0, #KH_CPU_LO] // lo, hi
 	sub	x3, x1, #KH_HDR_BYTES	// b = p - 8
-	sub	x6, x3, x4		// b - lo
-	sub	x5, x5, x4		// hi - lo
 	tst	x1, #KH_GRANULE_MASK
-	ccmp	x6, x5, #2, eq		// aligned: b in [lo, hi)? else hs
+	ccmp	x3, x4, #0, eq		// aligned: b >= lo (hs)? else lo
+	ccmp	x3, x5, #2, hs		// and b < hi (lo)? else hs
 	b.hs	.Lcf_no			// read nothing
 	ldur	x6, [x1, #-KH_HDR_BYTES] // h
 	ldp	x7, x8, [x0, #KH_CPU_KEY] // key, tkey
