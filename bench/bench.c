@@ -547,6 +547,7 @@ static void *work(void *arg)
 {
 	struct worker *w = arg;
 	struct churn c;
+	kheap_cpu_id(); /* this thread's CPU number (bench/port_host.h) */
 	if (w->kind == 'b')
 		churn_init(&c, 100 + w->index, SMALL);
 	pthread_barrier_wait(w->go);
@@ -597,6 +598,7 @@ static void use_kheap(void)
 	if (m == MAP_FAILED)
 		die("cannot map the kheap arena");
 	arena_lo = (uintptr_t)m;
+	kheap_cpu_id(); /* the main thread's CPU number (bench/port_host.h) */
 	heap = kheap_init(m, ARENA_SIZE);
 	if (heap == NULL)
 		die("kheap_init refused the arena");

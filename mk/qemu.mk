@@ -41,14 +41,24 @@ QEMU_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-si
   -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 qobj = $(patsubst %,$(QB)/obj/%.o,$(basename $(1)))
 
-# The test kernel builds the heap as the host tests do, with the private
-# helpers opened (KH_PRIVATE empty) for white-box cases. The SMP stress
-# links the shipped $(LIB), as a kernel would. The demo and bench kernels
-# time internal routines (kh_cpu_alloc...), which $(LIB) keeps local: they
-# link the library's own objects. The no-lock control links those minus the
-# lock, plus tests/qemu/nolock.c.
-QEMU_WB_OBJ := $(patsubst src/heap/%,$(QB)/wb/%.o,$(basename $(subst src/heap/$(ARCH)/,src/heap/,$(HEAP_C) $(HEAP_S))))
-QEMU_NOLOCK_LIB := $(filter-out $(BUILD)/lib/kh_lock.o,$(LIB_OBJ))
+# The kernels build the heap as a kernel with a port header would
+# (kheap_port.h): boot/$(ARCH)/board_port.h inlines the IRQ and CPU-number
+# hooks, so the fast path calls only the fused routine. $(QB)/lib holds the
+# library built so, $(QB)/libkheap.a the same as one object with only
+# kheap_* global, as $(LIB). The test kernel builds the heap with the
+# private helpers opened too (KH_PRIVATE empty) for white-box cases. The
+# SMP stress links $(QB)/libkheap.a, as a kernel would. The demo and bench
+# kernels time internal routines (kh_cpu_alloc...), which the archive keeps
+# local: they link the objects. The no-lock control links those minus the
+# lock, plus tests/qemu/nolock.c. The no-mask control links the shipped
+# $(LIB), whose weak hooks (boot/$(ARCH)/irq.c) honour board_mask_irqs: it
+# keeps a kernel with out-of-line hooks under test.
+QEMU_PORT_CFLAGS := -Iboot/common -Iboot/$(ARCH) -DKHEAP_PORT_HEADER='"board_port.h"'
+QEMU_HEAP_BASE := $(basename $(subst src/heap/$(ARCH)/,src/heap/,$(HEAP_C) $(HEAP_S)))
+QEMU_WB_OBJ := $(patsubst src/heap/%,$(QB)/wb/%.o,$(QEMU_HEAP_BASE))
+QEMU_LIB_OBJ := $(patsubst src/heap/%,$(QB)/lib/%.o,$(QEMU_HEAP_BASE))
+QEMU_LIB := $(QB)/libkheap.a
+QEMU_NOLOCK_LIB := $(filter-out $(QB)/lib/kh_lock.o,$(QEMU_LIB_OBJ))
 
 # Test files build as on the host, with the random stress cut to a quarter
 # of its host length: TCG runs it ten to forty times slower.
@@ -63,11 +73,11 @@ QEMU_KIND_nomask := tests/qemu/nomask.c
 QEMU_KIND_demo := tests/qemu/demo.c tests/qemu/bench.c tests/qemu/leak_demo.c tests/qemu/leak_roots.c
 QEMU_KIND_bench := tests/qemu/bench_main.c tests/qemu/bench.c
 QEMU_HEAP_test := $(QEMU_WB_OBJ)
-QEMU_HEAP_smp := $(LIB)
+QEMU_HEAP_smp := $(QEMU_LIB)
 QEMU_HEAP_nolock := $(QEMU_NOLOCK_LIB)
 QEMU_HEAP_nomask := $(LIB)
-QEMU_HEAP_demo := $(LIB_OBJ)
-QEMU_HEAP_bench := $(LIB_OBJ)
+QEMU_HEAP_demo := $(QEMU_LIB_OBJ)
+QEMU_HEAP_bench := $(QEMU_LIB_OBJ)
 QEMU_KINDS := test smp nolock nomask demo bench
 
 $(QB)/obj/%.o: %.c | $(TOOLS_STAMP)
@@ -80,16 +90,31 @@ $(QB)/obj/%.o: %.S | $(TOOLS_STAMP)
 
 $(QB)/wb/%.o: src/heap/%.c | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
+	$(CC) $(LIB_CFLAGS) $(QEMU_PORT_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
 
 # Static pattern, as for $(LIB): an implicit rule would lose to the .c one.
 $(HEAP_S:src/heap/$(ARCH)/%.S=$(QB)/wb/%.o): $(QB)/wb/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(LIB_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
+	$(CC) $(LIB_CFLAGS) $(QEMU_PORT_CFLAGS) -DKH_PRIVATE= -DKH_FAULT_INJECT -Wno-missing-prototypes -c $< -o $@
+
+$(QB)/lib/%.o: src/heap/%.c | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(QEMU_PORT_CFLAGS) -c $< -o $@
+
+$(HEAP_S:src/heap/$(ARCH)/%.S=$(QB)/lib/%.o): $(QB)/lib/%.o: src/heap/$(ARCH)/%.S | $(TOOLS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(QEMU_PORT_CFLAGS) -c $< -o $@
+
+# As $(LIB); the hooks' board variables stay undefined, for the kernel.
+$(QEMU_LIB): $(QEMU_LIB_OBJ)
+	@rm -f $@ $(QB)/kheap.o
+	$(CROSS_COMPILE)ld -r -o $(QB)/kheap.o $(QEMU_LIB_OBJ)
+	$(CROSS_COMPILE)objcopy --wildcard --keep-global-symbol='kheap_*' $(QB)/kheap.o
+	$(AR) rcs $@ $(QB)/kheap.o
 
 # Header and #include dependencies of the kernels' own objects and of the
-# test kernel's white-box heap objects.
--include $(shell find $(QB)/obj $(QB)/wb -name '*.d' 2>/dev/null)
+# test kernel's and the port-header library's heap objects.
+-include $(shell find $(QB)/obj $(QB)/wb $(QB)/lib -name '*.d' 2>/dev/null)
 
 # $(1) board, $(2) kind. Always relinked (cheap): the object list follows
 # the tests/host/t_*.c wildcard, and a removed test must leave the kernel.

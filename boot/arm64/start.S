@@ -89,8 +89,13 @@ FUNC(drop_to_el1)
 ENDF(drop_to_el1)
 
 /* Vectors, SCTLR_EL1 with MMU, caches and alignment checks off (the reset
- * value is UNKNOWN on hardware). Clobbers x9. */
+ * value is UNKNOWN on hardware), and TPIDR_EL1 = this CPU's number (MPIDR
+ * Aff0, as board_cpu), which board_port.h reads in one instruction.
+ * Clobbers x9. */
 FUNC(cpu_setup)
+	mrs	x9, mpidr_el1
+	and	x9, x9, #0xff
+	msr	tpidr_el1, x9
 	ldr	x9, =vectors
 	msr	vbar_el1, x9
 	ldr	x9, =0x30d00800		/* RES1 bits only */

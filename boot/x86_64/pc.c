@@ -5,6 +5,7 @@
  * (xAPIC, MMIO at 0xfee00000, APIC ID = CPU index under QEMU).
  */
 #include "board.h"
+#include "board_port.h"
 #include "console.h"
 
 #define COM1 0x3f8
@@ -77,9 +78,20 @@ static struct gate gate_to(const char *stub)
 	return (struct gate){(uint16_t)a, 0x18, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
 }
 
+/* One per CPU; GS_BASE points at the running CPU's, so that board_port.h
+ * reads the CPU number with one %gs-relative load. */
+struct pc_percpu pc_percpu[BOARD_MAX_CPUS];
+
+#define MSR_GS_BASE 0xc0000101u
+
 void cpu_setup(void);
 void cpu_setup(void)
 {
+	unsigned cpu = board_cpu();
+	struct pc_percpu *me = &pc_percpu[cpu % BOARD_MAX_CPUS];
+	uint64_t a = (uint64_t)(uintptr_t)me;
+	me->cpu = cpu;
+	__asm__ volatile("wrmsr" ::"c"(MSR_GS_BASE), "a"((uint32_t)a), "d"((uint32_t)(a >> 32)) : "memory");
 	for (unsigned i = 0; i < 32; i++)
 		idt[i] = gate_to(isr_stubs + 16 * i);
 	idt[VEC_TIMER] = gate_to(irq_timer);

@@ -58,7 +58,7 @@ void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n)
 	uintptr_t *w = (uintptr_t *)p;
 	uintptr_t next = w[0] ^ p ^ cpu->key;
 	if (__atomic_load_n(&w[1], __ATOMIC_RELAXED) != (p ^ cpu->tkey) || (next & 15u) ||
-	    (next != 0 && next - 8 - cpu->lo >= cpu->hi - cpu->lo))
+	    (next != 0 && (next - 8 < cpu->lo || next - 8 >= cpu->hi)))
 		return NULL;
 	l->head = next;
 	__atomic_store_n(&l->count, l->count - 1, __ATOMIC_RELAXED);
@@ -87,7 +87,7 @@ static unsigned block_class(uint64_t s)
 int kh_cpu_free(struct kh_cpu *cpu, void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr, b = p - 8, key = cpu->key;
-	if ((p & 15u) || b - cpu->lo >= cpu->hi - cpu->lo)
+	if ((p & 15u) || b < cpu->lo || b >= cpu->hi)
 		return 0;
 	/* The backend may rewrite PREV_FREE under the lock meanwhile: either
 	 * value seals, and this path never writes the header. */

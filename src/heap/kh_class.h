@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kh_bits.h"
 #include "kh_layout.h"
 
 /* One class list. Layout is shared with the assembly (kh_layout.h). */
@@ -120,6 +121,18 @@ void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n);
  * reports what is wrong with it). Reads only p's header and token word,
  * and only after the range check. Owner CPU only, interrupts masked. O(1). */
 int kh_cpu_free(struct kh_cpu *cpu, void *p);
+
+/* kh_cpu_alloc and kh_cpu_free as kheap_alloc and kheap_free call them
+ * when the port's hooks are inline: an arch header (included by kh_bits.h)
+ * may make the call telling the compiler only the registers its assembly
+ * writes (tests/host/t_diff.c checks that the rest survive); without one,
+ * plain calls. */
+#ifndef kh_call_cpu_alloc
+static inline void *kh_call_cpu_alloc(struct kh_cpu *cpu, size_t n) { return kh_cpu_alloc(cpu, n); }
+#endif
+#ifndef kh_call_cpu_free
+static inline int kh_call_cpu_free(struct kh_cpu *cpu, void *ptr) { return kh_cpu_free(cpu, ptr); }
+#endif
 
 /* Block size of class c (c < KH_NCLASSES), from the one class table. */
 static inline size_t kh_class_block_size(unsigned c)

@@ -10,8 +10,9 @@
  *
  * kheap_alloc and kheap_free first try the calling CPU's cache with one
  * fused assembly call (kh_cpu_alloc, kh_cpu_free: class, checks and list
- * operation) and keep everything else out of line (alloc_path, free_path),
- * so that their own frames stay small. What the fused call leaves goes to
+ * operation) and keep everything else out of line (alloc_path, free_path;
+ * with inline hooks also the shared lists' path), so that their own frames
+ * stay small. What the fused call leaves goes to
  * the per-CPU path in C (kh_percpu.c), then to the locked path (kh_alloc.c).
  * Until some CPU has had a number (kh_percpu_on), they take the locked path
  * without asking for one.
@@ -117,27 +118,67 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 	return locked_alloc(h, size, kh_enter(h), caller);
 }
 
+/* The shape of kheap_alloc and kheap_free. With the hooks inline
+ * (KHEAP_PORT_HEADER), the fused call is kh_call_cpu_alloc/free: with an
+ * arch header the compiler knows the few registers the assembly writes and
+ * keeps h, size and the IRQ state in others, so a per-CPU hit saves no
+ * register; the shared lists' path, whose calls need saved registers, then
+ * goes out of line (shared_alloc, shared_free) so that the hit does not
+ * pay for them. With the hooks as functions, the entry saves registers for
+ * their calls anyway: plain calls, and the shared path stays in the entry,
+ * where a second frame would only add to the locked call. */
+#ifdef KHEAP_PORT_HEADER
+#define KH_SHARED_APART 1
+#else
+#define KH_SHARED_APART 0
+#endif
+
+static inline void *fused_alloc(struct kh_cpu *cpu, size_t n)
+{
+	return KH_SHARED_APART ? kh_call_cpu_alloc(cpu, n) : kh_cpu_alloc(cpu, n);
+}
+
+static inline int fused_free(struct kh_cpu *cpu, void *ptr)
+{
+	return KH_SHARED_APART ? kh_call_cpu_free(cpu, ptr) : kh_cpu_free(cpu, ptr);
+}
+
+/* A CPU without a cache of its own: the fused call on the shared lists,
+ * with the lock held, staying in that locked stretch when they miss.
+ * Interrupts are masked (saved in irq). */
+static inline __attribute__((always_inline)) void *shared_alloc_at(struct kheap *h, size_t size, uintptr_t irq,
+								   const void *caller)
+{
+	kh_lock_acquire(&h->lock);
+	void *p = fused_alloc(&h->cpus[KH_SHARED], kh_want(size));
+	if (p == NULL)
+		return locked_alloc(h, size, irq, caller);
+	kh_count_out(h, kh_size(kh_block_of(p)), 1); /* shared blocks are not in use */
+	kh_lock_release(&h->lock);
+	kh_irq_restore(irq);
+	return p;
+}
+
+static __attribute__((noinline)) void *shared_alloc(struct kheap *h, size_t size, uintptr_t irq,
+						    const void *caller)
+{
+	return shared_alloc_at(h, size, irq, caller);
+}
+
 /* The fused fast path: one call to kh_cpu_alloc on this CPU's cache, with
- * interrupts masked; or, when this CPU has none, on the shared lists with
- * the lock held, staying in that locked stretch when they miss. Anything
- * else, including a hardened or tags build and a heap of several regions,
- * takes alloc_path. */
+ * interrupts masked; or the shared lists' path when this CPU has none.
+ * kh_cpu_alloc refuses a size above the classes itself. Anything else,
+ * including a hardened or tags build and a heap of several regions, takes
+ * alloc_path. */
 void *kheap_alloc(struct kheap *h, size_t size)
 {
-	if (KH_FUSED && size <= KH_CLASS_MAX_PAYLOAD && __builtin_expect(kh_live(h), 1)) {
+	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kh_irq_save();
 		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
-		void *p;
-		if (__builtin_expect(kh_cpu_named(id), 1)) {
-			p = kh_cpu_alloc(&h->cpus[id], kh_want(size));
-		} else {
-			kh_lock_acquire(&h->lock);
-			p = kh_cpu_alloc(&h->cpus[KH_SHARED], kh_want(size));
-			if (p == NULL)
-				return locked_alloc(h, size, irq, KH_CALLER());
-			kh_count_out(h, kh_size(kh_block_of(p)), 1); /* shared blocks are not in use */
-			kh_lock_release(&h->lock);
-		}
+		if (__builtin_expect(!kh_cpu_named(id), 0))
+			return KH_SHARED_APART ? shared_alloc(h, size, irq, KH_CALLER())
+					       : shared_alloc_at(h, size, irq, KH_CALLER());
+		void *p = fused_alloc(&h->cpus[id], kh_want(size));
 		kh_irq_restore(irq);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
@@ -205,43 +246,69 @@ static __attribute__((noinline)) void locked_free(struct kheap *h, void *ptr, ui
 	kh_leave(h, irq, &e, caller);
 }
 
-/* Everything but the fused fast path, as alloc_path. plain_no: the fused
- * call looked at ptr through an exact span and found it no plain class
- * block, so the C per-CPU path would refuse it too: straight to the lock. */
-static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller, bool plain_no)
+/* Everything but the fused fast path, as alloc_path. fused: what
+ * kh_cpu_free answered, or -1 when it was not called. An answer of 0
+ * through an exact span (this CPU's span covers the heap's one region)
+ * means that ptr is no plain class block, which the C per-CPU path would
+ * refuse too: straight to the lock. Read with interrupts masked again; a
+ * stale answer (a region added meanwhile) only sends the block to the
+ * lock, which takes all. */
+static __attribute__((noinline)) void free_path(struct kheap *h, void *ptr, const void *caller, int fused)
 {
 	if (!kh_handle_ok(h, caller) || ptr == NULL)
 		return;
+	bool plain_no = false;
+	if (fused == 0) {
+		uintptr_t irq = kh_irq_save();
+		const struct kh_cpu *cpu = kh_this_cpu(h);
+		plain_no = cpu != NULL && __atomic_load_n(&cpu->regions, __ATOMIC_RELAXED) == 1;
+		kh_irq_restore(irq);
+	}
 	if (KH_PERCPU && kh_percpu_on(h) && !plain_no && kh_percpu_free(h, ptr, caller))
 		return;
 	locked_free(h, ptr, kh_enter(h), caller);
 }
 
-/* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path. */
+/* A CPU without a cache of its own: the fused call on the shared lists
+ * under the lock, as shared_alloc_at. */
+static inline __attribute__((always_inline)) void shared_free_at(struct kheap *h, void *ptr, uintptr_t irq,
+								 const void *caller)
+{
+	if (ptr == NULL) {
+		kh_irq_restore(irq);
+		return;
+	}
+	kh_lock_acquire(&h->lock);
+	if (fused_free(&h->cpus[KH_SHARED], ptr) != 1) /* not plainly a class block, or full */
+		return locked_free(h, ptr, irq, caller);
+	kh_count_back(h, kh_size(kh_block_of(ptr)), 1); /* shared blocks are not in use */
+	kh_lock_release(&h->lock);
+	kh_irq_restore(irq);
+}
+
+static __attribute__((noinline)) void shared_free(struct kheap *h, void *ptr, uintptr_t irq, const void *caller)
+{
+	shared_free_at(h, ptr, irq, caller);
+}
+
+/* The fused fast path (kh_cpu_free) as in kheap_alloc; else free_path.
+ * NULL needs no test on the per-CPU path: kh_cpu_free reads nothing
+ * outside its span and answers 0, and free_path returns. */
 void kheap_free(struct kheap *h, void *ptr)
 {
-	bool plain_no = false;
-	if (KH_FUSED && ptr != NULL && __builtin_expect(kh_live(h), 1)) {
+	int r = -1;
+	if (KH_FUSED && __builtin_expect(kh_live(h), 1)) {
 		uintptr_t irq = kh_irq_save();
 		unsigned id = KH_PERCPU && kh_percpu_on(h) ? kh_cpu_id() : KHEAP_NO_CPU;
-		if (!kh_cpu_named(id)) {
-			kh_lock_acquire(&h->lock);
-			if (kh_cpu_free(&h->cpus[KH_SHARED], ptr) != 1) /* not plainly a class block, or full */
-				return locked_free(h, ptr, irq, KH_CALLER());
-			kh_count_back(h, kh_size(kh_block_of(ptr)), 1); /* shared blocks are not in use */
-			kh_lock_release(&h->lock);
-			kh_irq_restore(irq);
-			return;
-		}
-		int r = kh_cpu_free(&h->cpus[id], ptr);
+		if (__builtin_expect(!kh_cpu_named(id), 0))
+			return KH_SHARED_APART ? shared_free(h, ptr, irq, KH_CALLER())
+					       : shared_free_at(h, ptr, irq, KH_CALLER());
+		r = fused_free(&h->cpus[id], ptr);
 		kh_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;
-		/* Read after the restore: a stale answer (a region added
-		 * meanwhile) only sends the block to the lock, which takes all. */
-		plain_no = r == 0 && h->cpus[id].regions == 1;
 	}
-	free_path(h, ptr, KH_CALLER(), plain_no);
+	free_path(h, ptr, KH_CALLER(), r);
 }
 
 /* ---- realloc: a cached right neighbour counts as free -------------------- */

@@ -17,7 +17,8 @@
  * (e.g. mrs daif / msr daifset,#3 and mrs tpidr_el1 on arm64; pushf / cli
  * and a gs-relative load on x86_64). The library then calls these and never
  * the three functions, whose weak defaults stay for other callers.
- * bench/port_host.h is an example for a hosted build.
+ * boot/<arch>/board_port.h are the QEMU kernels' (docs/porting.md, step
+ * 7); bench/port_host.h is an example for a hosted build.
  */
 #ifndef KHEAP_PORT_H
 #define KHEAP_PORT_H

@@ -12,11 +12,16 @@
  * kh_cpu_alloc    in: x0 = cpu, x1 = n.  out: x0 = payload pointer, or 0 when
  *                 n > KH_CLASS_MAX_PAYLOAD, drain is set, the list is empty,
  *                 the token is wrong or the link bad (nothing written).
- *                 clobbers: x1-x10, flags.
+ *                 clobbers: x2-x10, flags.
  * kh_cpu_free     in: x0 = cpu, x1 = p.  out: w0 = 1 when pushed; 2 when p is
  *                 a plain class block but drain is set or the list full,
  *                 0 when it is not one (nothing written for either).
- *                 clobbers: x2-x13, flags.
+ *                 clobbers: x2-x10, flags.
+ * Every other register, x1 included, survives kh_cpu_alloc and kh_cpu_free:
+ * kh_arch.h's kh_call_cpu_alloc/free tell the compiler only these clobbers
+ * (and x16, x17, x30, which a BL and a linker veneer may write), and
+ * tests/host/t_diff.c checks them. Both are .hidden, so that no call to
+ * them goes through a PLT.
  *
  * State assumed: kh_cpu_* run on the CPU that owns the list (the shared
  * slot: the lock holder), with interrupts masked (aligned loads and stores of
@@ -88,21 +93,22 @@ KH_FUNC(kh_cpu_push)
 KH_END(kh_cpu_push)
 
 /*
- * The fused fast path. A hit is one straight run to the first ret: 33
- * instructions for alloc (36 when the link decodes to 0), 48 for free,
+ * The fused fast path. A hit is one straight run to the first ret: 32
+ * instructions for alloc (35 when the link decodes to 0), 47 for free,
  * ret included. Every refusal branches out of line and writes nothing;
  * the C twin's relaxed atomics are the plain aligned loads and stores
  * below. Conditional compares fold several checks into one branch;
  * the out-of-line path sorts out the one case among them that is a hit.
  */
+	.hidden	kh_cpu_alloc
 KH_FUNC(kh_cpu_alloc)
 	cmp	x1, #KH_CLASS_MAX_PAYLOAD
 	b.hi	.Lca_none
 	ldr	w4, [x0, #KH_CPU_DRAIN]
-	add	w1, w1, #KH_T_BIAS	// 32 bits suffice
-	lsr	w1, w1, #KH_GRANULE_LOG2 // t = g - 1
+	add	w9, w1, #KH_T_BIAS	// 32 bits suffice
+	lsr	w9, w9, #KH_GRANULE_LOG2 // t = g - 1
 	adr	x2, .Lca_class
-	ldrb	w2, [x2, w1, uxtw]	// c
+	ldrb	w2, [x2, w9, uxtw]	// c
 	add	x2, x0, x2, lsl #KH_CLASS_SIZE_LOG2 // &cls[c] - KH_CPU_CLS
 	cbnz	w4, .Lca_none
 	ldp	x3, x4, [x2, #KH_CPU_CLS + KH_CLASS_HEAD] // p = head; count in w4 (limit above it)
@@ -113,12 +119,11 @@ KH_FUNC(kh_cpu_alloc)
 	eor	x6, x6, x3		// p ^ tkey
 	eor	x7, x7, x3
 	eor	x7, x7, x5		// next = link ^ p ^ key
-	sub	x5, x7, #KH_HDR_BYTES
-	sub	x5, x5, x9		// next's block - lo
-	sub	x10, x10, x9		// hi - lo: unsigned, as the C compares
+	sub	x5, x7, #KH_HDR_BYTES	// next's block
 	tst	x7, #KH_GRANULE_MASK
 	ccmp	x8, x6, #0, eq		// aligned: token == p ^ tkey? else ne
-	ccmp	x5, x10, #2, eq		// and next in [lo, hi)? else hs
+	ccmp	x5, x9, #0, eq		// and block >= lo (hs)? else lo
+	ccmp	x5, x10, #2, hs		// and block < hi (lo)? else hs
 	b.hs	.Lca_edge
 .Lca_take:
 	ldr	x5, [x0, #KH_CPU_ALLOCS]
@@ -152,13 +157,13 @@ KH_END(kh_cpu_alloc)
 	.set	.Lc, .Lc + 1
 	.endr
 
+	.hidden	kh_cpu_free
 KH_FUNC(kh_cpu_free)
 	ldp	x4, x5, [x0, #KH_CPU_LO] // lo, hi
 	sub	x3, x1, #KH_HDR_BYTES	// b = p - 8
-	sub	x6, x3, x4		// b - lo
-	sub	x5, x5, x4		// hi - lo
 	tst	x1, #KH_GRANULE_MASK
-	ccmp	x6, x5, #2, eq		// aligned: b in [lo, hi)? else hs
+	ccmp	x3, x4, #0, eq		// aligned: b >= lo (hs)? else lo
+	ccmp	x3, x5, #2, hs		// and b < hi (lo)? else hs
 	b.hs	.Lcf_no			// read nothing
 	ldur	x6, [x1, #-KH_HDR_BYTES] // h
 	ldp	x7, x8, [x0, #KH_CPU_KEY] // key, tkey
@@ -184,21 +189,21 @@ KH_FUNC(kh_cpu_free)
 	eor	x10, x10, x7		// token ^ p ^ key = ~CPU when it names one
 	cmn	x10, #KH_TOKEN_CPUS	// ~w < KH_TOKEN_CPUS iff w + KH_TOKEN_CPUS carries
 	b.hs	.Lcf_no
-	ldr	x11, [x2, #KH_CPU_CLS + KH_CLASS_HEAD]
-	ldp	w12, w13, [x2, #KH_CPU_CLS + KH_CLASS_COUNT] // count, limit
+	ldr	x4, [x2, #KH_CPU_CLS + KH_CLASS_HEAD]
+	ldp	w5, w6, [x2, #KH_CPU_CLS + KH_CLASS_COUNT] // count, limit
 	ldr	w3, [x0, #KH_CPU_DRAIN]
-	cmp	w12, w13		// unsigned: count < limit?
+	cmp	w5, w6			// unsigned: count < limit?
 	ccmp	w3, #0, #0, lo		// and drain clear? else ne
 	b.ne	.Lcf_busy
-	eor	x11, x11, x7		// link = head ^ p ^ key
+	eor	x4, x4, x7		// link = head ^ p ^ key
 	eor	x8, x8, x1		// token = p ^ tkey
-	stp	x11, x8, [x1, #KH_LINK_OFF]
-	add	w12, w12, #1
+	stp	x4, x8, [x1, #KH_LINK_OFF]
+	add	w5, w5, #1
 	str	x1, [x2, #KH_CPU_CLS + KH_CLASS_HEAD] // head = p
-	str	w12, [x2, #KH_CPU_CLS + KH_CLASS_COUNT] // count += 1
-	ldr	x13, [x0, #KH_CPU_FREES]
-	add	x13, x13, #1
-	str	x13, [x0, #KH_CPU_FREES] // frees += 1
+	str	w5, [x2, #KH_CPU_CLS + KH_CLASS_COUNT] // count += 1
+	ldr	x9, [x0, #KH_CPU_FREES]
+	add	x9, x9, #1
+	str	x9, [x0, #KH_CPU_FREES] // frees += 1
 	mov	w0, #1
 	ret
 .Lcf_no:
