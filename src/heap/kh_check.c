@@ -267,7 +267,14 @@ static void check_counts(struct checker *k)
 
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
-	struct checker k = {h, fn, ctx, 0, {0}, kh_cpu_id()};
+	struct checker k;
+	/* Field by field: a zeroing initializer of this size becomes a call
+	 * to memset, which a freestanding library must not make. */
+	k.h = h, k.fn = fn, k.ctx = ctx, k.problems = 0, k.cpu = kh_cpu_id();
+	k.t.free_bytes = k.t.free_blocks = k.t.cached_bytes = k.t.cached_blocks = 0;
+	k.t.used_bytes = k.t.used_blocks = k.t.total = k.t.mine = 0;
+	for (unsigned i = 0; i < KHEAP_MAX_CACHES; i++)
+		k.t.objs[i] = k.t.depot[i] = k.t.omine[i] = 0;
 	if (h->nregions == 0 || h->nregions > KHEAP_MAX_REGIONS) {
 		bad(&k, (uintptr_t)&h->nregions, "region count out of range");
 	} else {
