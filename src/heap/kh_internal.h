@@ -163,6 +163,7 @@ _Static_assert((KH_FLAGS & KH_SIZE_MASK) == 0 && (KH_ALG_MASK & KH_SIZE_MASK) ==
 	       "header fields do not overlap");
 _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possible block");
 _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CPU batch and limit");
+_Static_assert(KHEAP_CPU_CARVE_MIN >= 1, "a refill's backend block holds at least one block");
 
 /* ---- control block ------------------------------------------------------ */
 

@@ -187,15 +187,19 @@ size_t kh_cached_elsewhere(struct kheap *h)
 }
 
 /* Carve one backend block into up to n class-c blocks on CPU cpu's list:
- * the good fit for one block and a whole block more, cut to n blocks
- * (kh_backend_alloc_upto: the holes freed blocks leave are used before
- * the untouched end of a region), or else an exact hole. Each block is
+ * the good fit for KHEAP_CPU_CARVE_MIN of them (kheap_config.h), cut to n
+ * (kh_backend_alloc_upto; asking for all n in one piece passed the holes
+ * freed blocks leave by, and kept python3's RSS a quarter above glibc's
+ * through the preload), or else an exact hole for one. Each block is
  * carved where what is left is exactly one or one and a whole block; the
  * rest goes straight back. Lock held. */
 static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
 {
 	size_t s = kh_class_block_size(c);
-	uintptr_t b = kh_backend_alloc_upto(h, n > 1 ? s + KH_MIN_BLOCK : s, n * s, e);
+	size_t least = (n < KHEAP_CPU_CARVE_MIN ? n : KHEAP_CPU_CARVE_MIN) * s;
+	if (n > 1 && least < s + KH_MIN_BLOCK)
+		least = s + KH_MIN_BLOCK; /* one block, and a whole one left */
+	uintptr_t b = kh_backend_alloc_upto(h, least, n * s, e);
 	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
 		b = kh_backend_alloc(h, s, e);
 	if (b == 0)
