@@ -648,8 +648,10 @@ int kheap_cache_destroy(struct kheap_cache *c);
 
 /* Allocate one object of c. Returns a pointer aligned as c asks, with at
  * least c's size usable bytes (zeroed with KHEAP_CACHE_ZERO), or NULL when
- * memory is short (an OOM: as kheap_alloc, the caches of the whole heap are
- * flushed and shrunk before it gives up) or c is not a live cache
+ * memory is short (an OOM, counted and passed to the OOM hook, after the
+ * shared size-class lists, every cache's depot and the calling CPU's lists
+ * went back to the backend and the other CPUs were asked to drain at their
+ * next call, as kheap_trim does short of kheap_flush_others) or c is not a live cache
  * (KHEAP_E_BAD_CACHE). Never NULL while the calling CPU has a reserve of c
  * (kheap_cache_reserve). A hit on the calling CPU's list takes no lock and
  * masks interrupts for its O(1) list pop; a miss refills a batch under the

@@ -348,6 +348,58 @@ KT_CASE(objcache_shrink_and_oom_give_memory_back)
 	all_back(h);
 }
 
+struct ooms {
+	unsigned calls;
+	size_t size;
+};
+
+static void on_oom(void *ctx, size_t size)
+{
+	struct ooms *o = ctx;
+	o->calls++;
+	o->size = size;
+}
+
+/* A cache that runs short takes back what other caches hold cached (and
+ * this CPU's and the shared lists), then fails with an OOM. */
+KT_CASE(objcache_running_short_flushes_other_caches)
+{
+	struct kt_rec rec;
+	struct ooms o = {0, 0};
+	struct kheap *h = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(h != NULL);
+	kheap_set_oom(h, on_oom, &o);
+	struct kheap_cache *a = kheap_cache_create(h, "small", 200, 0, 0);
+	struct kheap_cache *b = kheap_cache_create(h, "big", 60000, 0, 0);
+	KT_REQUIRE(a != NULL && b != NULL);
+	static void *p[8192];
+	unsigned n = 0;
+	while (n < 8192 && (p[n] = kheap_cache_alloc(a)) != NULL)
+		n++;
+	KT_CHECK(n > 2000 && n < 8192);
+	KT_EQ(o.calls, 1); /* the last one ran out */
+	KT_EQ(cstats(a).failures, 1);
+	for (unsigned i = 0; i < n; i++)
+		kheap_cache_free(a, p[i]);
+	KT_CHECK(cstats(a).cached > 0);
+	/* Only a flush of a's cached objects makes room for b's. */
+	unsigned m = 0;
+	while (m < 8192 && (p[m] = kheap_cache_alloc(b)) != NULL)
+		m++;
+	KT_CHECK(m >= 10);
+	KT_EQ(o.calls, 2);
+	KT_EQ(o.size, cstats(b).obj_block);
+	struct kheap_stats st = hstats(h);
+	KT_EQ(st.oom_count, 2);
+	sound(h);
+	for (unsigned i = 0; i < m; i++)
+		kheap_cache_free(b, p[i]);
+	KT_EQ(kheap_cache_destroy(a), 0);
+	KT_EQ(kheap_cache_destroy(b), 0);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+
 KT_CASE(objcache_write_after_free_is_found_and_repaired)
 {
 	struct kt_rec rec;
