@@ -193,7 +193,7 @@ static void *take_or_flush(struct kheap *h, struct kheap_cache *c, struct kh_cla
 }
 
 /* The locked path: the depot (no per-CPU cache for this CPU). */
-static void *alloc_locked(struct kheap *h, struct kheap_cache *c, const void *caller)
+static __attribute__((noinline)) void *alloc_locked(struct kheap *h, struct kheap_cache *c, const void *caller)
 {
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
@@ -215,7 +215,8 @@ static void *alloc_locked(struct kheap *h, struct kheap_cache *c, const void *ca
 
 /* The per-CPU path's locked stretch (interrupts already masked): honour a
  * drain request, refill, pop. */
-static void *alloc_refill(struct kheap *h, struct kheap_cache *c, unsigned k, uintptr_t irq, const void *caller)
+static __attribute__((noinline)) void *alloc_refill(struct kheap *h, struct kheap_cache *c, unsigned k, uintptr_t irq,
+						  const void *caller)
 {
 	struct kh_err e = KH_ERR_AT(caller);
 	struct kh_cpu *cpu = &h->cpus[k];
@@ -284,15 +285,13 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 
 /* ---- free ----------------------------------------------------------------- */
 
-void kheap_cache_free(struct kheap_cache *c, void *p)
+/* Everything but a plain free to a list with room: the checks that name
+ * what is wrong, a drain, the depot. Interrupts masked on entry (irq). */
+static __attribute__((noinline)) void free_slow(struct kheap_cache *c, void *p, uintptr_t irq, unsigned k,
+						const void *caller)
 {
-	const void *caller = KH_CALLER();
-	if (p == NULL || (!__builtin_expect(cache_ok_fast(c), 1) && !cache_ok(c, caller)))
-		return;
 	struct kheap *h = c->h;
 	struct kh_err e = KH_ERR_AT(caller);
-	uintptr_t irq = kh_irq_save();
-	unsigned k = kh_cpu_id();
 	bool mine = KH_PERCPU && kh_cpu_named(k);
 	uintptr_t b = kh_block_of(p);
 	if (!(mine && kh_obj_plainly_held(h, &h->cpus[k], p, c->index, c->block))) {
@@ -341,6 +340,30 @@ void kheap_cache_free(struct kheap_cache *c, void *p)
 		h->n.frees++;
 	}
 	kh_leave(h, irq, &e, caller);
+}
+
+void kheap_cache_free(struct kheap_cache *c, void *p)
+{
+	const void *caller = KH_CALLER();
+	if (p == NULL || (!__builtin_expect(cache_ok_fast(c), 1) && !cache_ok(c, caller)))
+		return;
+	struct kheap *h = c->h;
+	uintptr_t irq = kh_irq_save();
+	unsigned k = kh_cpu_id();
+	if (KH_PERCPU && __builtin_expect(kh_cpu_named(k), 1)) {
+		struct kh_cpu *cpu = &h->cpus[k];
+		struct kh_obj_cpu *oc = &c->cpu[k];
+		if (__builtin_expect(!kh_obj_drain_asked(h, k) && oc->l.count < oc->l.limit &&
+					     kh_obj_plainly_held(h, cpu, p, c->index, c->block),
+				     1)) {
+			kh_release_hook(kh_block_of(p));
+			kh_cpu_push(&oc->l, p, kh_key(h), cpu->tkey);
+			__atomic_store_n(&oc->frees, oc->frees + 1, __ATOMIC_RELAXED);
+			kh_irq_restore(irq);
+			return;
+		}
+	}
+	free_slow(c, p, irq, k, caller);
 }
 
 /* ---- reserve -------------------------------------------------------------- */
