@@ -302,6 +302,9 @@ void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller
 static inline uintptr_t kh_irq_save(void) { return kheap_port_irq_save(); }
 static inline void kh_irq_restore(uintptr_t irq) { kheap_port_irq_restore(irq); }
 static inline unsigned kh_cpu_id(void) { return kheap_port_cpu_id(); }
+/* The lock's holder tag from the inline hook, not from a call in the
+ * lock routine (kh_lock.h). */
+#define kh_lock_acquire(l) kh_lock_acquire_as((l), kh_cpu_id() + 1u)
 #else
 static inline uintptr_t kh_irq_save(void) { return kheap_irq_save(); }
 static inline void kh_irq_restore(uintptr_t irq) { kheap_irq_restore(irq); }

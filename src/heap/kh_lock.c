@@ -36,9 +36,10 @@ static __attribute__((noinline)) void wait_turn(struct kh_lock *l, uint32_t me, 
 	atomic_fetch_and_explicit(&l->waiting, ~bit, memory_order_relaxed);
 }
 
-void kh_lock_acquire(struct kh_lock *l)
+void kh_lock_acquire(struct kh_lock *l) { kh_lock_acquire_as(l, kheap_cpu_id() + 1u); }
+
+void kh_lock_acquire_as(struct kh_lock *l, uint32_t tag)
 {
-	uint32_t tag = kheap_cpu_id() + 1u;
 	/* Relaxed: the ticket only orders us among waiters; the acquire load
 	 * of serving is what orders the critical section. */
 	uint32_t me = atomic_fetch_add_explicit(&l->next, 1u, memory_order_relaxed);

@@ -73,6 +73,11 @@ _Static_assert(KHEAP_NO_CPU + 1u == 0u, "no CPU named records holder 0");
  * the caller. */
 void kh_lock_acquire(struct kh_lock *l);
 
+/* kh_lock_acquire with the holder tag passed in: kheap_cpu_id() + 1, or 0
+ * when no CPU is named. The heap calls it when a port header makes the
+ * CPU-number hook inline (kh_internal.h), which spares the call. */
+void kh_lock_acquire_as(struct kh_lock *l, uint32_t tag);
+
 /* Clear the holder, serve the next ticket. Release ordering: no access
  * before it moves after it. Precondition: the caller holds the lock. */
 void kh_lock_release(struct kh_lock *l);

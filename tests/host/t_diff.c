@@ -490,6 +490,34 @@ static void expect_stuck(lock_fn *acq, lock_fn *rel, struct kh_lock *l, const ch
  * waited for without a re-entry report, up to the bound; and a CPU whose
  * interrupted code was still waiting (its bit in waiting set, its ticket
  * behind another CPU's) is named at once too. */
+/* kh_lock_acquire_as, the form a port-header build uses: the tag it is
+ * given is the holder recorded, and the re-entry check works on it. */
+static void asm_acquire_as(struct kh_lock *l) { kh_lock_acquire_as(l, kheap_cpu_id() + 1u); }
+static void twin_acquire_as(struct kh_lock *l) { twin_lock_acquire_as(l, kheap_cpu_id() + 1u); }
+
+KT_CASE(diff_lock_acquire_as_records_the_tag)
+{
+	void (*as[2])(struct kh_lock *, uint32_t) = {kh_lock_acquire_as, twin_lock_acquire_as};
+	lock_fn *acq[2] = {asm_acquire_as, twin_acquire_as};
+	lock_fn *rel[2] = {kh_lock_release, twin_lock_release};
+	for (unsigned t = 0; t < 2; t++) {
+		struct kh_lock l = {0};
+		for (uint32_t tag = 0; tag < 70; tag += 7) {
+			as[t](&l, tag);
+			KT_EQ(atomic_load(&l.holder), tag);
+			KT_EQ(atomic_load(&l.next), atomic_load(&l.serving) + 1u);
+			rel[t](&l);
+			KT_EQ(atomic_load(&l.holder), 0);
+		}
+		kt_percpu(1);
+		KT_REQUIRE(kheap_cpu_id() != KHEAP_NO_CPU);
+		l.patience = 64;
+		acq[t](&l);
+		expect_stuck(acq[t], rel[t], &l, "re-entered by the CPU that holds it");
+		kt_percpu(kt_percpu_default);
+	}
+}
+
 KT_CASE(diff_lock_reports_deadlock)
 {
 	lock_fn *acq[2] = {kh_lock_acquire, twin_lock_acquire};

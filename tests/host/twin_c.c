@@ -11,6 +11,7 @@
 #define kh_cpu_alloc twin_cpu_alloc
 #define kh_cpu_free twin_cpu_free
 #define kh_lock_acquire twin_lock_acquire
+#define kh_lock_acquire_as twin_lock_acquire_as
 #define kh_lock_release twin_lock_release
 
 #include "kh_class.c"

@@ -19,6 +19,7 @@ int twin_cpu_push(struct kh_class *c, void *p, uintptr_t key, uintptr_t tkey);
 void *twin_cpu_alloc(struct kh_cpu *cpu, size_t n);
 int twin_cpu_free(struct kh_cpu *cpu, void *p);
 void twin_lock_acquire(struct kh_lock *l);
+void twin_lock_acquire_as(struct kh_lock *l, uint32_t tag);
 void twin_lock_release(struct kh_lock *l);
 
 #endif

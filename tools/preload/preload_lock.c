@@ -49,6 +49,13 @@ void kh_lock_acquire(struct kh_lock *l)
 		futex(&l->next, FUTEX_WAIT_PRIVATE, 2u);
 }
 
+/* The futex word records no holder: the tag (kh_lock.h) has no use here. */
+void kh_lock_acquire_as(struct kh_lock *l, uint32_t tag)
+{
+	(void)tag;
+	kh_lock_acquire(l);
+}
+
 void kh_lock_release(struct kh_lock *l)
 {
 	if (atomic_exchange_explicit(&l->next, 0u, memory_order_release) == 2)

@@ -9,6 +9,10 @@
  *                  flags, the local exclusive monitor and event register;
  *                  and, once it waits, what kheap_spin_yield and
  *                  kh_lock_stuck clobber.
+ * kh_lock_acquire_as  in: x0 = lock, w1 = holder tag.  out: none.
+ *                  clobbers: x1-x4, flags, the local exclusive monitor and
+ *                  event register; once it waits, what kheap_spin_yield and
+ *                  kh_lock_stuck clobber.
  * kh_lock_release  in: x0 = lock.  out: none.  clobbers: x1, x2.
  *
  * State assumed: interrupts are left alone (the heap brackets the lock with
@@ -28,9 +32,15 @@ KH_FUNC(kh_lock_acquire)
 	mov	x29, sp
 	str	x0, [sp, #16]
 	bl	kheap_cpu_id
-	add	w3, w0, #1		// w3 = holder tag, 0: no CPU named
+	add	w1, w0, #1		// w1 = holder tag, 0: no CPU named
 	ldr	x0, [sp, #16]
 	ldp	x29, x30, [sp], #32
+	b	.Lacq_tagged
+KH_END(kh_lock_acquire)
+
+KH_FUNC(kh_lock_acquire_as)
+.Lacq_tagged:
+	mov	w3, w1			// w3 = holder tag
 	prfm	pstl1strm, [x0]		// ask for the line in a writable state
 .Lacq_take:
 	ldaxr	w1, [x0]		// w1 = my ticket
@@ -124,7 +134,7 @@ KH_FUNC(kh_lock_acquire)
 	ldp	x25, x26, [sp, #64]
 	ldp	x29, x30, [sp], #80
 	b	.Lacq_done
-KH_END(kh_lock_acquire)
+KH_END(kh_lock_acquire_as)
 
 KH_FUNC(kh_lock_release)
 	// Only the holder writes holder and serving: a plain store, a plain

@@ -7,6 +7,9 @@
  *                  function kheap_cpu_id clobbers (caller-saved), rax, rcx,
  *                  rdx, rsi, flags; and, once it waits, what kheap_spin_yield
  *                  and kh_lock_stuck clobber.
+ * kh_lock_acquire_as  in: rdi = lock, esi = holder tag.  out: none.
+ *                  clobbers: rax, rcx, rdx, rsi, flags, and once it waits
+ *                  what kheap_spin_yield and kh_lock_stuck clobber.
  * kh_lock_release  in: rdi = lock.  out: none.  clobbers: rax.
  *
  * State assumed: interrupts are left alone (the heap brackets the lock with
@@ -24,6 +27,11 @@ KH_FUNC(kh_lock_acquire)
 	call	kheap_cpu_id@PLT
 	popq	%rdi
 	leal	1(%rax), %esi		/* esi = holder tag, 0: no CPU named */
+	jmp	.Lacq_tagged
+KH_END(kh_lock_acquire)
+
+KH_FUNC(kh_lock_acquire_as)
+.Lacq_tagged:
 	movl	$1, %eax
 	lock xaddl %eax, KH_LOCK_NEXT_OFF(%rdi)	/* eax = my ticket */
 	cmpl	KH_LOCK_SERVING_OFF(%rdi), %eax
@@ -105,7 +113,7 @@ KH_FUNC(kh_lock_acquire)
 	movl	$1, %eax
 	shlq	%cl, %rax
 1:	ret
-KH_END(kh_lock_acquire)
+KH_END(kh_lock_acquire_as)
 
 KH_FUNC(kh_lock_release)
 	/* Only the holder writes holder and serving: plain stores, in this
