@@ -425,6 +425,15 @@ static inline kh_word *kh_footer(uintptr_t b) { return (kh_word *)(b + kh_size(b
 static inline uintptr_t kh_prev_blk(uintptr_t b) { return b - (size_t)(*(kh_word *)(b - KH_HDR) & KH_SIZE_MASK); }
 
 static inline void *kh_payload(uintptr_t b) { return (void *)(b + KH_HDR); }
+
+/* Zero n bytes (a multiple of 8) at 8-aligned p with a bounded word loop:
+ * the library calls no memset of the kernel's. */
+static inline void kh_zero_words(void *p, size_t n)
+{
+	uint64_t *w = p;
+	for (size_t i = 0; i < n / 8; i++)
+		w[i] = 0;
+}
 static inline uintptr_t kh_block_of(const void *p) { return (uintptr_t)p - KH_HDR; }
 
 /* Free-list link encoding: a link is stored xor the heap secret and the

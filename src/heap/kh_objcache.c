@@ -45,13 +45,6 @@ static void report_counted(struct kheap *h, struct kh_err *e, const void *caller
 	kh_leave(h, irq, e, caller);
 }
 
-static void zero_object(const struct kheap_cache *c, void *p)
-{
-	uint64_t *w = p;
-	for (size_t i = 0; i < (c->block - KH_HDR - KH_TAIL) / 8; i++)
-		w[i] = 0;
-}
-
 /* ---- create, destroy ------------------------------------------------------ */
 
 struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t size, size_t align, unsigned flags)
@@ -74,9 +67,7 @@ struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t
 	struct kheap_cache *c = kheap_aligned_alloc(h, 64, sizeof *c);
 	if (c == NULL)
 		return NULL;
-	uint64_t *w = (uint64_t *)c;
-	for (size_t i = 0; i < sizeof *c / 8; i++)
-		w[i] = 0;
+	kh_zero_words(c, sizeof *c);
 	c->h = h;
 	c->name = name;
 	c->size = size;
@@ -161,7 +152,7 @@ static void *grant(struct kheap *h, struct kheap_cache *c, void *p, struct kh_er
 	if (KH_POISONS || KH_CANARIES)
 		kh_grant_checks(h, kh_block_of(p), e);
 	if (c->flags & KHEAP_CACHE_ZERO)
-		zero_object(c, p);
+		kh_zero_words(p, c->block - KH_HDR - KH_TAIL);
 	return p;
 }
 

@@ -21,14 +21,7 @@
  */
 #include "kh_internal.h"
 
-/* Bounded word loops: the library calls no memcpy/memset of the kernel's. */
-static void zero_words(void *p, size_t n)
-{
-	uint64_t *w = p;
-	for (size_t i = 0; i < n / 8; i++)
-		w[i] = 0;
-}
-
+/* A bounded word loop: the library calls no memcpy of the kernel's. */
 static void copy_words(void *dst, const void *src, size_t n)
 {
 	uint64_t *d = dst;
@@ -64,7 +57,7 @@ struct kheap *kheap_init(void *base, size_t size)
 	static _Atomic uint64_t inits;
 	kh_word gen = atomic_fetch_add_explicit(&inits, 1u, memory_order_relaxed);
 	struct kheap *h = base;
-	zero_words(h, ctl);
+	kh_zero_words(h, ctl);
 	h->magic = KH_MAGIC ^ lo;
 	h->secret = mix64(kheap_entropy() ^ (kh_word)lo ^ mix64(gen + 0x6b68656170736563u));
 	kh_region_attach(h, &r);
@@ -228,7 +221,7 @@ void *kheap_calloc(struct kheap *h, size_t n, size_t size)
 	}
 	if (b == 0)
 		return NULL;
-	zero_words(kh_payload(b), kh_usable(b)); /* outside the lock */
+	kh_zero_words(kh_payload(b), kh_usable(b)); /* outside the lock */
 	return kh_payload(b);
 }
 
