@@ -716,6 +716,14 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller);
 void kh_cpu_span(const struct kheap *h, unsigned n, uintptr_t *lo, uintptr_t *hi);
 void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu);
 void kh_cpu_limits(struct kheap *h);
+/* Carve used backend block b into up to n blocks of s bytes with header
+ * bits and alignment field alg (a class's: KH_USED, 0; an object cache's:
+ * KH_OBJ_BITS(i), i), each poisoned and pushed on list l with token key
+ * tkey. A block is carved where what is left is exactly one or one and a
+ * whole block; the rest goes back to the backend. Counts them in use and
+ * returns how many. Lock held. */
+uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
+		       struct kh_class *l, uintptr_t tkey, struct kh_err *e);
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
 void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
 void kh_drain_if_asked(struct kheap *h, struct kh_err *e);

@@ -6,18 +6,10 @@
  * heap-wide hooks (drain a CPU, flush, statistics, check) that kh_internal.h
  * declares for the rest of the heap.
  *
- * Calls down only: kh_tlsf.c (backend), kh_harden.c, kh_walk.c.
+ * Calls down only: kh_percpu.c (kh_carve_list), kh_tlsf.c (backend),
+ * kh_harden.c, kh_walk.c.
  */
 #include "kh_objcache.h"
-
-/* Give [x, x + n) back to the backend as one block (a carve's leftover).
- * first: x is the carved block's start, so its PREV_FREE flag stands. */
-static void give_back(struct kheap *h, uintptr_t x, size_t n, kh_word prev, struct kh_err *e)
-{
-	kh_set(h, x, n, KH_USED | prev, 0);
-	if (kh_backend_free(h, x, e) == 0)
-		kh_count_out(h, n, 1); /* neighbour corrupt (reported): it stays held */
-}
 
 /* Carve objects onto list l from one backend block: up to want, fewer when
  * memory is short (then one object from a block with room to split).
@@ -37,24 +29,7 @@ static uint32_t carve(struct kheap *h, struct kheap_cache *c, struct kh_class *l
 	}
 	if (b == 0)
 		return 0;
-	uintptr_t end = b + kh_size(b), x = b;
-	kh_word prev = kh_flags(b) & KH_PREV_FREE;
-	uint32_t got = 0;
-	/* An object where what is left is exactly one, or one and a block. */
-	while (got < want && (end - x == s || end - x >= s + KH_MIN_BLOCK)) {
-		kh_set(h, x, s, KH_OBJ_BITS(c->index) | prev, c->index);
-		kh_release_hook(x);
-		/* With per-CPU lists, kheap_check may read the canary of an object
-		 * another CPU has just popped; without them (tags builds, whose
-		 * longer tail lies inside the poisoned span) the grant arms it. */
-		if (KH_PERCPU)
-			kh_arm_canary(h, x);
-		kh_cpu_push(l, kh_payload(x), kh_key(h), tkey);
-		x += s, got++, prev = 0;
-	}
-	if (x != end)
-		give_back(h, x, end - x, prev, e);
-	kh_count_out(h, got * s, got);
+	uint32_t got = kh_carve_list(h, b, s, want, KH_OBJ_BITS(c->index), c->index, l, tkey, e);
 	c->objects += got;
 	c->slabs += got != 0;
 	return got;

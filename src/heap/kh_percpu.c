@@ -192,7 +192,7 @@ size_t kh_cached_elsewhere(struct kheap *h)
  * freed blocks leave by, and kept python3's RSS a quarter above glibc's
  * through the preload), or else an exact hole for one. Each block is
  * carved where what is left is exactly one or one and a whole block; the
- * rest goes straight back. Lock held. */
+ * rest goes straight back (kh_carve_list). Lock held. */
 static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
 {
 	size_t s = kh_class_block_size(c);
@@ -204,14 +204,24 @@ static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, s
 		b = kh_backend_alloc(h, s, e);
 	if (b == 0)
 		return;
+	kh_carve_list(h, b, s, n, KH_USED, 0, &cpu->cls[c], cpu->tkey, e);
+}
+
+uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
+		       struct kh_class *l, uintptr_t tkey, struct kh_err *e)
+{
 	uintptr_t end = b + kh_size(b), x = b;
 	kh_word prev = kh_flags(b) & KH_PREV_FREE;
 	uint32_t got = 0;
 	while (got < n && (end - x == s || end - x >= s + KH_MIN_BLOCK)) {
-		kh_set(h, x, s, KH_USED | prev, 0);
+		kh_set(h, x, s, bits | prev, alg);
 		kh_release_hook(x);
-		kh_arm_canary(h, x); /* kheap_check reads it while another CPU pops x */
-		kh_cpu_push(&cpu->cls[c], kh_payload(x), kh_key(h), cpu->tkey);
+		/* With per-CPU lists kheap_check may read the canary of a block
+		 * another CPU has just popped; without them (tags builds, whose
+		 * longer tail lies inside the poisoned span) the grant arms it. */
+		if (KH_PERCPU)
+			kh_arm_canary(h, x);
+		kh_cpu_push(l, kh_payload(x), kh_key(h), tkey);
 		x += s, got++, prev = 0;
 	}
 	if (x != end) {
@@ -220,6 +230,7 @@ static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, s
 			kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
 	}
 	kh_count_out(h, got * s, got);
+	return got;
 }
 
 /* How many blocks a refill or a drain of a list with this limit moves. */
