@@ -391,8 +391,8 @@ int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 			c->fills++;
 		} else {
 			l->limit -= n;
-			if (l->count > l->limit) /* what was carved beyond the old room goes back */
-				kh_obj_drain(h, c, l, tkey, slot, l->limit, !mine, &e);
+			if (l->count > l->limit) /* beyond the old room: a CPU's to the depot, the depot's to the backend */
+				kh_obj_drain(h, c, l, tkey, slot, l->limit, mine, &e);
 			c->failures++;
 			rc = -1;
 		}
