@@ -156,14 +156,38 @@ static void *grant(struct kheap *h, struct kheap_cache *c, void *p, struct kh_er
 	return p;
 }
 
-/* Memory ran short for c: give every cache's and list's spare back to the
- * backend, as an allocation does before it fails (kh_flush_all). */
-static void *take_or_flush(struct kheap *h, struct kheap_cache *c, struct kh_class *l, uintptr_t tkey,
-			   unsigned slot, uint32_t reserve, struct kh_err *e)
+/* The list that holds the calling CPU's reserve of c: its own (slot k),
+ * or, on a CPU without a per-CPU cache, the depot (slot KH_SHARED). */
+static struct kh_class *reserve_list(struct kheap_cache *c, unsigned k, unsigned *slot, uint32_t **rsv)
 {
+	bool mine = KH_PERCPU && kh_cpu_named(k);
+	*slot = mine ? k : KH_SHARED;
+	*rsv = mine ? &c->cpu[k].reserve : &c->depot_reserve;
+	return mine ? &c->cpu[k].l : &c->depot;
+}
+
+/* An allocation took one object from list l, whose reserve is *rsv: one
+ * less is promised, and the room the reserve added to the list's limit
+ * goes with it. */
+static inline void use_reserve(struct kh_class *l, uint32_t *rsv)
+{
+	if (*rsv > 0) {
+		(*rsv)--;
+		l->limit--;
+	}
+}
+
+/* An object from list l of slot slot, refilling it when empty; when
+ * memory runs short, every cache's and list's spare goes back to the
+ * backend first (kh_flush_all), as an allocation does before it fails.
+ * NULL is an OOM (counted, for the hook) unless *e says otherwise. */
+static void *take_or_flush(struct kheap *h, struct kheap_cache *c, struct kh_class *l, unsigned slot,
+			   struct kh_err *e)
+{
+	uintptr_t tkey = kh_tkey(h, slot);
 	bool flushed = false;
 	for (int tries = 0; tries < 3; tries++) {
-		if (l->count > reserve || kh_obj_refill(h, c, l, tkey, slot, e)) {
+		if (l->count > 0 || kh_obj_refill(h, c, l, tkey, slot, e)) {
 			void *p = kh_obj_take(h, c, l, tkey, slot, e);
 			if (p != NULL)
 				return p;
@@ -189,12 +213,9 @@ static __attribute__((noinline)) void *alloc_locked(struct kheap *h, struct khea
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
 	/* A reserved object may be taken: only such calls promised one. */
-	void *p = take_or_flush(h, c, &c->depot, kh_tkey(h, KH_SHARED), KH_SHARED, 0, &e);
+	void *p = take_or_flush(h, c, &c->depot, KH_SHARED, &e);
 	if (p != NULL) {
-		if (c->depot_reserve > 0) {
-			c->depot_reserve--;
-			c->depot.limit--;
-		}
+		use_reserve(&c->depot, &c->depot_reserve);
 		c->allocs++;
 		h->n.allocs++;
 		grant(h, c, p, &e); /* the poison check first: the tag lies in the poisoned span */
@@ -216,12 +237,9 @@ static __attribute__((noinline)) void *alloc_refill(struct kheap *h, struct khea
 	kh_cpu_sync(h, cpu);
 	if (kh_obj_drain_asked(h, k))
 		kh_drain_cpu(h, cpu, &e);
-	void *p = take_or_flush(h, c, &oc->l, cpu->tkey, k, 0, &e);
+	void *p = take_or_flush(h, c, &oc->l, k, &e);
 	if (p != NULL) {
-		if (oc->reserve > 0) {
-			oc->reserve--;
-			oc->l.limit--;
-		}
+		use_reserve(&oc->l, &oc->reserve);
 		__atomic_store_n(&oc->allocs, oc->allocs + 1, __ATOMIC_RELAXED);
 		grant(h, c, p, &e);
 	}
@@ -251,10 +269,7 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 		if (p != NULL && p != KH_CLASS_BAD &&
 		    (next == 0 || (next - KH_HDR >= cpu->lo && next < cpu->hi) ||
 		     kh_region_of(h, kh_block_of((void *)next)) != NULL)) {
-			if (oc->reserve > 0) {
-				oc->reserve--;
-				oc->l.limit--;
-			}
+			use_reserve(&oc->l, &oc->reserve);
 			__atomic_store_n(&oc->hits, oc->hits + 1, __ATOMIC_RELAXED);
 			struct kh_err e = KH_ERR_AT(caller);
 			grant(h, c, p, &e);
@@ -367,12 +382,10 @@ int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 	struct kheap *h = c->h;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	unsigned k = kh_cpu_id();
-	bool mine = KH_PERCPU && kh_cpu_named(k);
-	struct kh_class *l = mine ? &c->cpu[k].l : &c->depot;
-	uint32_t *rsv = mine ? &c->cpu[k].reserve : &c->depot_reserve;
-	uintptr_t tkey = kh_tkey(h, mine ? k : KH_SHARED);
-	unsigned slot = mine ? k : KH_SHARED;
+	unsigned slot;
+	uint32_t *rsv;
+	struct kh_class *l = reserve_list(c, kh_cpu_id(), &slot, &rsv);
+	uintptr_t tkey = kh_tkey(h, slot);
 	int rc = 0;
 	if (n > KHEAP_CACHE_RESERVE_MAX - *rsv) {
 		kh_fail(&e, KHEAP_E_BAD_ARG, c, "kheap_cache_reserve: reserve above KHEAP_CACHE_RESERVE_MAX");
@@ -392,7 +405,7 @@ int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 		} else {
 			l->limit -= n;
 			if (l->count > l->limit) /* beyond the old room: a CPU's to the depot, the depot's to the backend */
-				kh_obj_drain(h, c, l, tkey, slot, l->limit, mine, &e);
+				kh_obj_drain(h, c, l, tkey, slot, l->limit, slot != KH_SHARED, &e);
 			c->failures++;
 			rc = -1;
 		}
@@ -409,15 +422,14 @@ unsigned kheap_cache_unreserve(struct kheap_cache *c, unsigned n)
 	struct kheap *h = c->h;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	unsigned k = kh_cpu_id();
-	bool mine = KH_PERCPU && kh_cpu_named(k);
-	struct kh_class *l = mine ? &c->cpu[k].l : &c->depot;
-	uint32_t *rsv = mine ? &c->cpu[k].reserve : &c->depot_reserve;
+	unsigned slot;
+	uint32_t *rsv;
+	struct kh_class *l = reserve_list(c, kh_cpu_id(), &slot, &rsv);
 	uint32_t d = n < *rsv ? n : *rsv;
 	*rsv -= d;
 	l->limit -= d;
 	if (l->count > l->limit) /* the room the reserve had: a CPU's to the depot, the depot's to the backend */
-		kh_obj_drain(h, c, l, kh_tkey(h, mine ? k : KH_SHARED), mine ? k : KH_SHARED, l->limit, mine, &e);
+		kh_obj_drain(h, c, l, kh_tkey(h, slot), slot, l->limit, slot != KH_SHARED, &e);
 	unsigned left = *rsv;
 	kh_leave(h, irq, &e, caller);
 	return left;
