@@ -198,28 +198,39 @@ static void check_cpu_keys(struct checker *k)
 /* Slot k's lists (I6 for the shared slot, I8 for a CPU's): every block is
  * a used block of the list's class whose token names k, counts and limits
  * agree. Returns the blocks and bytes found. */
+static void bad_fn(void *ctx, uintptr_t addr, const char *what) { bad(ctx, addr, what); }
+
+size_t kh_check_list(const struct kheap *h, const struct kh_class *l, const struct kh_list_want *want,
+		     kh_bad_fn bad_at, void *ctx)
+{
+	uintptr_t p = l->head;
+	uint32_t n = 0;
+	for (; p != 0 && n <= l->count; n++) {
+		uintptr_t b = kh_block_of((void *)p);
+		if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
+		    (*kh_hdr(b) & want->mask) != want->bits || kh_size(b) != want->size ||
+		    kh_token_cpu(h, b) != want->slot) {
+			bad_at(ctx, p, want->stray);
+			break;
+		}
+		if (KH_POISONS && !kh_poison_ok(b))
+			bad_at(ctx, b, "poison of a free or cached block overwritten (write after free)");
+		p = kh_enc(h, (void *)p, *(uintptr_t *)p);
+	}
+	if (n != l->count || l->count > l->limit || want->reserve > l->count)
+		bad_at(ctx, (uintptr_t)l, want->miscount);
+	return n;
+}
+
 static void check_slot(struct checker *k, unsigned slot, size_t *blocks, size_t *bytes)
 {
-	const struct kheap *h = k->h;
-	const struct kh_cpu *cpu = &h->cpus[slot];
+	const struct kh_cpu *cpu = &k->h->cpus[slot];
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
-		const struct kh_class *l = &cpu->cls[c];
-		uintptr_t p = l->head;
-		uint32_t n = 0;
-		for (; p != 0 && n <= l->count; n++) {
-			uintptr_t b = kh_block_of((void *)p);
-			if ((p & (KH_GRANULE - 1)) || !plausible(h, b) || !kh_ok(h, b) ||
-			    (kh_flags(b) & (KH_USED | KH_CACHED)) != KH_USED ||
-			    kh_size(b) != kh_class_block_size(c) || kh_token_cpu(h, b) != slot) {
-				bad(k, p, "size-class list holds a block that is not cached there");
-				break;
-			}
-			poisoned(k, b);
-			*bytes += kh_size(b);
-			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
-		}
-		if (n != l->count || l->count > l->limit)
-			bad(k, (uintptr_t)l, "size-class list count wrong or over its limit");
+		struct kh_list_want want = {KH_USED | KH_CACHED, KH_USED, kh_class_block_size(c), slot, 0,
+					    "size-class list holds a block that is not cached there",
+					    "size-class list count wrong or over its limit"};
+		size_t n = kh_check_list(k->h, &cpu->cls[c], &want, bad_fn, k);
+		*bytes += n * want.size;
 		*blocks += n;
 	}
 }
@@ -240,8 +251,6 @@ static void check_lists(struct checker *k)
 	if (blocks != k->t.mine)
 		bad(k, (uintptr_t)&k->h->cpus[k->cpu], "per-CPU lists and region walk disagree on this CPU's blocks");
 }
-
-static void bad_fn(void *ctx, uintptr_t addr, const char *what) { bad(ctx, addr, what); }
 
 /* I9: every object cache's lists and object count (kh_objcache_pool.c). */
 static void check_objcaches(struct checker *k)

@@ -634,6 +634,24 @@ static inline bool kh_block_sane(const struct kheap *h, const struct kh_region *
 
 /* kh_check.c */
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx);
+/* One list of a slot (a size class's or an object cache's) as kheap_check
+ * walks it: every block lies in the heap, is sealed, has `bits` under
+ * `mask` in its header and `size` bytes, and its token names `slot`; its
+ * poison is intact (level 1); the count is right, within the limit and at
+ * least `reserve`. Problems go to bad_at with the messages given (stray:
+ * a block that does not belong; miscount: the counts). The walk stops
+ * after count + 1 steps, so a cycle is a finding. Returns the blocks
+ * found. */
+typedef void (*kh_bad_fn)(void *ctx, uintptr_t addr, const char *what);
+struct kh_list_want {
+	kh_word mask, bits;
+	size_t size;
+	unsigned slot;
+	uint32_t reserve;
+	const char *stray, *miscount;
+};
+size_t kh_check_list(const struct kheap *h, const struct kh_class *l, const struct kh_list_want *want,
+		     kh_bad_fn bad_at, void *ctx);
 /* After a corrupt header at b in r: the next address whose header is sane
  * and is followed by another sealed header, or r->end. Reads stay in r. */
 uintptr_t kh_resync(const struct kheap *h, const struct kh_region *r, uintptr_t b);
@@ -751,7 +769,6 @@ bool kh_obj_figures(const struct kheap *h, unsigned i, struct kheap_cache_stats 
 /* kheap_check's part: cache i's lists and counts against what the region
  * walk found (objs: blocks naming i; depot: those on its depot; mine: on
  * the calling CPU's list of it). Reports through bad. */
-typedef void (*kh_bad_fn)(void *ctx, uintptr_t addr, const char *what);
 void kh_obj_check(const struct kheap *h, unsigned i, size_t objs, size_t depot, size_t mine, unsigned cpu,
 		  kh_bad_fn bad, void *ctx);
 

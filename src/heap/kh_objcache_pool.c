@@ -203,28 +203,14 @@ void kh_obj_stats(const struct kheap *h, size_t *bytes, size_t *blocks, uint64_t
 	}
 }
 
-/* One list of c (slot's): sound objects of c whose token names the slot,
- * count and limit right; returns how many it found. */
+/* One list of c (slot's, with its reserve) as kheap_check walks it. */
 static size_t check_list(const struct kheap *h, const struct kheap_cache *c, const struct kh_class *l,
 			 unsigned slot, uint32_t reserve, kh_bad_fn bad, void *ctx)
 {
-	uintptr_t p = l->head;
-	uint32_t n = 0;
-	for (; p != 0 && n <= l->count; n++) {
-		uintptr_t b = kh_block_of((void *)p);
-		if ((p & (KH_GRANULE - 1)) || kh_region_of(h, b) == NULL || !kh_ok(h, b) ||
-		    (*kh_hdr(b) & (KH_USED | KH_CACHED | KH_ALG_MASK)) != KH_OBJ_BITS(c->index) ||
-		    kh_size(b) != c->block || kh_token_cpu(h, b) != slot) {
-			bad(ctx, p, "object-cache list holds a block that is not one of its objects");
-			break;
-		}
-		if (KH_POISONS && !kh_poison_ok(b))
-			bad(ctx, b, "poison of a cached object overwritten (write after free)");
-		p = kh_enc(h, (void *)p, *(uintptr_t *)p);
-	}
-	if (n != l->count || l->count > l->limit || reserve > l->count)
-		bad(ctx, (uintptr_t)l, "object-cache list count, limit or reserve wrong");
-	return n;
+	struct kh_list_want want = {KH_USED | KH_CACHED | KH_ALG_MASK, KH_OBJ_BITS(c->index), c->block, slot, reserve,
+				    "object-cache list holds a block that is not one of its objects",
+				    "object-cache list count, limit or reserve wrong"};
+	return kh_check_list(h, l, &want, bad, ctx);
 }
 
 void kh_obj_check(const struct kheap *h, unsigned i, size_t objs, size_t depot, size_t mine, unsigned cpu,
