@@ -4,6 +4,7 @@
  * defines KH_PRIVATE empty, which makes file-local helpers reachable.
  */
 #include "kh_internal.h"
+#include "kh_objcache.h"
 #include "kt.h"
 
 static _Alignas(16) unsigned char arena[1u << 20];
@@ -128,6 +129,46 @@ KT_CASE(wb_class_cache_is_lifo_and_bounded)
 	KT_CHECK(kheap_alloc(h, 40) == p[limit - 1]); /* LIFO */
 	KT_CHECK(kheap_alloc(h, 33) == p[limit - 2]); /* same class */
 	KT_EQ(kt_heap_check(h), 0);
+}
+
+/* kheap_check's list walk (kh_check_list) names a block of the wrong size
+ * on a size-class list, and an object-cache list whose reserve is above
+ * its count. */
+KT_CASE(wb_check_names_list_damage)
+{
+	kt_percpu(0);
+	struct kheap *h = kheap_init(arena, sizeof arena);
+	unsigned c = kh_size_class(kh_want(40));
+	struct kh_cpu *sh = &h->cpus[KH_SHARED];
+	void *small = kheap_alloc(h, 40), *other = kheap_alloc(h, 100);
+	kheap_free(h, small); /* on class c's shared list */
+	KT_EQ(kt_heap_check(h), 0);
+	KT_REQUIRE(kh_cpu_push(&sh->cls[c], other, kh_key(h), sh->tkey));
+	h->n.in_use -= kh_size(kh_block_of(other)); /* cached blocks count in neither */
+	h->n.used_blocks--;
+	KT_CHECK(kheap_check(h) > 0);
+	KT_CHECK(kh_cpu_pop(&sh->cls[c], kh_key(h), sh->tkey) == other);
+	h->n.in_use += kh_size(kh_block_of(other));
+	h->n.used_blocks++;
+	KT_EQ(kt_heap_check(h), 0);
+	kheap_free(h, other);
+
+	kt_percpu(kt_percpu_default);
+	struct kheap_cache *oc = kheap_cache_create(h, "wb", 64, 0, 0);
+	KT_REQUIRE(oc != NULL);
+	KT_EQ(kheap_cache_reserve(oc, 3), 0);
+	unsigned k = kheap_cpu_id();
+	bool mine = KH_PERCPU && kh_cpu_named(k);
+	struct kh_class *l = mine ? &oc->cpu[k].l : &oc->depot;
+	uint32_t *rsv = mine ? &oc->cpu[k].reserve : &oc->depot_reserve;
+	KT_EQ(kt_heap_check(h), 0);
+	uint32_t was = *rsv;
+	*rsv = l->count + 1;
+	KT_CHECK(kheap_check(h) > 0);
+	*rsv = was;
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(kheap_cache_unreserve(oc, 3), 0);
+	KT_EQ(kheap_cache_destroy(oc), 0);
 }
 
 KT_CASE(wb_held_accepts_only_live_blocks)
