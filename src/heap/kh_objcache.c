@@ -100,16 +100,6 @@ struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t
 	return NULL;
 }
 
-/* Objects of c that callers hold: carved less listed. Lock held; the
- * per-CPU counts are exact when no CPU is inside a call on c. */
-static size_t listed(const struct kheap_cache *c)
-{
-	size_t n = c->depot.count;
-	for (unsigned k = 0; KH_PERCPU && k < KH_NCPU; k++)
-		n += __atomic_load_n(&c->cpu[k].l.count, __ATOMIC_RELAXED);
-	return n;
-}
-
 int kheap_cache_destroy(struct kheap_cache *c)
 {
 	const void *caller = KH_CALLER();
@@ -120,7 +110,9 @@ int kheap_cache_destroy(struct kheap_cache *c)
 	struct kheap *h = c->h;
 	struct kh_err e = KH_ERR_AT(caller);
 	uintptr_t irq = kh_enter(h);
-	bool held = c->objects != listed(c);
+	struct kheap_cache_stats st; /* its listed objects: every CPU's and the depot's */
+	kh_obj_figures(h, c->index, &st);
+	bool held = st.objects != st.cached;
 	if (held) {
 		kh_fail(&e, KHEAP_E_BAD_ARG, c, "kheap_cache_destroy: objects of the cache are still held");
 	} else {
