@@ -733,6 +733,12 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller);
 bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller);
 void kh_cpu_span(const struct kheap *h, unsigned n, uintptr_t *lo, uintptr_t *hi);
 void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu);
+/* Has another CPU asked CPU cpu to drain its lists (kh_flush_cpus)? */
+static inline bool kh_drain_asked(const struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
+/* Open a locked stretch of a per-CPU path (size classes or object caches)
+ * for the calling CPU cpu: take the lock, refresh the CPU's span snapshot,
+ * honour a drain request. Interrupts masked. */
+void kh_cpu_slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
 void kh_cpu_limits(struct kheap *h);
 /* Carve used backend block b into up to n blocks of s bytes with header
  * bits and alignment field alg (a class's: KH_USED, 0; an object cache's:

@@ -225,10 +225,7 @@ static __attribute__((noinline)) void *alloc_refill(struct kheap *h, struct khea
 	struct kh_err e = KH_ERR_AT(caller);
 	struct kh_cpu *cpu = &h->cpus[k];
 	struct kh_obj_cpu *oc = &c->cpu[k];
-	kh_lock_acquire(&h->lock);
-	kh_cpu_sync(h, cpu);
-	if (kh_obj_drain_asked(h, k))
-		kh_drain_cpu(h, cpu, &e);
+	kh_cpu_slow_begin(h, cpu, &e);
 	void *p = take_or_flush(h, c, &oc->l, k, &e);
 	if (p != NULL) {
 		use_reserve(&oc->l, &oc->reserve);
@@ -255,7 +252,7 @@ void *kheap_cache_alloc(struct kheap_cache *c)
 	}
 	struct kh_cpu *cpu = &h->cpus[k];
 	struct kh_obj_cpu *oc = &c->cpu[k];
-	if (__builtin_expect(!kh_obj_drain_asked(h, k), 1)) {
+	if (__builtin_expect(!kh_drain_asked(cpu), 1)) {
 		void *p = kh_cpu_pop(&oc->l, kh_key(h), cpu->tkey);
 		uintptr_t next = oc->l.head;
 		if (p != NULL && p != KH_CLASS_BAD &&
@@ -307,11 +304,8 @@ static __attribute__((noinline)) void free_slow(struct kheap_cache *c, void *p, 
 		struct kh_cpu *cpu = &h->cpus[k];
 		struct kh_obj_cpu *oc = &c->cpu[k];
 		kh_release_hook(b);
-		if (__builtin_expect(kh_obj_drain_asked(h, k) || oc->l.count >= oc->l.limit, 0)) {
-			kh_lock_acquire(&h->lock);
-			kh_cpu_sync(h, cpu);
-			if (kh_obj_drain_asked(h, k))
-				kh_drain_cpu(h, cpu, &e);
+		if (__builtin_expect(kh_drain_asked(cpu) || oc->l.count >= oc->l.limit, 0)) {
+			kh_cpu_slow_begin(h, cpu, &e);
 			if (oc->l.count >= oc->l.limit) /* half a batch to the depot, the rest to the backend */
 				kh_obj_drain(h, c, &oc->l, cpu->tkey, k, oc->l.count - c->batch, true, &e);
 			kh_settle(h, &e);
@@ -351,7 +345,7 @@ void kheap_cache_free(struct kheap_cache *c, void *p)
 	if (KH_PERCPU && __builtin_expect(kh_cpu_named(k), 1)) {
 		struct kh_cpu *cpu = &h->cpus[k];
 		struct kh_obj_cpu *oc = &c->cpu[k];
-		if (__builtin_expect(!kh_obj_drain_asked(h, k) && oc->l.count < oc->l.limit &&
+		if (__builtin_expect(!kh_drain_asked(cpu) && oc->l.count < oc->l.limit &&
 					     kh_obj_plainly_held(h, cpu, p, c->index, c->block),
 				     1)) {
 			kh_release_hook(kh_block_of(p));

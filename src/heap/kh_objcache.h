@@ -82,10 +82,5 @@ void *kh_obj_take(struct kheap *h, struct kheap_cache *c, struct kh_class *l, ui
  * l holds keep. Returns the objects that went to the backend. */
 size_t kh_obj_drain(struct kheap *h, struct kheap_cache *c, struct kh_class *l, uintptr_t tkey, unsigned slot,
 		    uint32_t keep, bool to_depot, struct kh_err *e);
-/* Are CPU k's lists to be drained (kh_flush_cpus asked)? */
-static inline bool kh_obj_drain_asked(const struct kheap *h, unsigned k)
-{
-	return __atomic_load_n(&h->cpus[k].drain, __ATOMIC_RELAXED) != 0;
-}
 
 #endif /* KH_OBJCACHE_H */

@@ -129,7 +129,6 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 	}
 }
 
-static bool drain_asked(struct kh_cpu *cpu) { return __atomic_load_n(&cpu->drain, __ATOMIC_RELAXED) != 0; }
 
 /* CPU cpu's class-c list back to the bins (realloc, when a block on it
  * stands right of one that grows). Lock held, cpu the calling CPU. */
@@ -155,7 +154,7 @@ void kh_drain_if_asked(struct kheap *h, struct kh_err *e)
 {
 	if (KH_PERCPU && kh_percpu_on(h)) {
 		struct kh_cpu *cpu = kh_this_cpu(h);
-		if (cpu != NULL && drain_asked(cpu))
+		if (cpu != NULL && kh_drain_asked(cpu))
 			kh_drain_cpu(h, cpu, e);
 	}
 }
@@ -258,13 +257,12 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_er
 		carve(h, cpu, c, want, e);
 }
 
-/* Open a locked stretch of the per-CPU path for CPU cpu: take the lock,
- * refresh the CPU's span snapshot, honour a drain request. */
-static void slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+/* The locked stretch's opening (kh_internal.h), also the object caches'. */
+void kh_cpu_slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 {
 	kh_lock_acquire(&h->lock);
 	kh_cpu_sync(h, cpu);
-	if (drain_asked(cpu))
+	if (kh_drain_asked(cpu))
 		kh_drain_cpu(h, cpu, e);
 }
 
@@ -280,7 +278,7 @@ static void slow_done(struct kheap *h, struct kh_err *e)
  * corrupt list, refill an empty one. */
 static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
 {
-	slow_begin(h, cpu, e);
+	kh_cpu_slow_begin(h, cpu, e);
 	if (bad)
 		kh_slot_repair(h, cpu, c, e);
 	else
@@ -317,7 +315,7 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 	struct kh_cpu *cpu = kh_this_cpu(h);
 	if (cpu != NULL && __atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED) != 0) {
 		bool bad = false;
-		p = drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
+		p = kh_drain_asked(cpu) ? NULL : cpu_take(h, cpu, c, &bad);
 		if (bad || p == NULL || p == KH_CLASS_BAD) {
 			cpu_slow(h, cpu, c, bad, &e);
 			if (p == NULL || p == KH_CLASS_BAD) {
@@ -388,8 +386,8 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 	struct kh_err e = KH_ERR_INIT;
 	struct kh_class *l = &cpu->cls[c];
 	kh_release_hook(kh_block_of(ptr));
-	if (drain_asked(cpu) || l->count >= l->limit) {
-		slow_begin(h, cpu, &e);
+	if (kh_drain_asked(cpu) || l->count >= l->limit) {
+		kh_cpu_slow_begin(h, cpu, &e);
 		l->limit = h->cpu_limit[c];
 		if (l->count >= l->limit)
 			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
