@@ -167,3 +167,58 @@ KT_CASE(objcache_threads_share_caches)
 	KT_EQ(kt_heap_check(heap), 0);
 	KT_EQ(rec.count, 0);
 }
+
+/* A CPU that reserved objects goes offline: kheap_cpu_dead gives its
+ * list back, the reserve included (kheap.h, kheap_cache_reserve). */
+struct reserver {
+	struct kheap_cache *c;
+	unsigned cpu;
+	int rc;
+};
+
+static void *reserve_and_exit(void *arg)
+{
+	struct reserver *r = arg;
+	r->rc = kheap_cache_reserve(r->c, 5);
+	uintptr_t irq = kheap_irq_save();
+	r->cpu = kheap_cpu_id();
+	kheap_irq_restore(irq);
+	return NULL;
+}
+
+KT_CASE(objcache_cpu_dead_frees_that_cpus_reserve)
+{
+	struct kt_rec rec;
+	kt_percpu(1);
+	heap = kt_heap(arena, ARENA, &rec);
+	KT_REQUIRE(heap != NULL);
+	struct kheap_cache *c = kheap_cache_create(heap, "dead", 100, 0, 0);
+	KT_REQUIRE(c != NULL);
+	struct reserver r = {c, KHEAP_NO_CPU, -1};
+	pthread_t t;
+	KT_REQUIRE(pthread_create(&t, NULL, reserve_and_exit, &r) == 0);
+	pthread_join(t, NULL);
+	KT_EQ(r.rc, 0);
+	struct kheap_cache_stats st;
+	KT_EQ(kheap_cache_stats(c, &st), 0);
+	if (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS) { /* else the reserve is the depot's: no CPU to lose */
+		KT_REQUIRE(r.cpu < KHEAP_MAX_CPUS);
+		KT_EQ(st.reserved, 5);
+		kheap_trim(heap); /* keeps reserves */
+		KT_EQ(kheap_cache_stats(c, &st), 0);
+		KT_EQ(st.reserved, 5);
+		kheap_cpu_dead(heap, r.cpu);
+		KT_EQ(kheap_cache_stats(c, &st), 0);
+		KT_EQ(st.reserved, 0);
+		KT_EQ(st.cached, 0);
+	}
+	KT_EQ(kt_heap_check(heap), 0);
+	KT_EQ(kheap_cache_unreserve(c, 5), 0); /* the depot's, when that held it */
+	KT_EQ(kheap_cache_destroy(c), 0);
+	kheap_trim(heap);
+	struct kheap_stats hs;
+	kheap_get_stats(heap, &hs);
+	KT_EQ(hs.in_use_bytes, 0);
+	KT_EQ(hs.free_blocks, 1);
+	KT_EQ(rec.count, 0);
+}
