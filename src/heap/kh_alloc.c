@@ -2,7 +2,9 @@
  * kh_alloc.c: the locked allocation and release policy, and running out.
  *
  * A request up to KH_CLASS_MAX_PAYLOAD is rounded to its size class and
- * served from the class's shared list (kh_cache.c) or the backend; larger
+ * served from the class's shared list (kh_cache.c); an empty list gets a
+ * batch of the class carved from one backend block (kh_cache_carve), or
+ * failing that the backend serves the one block; larger
  * and aligned ones go to the backend (kh_tlsf.c). A given-back block goes
  * to its class list when it is a class size and the list has room, else to
  * the backend.
@@ -94,6 +96,8 @@ uintptr_t kh_alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 	unsigned c = kh_size_class(want);
 	if (c < KH_NCLASSES) {
 		b = kh_cache_take(h, c, e);
+		if (b == 0)
+			b = kh_cache_carve(h, c, e);
 		if (b == 0)
 			b = kh_backend_alloc(h, kh_class_block_size(c), e);
 	}

@@ -6,7 +6,10 @@
  * bins (invariant I6 in kh_internal.h). The lists are one more slot of the
  * per-CPU machinery, cpus[KH_SHARED], owned by whoever holds the lock; its
  * blocks do not count as in use. The lists hand blocks to the per-CPU caches' refills and
- * take their drains. Lock held throughout. Calls down only: kh_tlsf.c,
+ * take their drains. A locked allocation that finds its class's list empty
+ * has a batch carved onto it (kh_cache_carve), so that a class's blocks lie
+ * together; the per-CPU refills and the object caches carve with the same
+ * loop (kh_carve_class, kh_carve_list). Lock held throughout. Calls down only: kh_tlsf.c,
  * kh_harden.c, kh_stats.c.
  */
 #include "kh_internal.h"
@@ -66,6 +69,73 @@ bool kh_cache_put(struct kheap *h, uintptr_t b)
 	if (KH_POISONS)
 		kh_release_hook(b); /* the poison starts past the link and the token */
 	return true;
+}
+
+/* Carve one backend block into up to n class-c blocks on slot's list (a
+ * CPU's, or the shared one):
+ * the good fit for KHEAP_CPU_CARVE_MIN of them (kheap_config.h), cut to n
+ * (kh_backend_alloc_upto; asking for all n in one piece passed the holes
+ * freed blocks leave by, and kept python3's RSS a quarter above glibc's
+ * through the preload), or else an exact hole for one. Each block is
+ * carved where what is left is exactly one or one and a whole block; the
+ * rest goes straight back (kh_carve_list). Lock held. */
+uint32_t kh_carve_class(struct kheap *h, struct kh_cpu *slot, unsigned c, uint32_t n, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	size_t least = (n < KHEAP_CPU_CARVE_MIN ? n : KHEAP_CPU_CARVE_MIN) * s;
+	if (n > 1 && least < s + KH_MIN_BLOCK)
+		least = s + KH_MIN_BLOCK; /* one block, and a whole one left */
+	uintptr_t b = kh_backend_alloc_upto(h, least, n * s, e);
+	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
+		b = kh_backend_alloc(h, s, e);
+	return b != 0 ? kh_carve_list(h, b, s, n, KH_USED, 0, &slot->cls[c], slot->tkey, e) : 0;
+}
+
+uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
+		       struct kh_class *l, uintptr_t tkey, struct kh_err *e)
+{
+	uintptr_t end = b + kh_size(b), x = b;
+	kh_word prev = kh_flags(b) & KH_PREV_FREE;
+	uint32_t got = 0;
+	while (got < n && (end - x == s || end - x >= s + KH_MIN_BLOCK)) {
+		kh_set(h, x, s, bits | prev, alg);
+		kh_release_hook(x);
+		/* With per-CPU lists kheap_check may read the canary of a block
+		 * another CPU has just popped; without them (tags builds, whose
+		 * longer tail lies inside the poisoned span) the grant arms it. */
+		if (KH_PERCPU)
+			kh_arm_canary(h, x);
+		x += s, got++, prev = 0;
+	}
+	if (x != end) {
+		kh_set(h, x, end - x, KH_USED | prev, 0);
+		if (kh_backend_free(h, x, e) == 0)
+			kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
+	}
+	/* Pushed from the top down, so that the list hands them out in address
+	 * order and a run of allocations gets neighbouring blocks. */
+	while (x != b) {
+		x -= s;
+		kh_cpu_push(l, kh_payload(x), kh_key(h), tkey);
+	}
+	return got;
+}
+
+/* A block of class c for the locked path when the shared list is empty: a
+ * batch of up to KHEAP_CLASS_CARVE carved onto the list from one backend
+ * block, and the first of them taken. Keeping a class's blocks side by
+ * side keeps them from scattering among other sizes (W5 of make bench). 0
+ * when the list has no room for a batch or the backend has no block for
+ * one: the caller then asks the backend for a single block. */
+uintptr_t kh_cache_carve(struct kheap *h, unsigned c, struct kh_err *e)
+{
+	struct kh_class *l = &shared(h)->cls[c];
+	uint32_t n = l->limit > l->count ? l->limit - l->count : 0;
+	if (n > KHEAP_CLASS_CARVE)
+		n = KHEAP_CLASS_CARVE;
+	if (n < 2 || e->kind != KHEAP_OK || kh_carve_class(h, shared(h), c, n, e) == 0)
+		return 0;
+	return pop(h, c, true, e);
 }
 
 /* Return every cached block to the backend. O(total cache capacity). */

@@ -164,6 +164,7 @@ _Static_assert((KH_FLAGS & KH_SIZE_MASK) == 0 && (KH_ALG_MASK & KH_SIZE_MASK) ==
 _Static_assert(KH_CLASS_MAX_BLOCK <= KH_MAX_BLOCK, "every class block is a possible block");
 _Static_assert(KHEAP_CPU_BATCH >= 1 && KHEAP_CPU_CACHE_MAX < (1u << 31), "per-CPU batch and limit");
 _Static_assert(KHEAP_CPU_CARVE_MIN >= 1, "a refill's backend block holds at least one block");
+_Static_assert(KHEAP_CLASS_CARVE >= 1, "a shared-list miss takes at least one block");
 
 /* ---- control block ------------------------------------------------------ */
 
@@ -726,6 +727,8 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e);
 bool kh_cache_put(struct kheap *h, uintptr_t b);
 void kh_cache_flush(struct kheap *h, struct kh_err *e);
 void kh_cache_limits(struct kheap *h);
+uintptr_t kh_cache_carve(struct kheap *h, unsigned c, struct kh_err *e);
+uint32_t kh_carve_class(struct kheap *h, struct kh_cpu *slot, unsigned c, uint32_t n, struct kh_err *e);
 
 /* kh_percpu.c: the per-CPU caches (I8). kh_percpu_alloc and kh_percpu_free
  * run without the lock, with interrupts masked inside; the rest under it. */
@@ -744,8 +747,9 @@ void kh_cpu_limits(struct kheap *h);
  * bits and alignment field alg (a class's: KH_USED, 0; an object cache's:
  * KH_OBJ_BITS(i), i), each poisoned and pushed on list l with token key
  * tkey. A block is carved where what is left is exactly one or one and a
- * whole block; the rest goes back to the backend. Counts them in use and
- * returns how many. Lock held. */
+ * whole block; the rest goes back to the backend. Returns how many; the
+ * caller counts them (in use on a CPU's list or as objects, not on the
+ * shared lists). Lock held. */
 uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
 		       struct kh_class *l, uintptr_t tkey, struct kh_err *e);
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);

@@ -6,7 +6,7 @@
  * heap-wide hooks (drain a CPU, flush, statistics, check) that kh_internal.h
  * declares for the rest of the heap.
  *
- * Calls down only: kh_percpu.c (kh_carve_list), kh_tlsf.c (backend),
+ * Calls down only: kh_cache.c (kh_carve_list), kh_tlsf.c (backend),
  * kh_harden.c, kh_walk.c.
  */
 #include "kh_objcache.h"
@@ -30,6 +30,7 @@ static uint32_t carve(struct kheap *h, struct kheap_cache *c, struct kh_class *l
 	if (b == 0)
 		return 0;
 	uint32_t got = kh_carve_list(h, b, s, want, KH_OBJ_BITS(c->index), c->index, l, tkey, e);
+	kh_count_out(h, got * s, got); /* every object counts as in use */
 	c->objects += got;
 	c->slabs += got != 0;
 	return got;

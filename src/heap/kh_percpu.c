@@ -185,53 +185,6 @@ size_t kh_cached_elsewhere(struct kheap *h)
 	return bytes;
 }
 
-/* Carve one backend block into up to n class-c blocks on CPU cpu's list:
- * the good fit for KHEAP_CPU_CARVE_MIN of them (kheap_config.h), cut to n
- * (kh_backend_alloc_upto; asking for all n in one piece passed the holes
- * freed blocks leave by, and kept python3's RSS a quarter above glibc's
- * through the preload), or else an exact hole for one. Each block is
- * carved where what is left is exactly one or one and a whole block; the
- * rest goes straight back (kh_carve_list). Lock held. */
-static void carve(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, struct kh_err *e)
-{
-	size_t s = kh_class_block_size(c);
-	size_t least = (n < KHEAP_CPU_CARVE_MIN ? n : KHEAP_CPU_CARVE_MIN) * s;
-	if (n > 1 && least < s + KH_MIN_BLOCK)
-		least = s + KH_MIN_BLOCK; /* one block, and a whole one left */
-	uintptr_t b = kh_backend_alloc_upto(h, least, n * s, e);
-	if (b == 0 && n > 1 && e->kind == KHEAP_OK)
-		b = kh_backend_alloc(h, s, e);
-	if (b == 0)
-		return;
-	kh_carve_list(h, b, s, n, KH_USED, 0, &cpu->cls[c], cpu->tkey, e);
-}
-
-uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
-		       struct kh_class *l, uintptr_t tkey, struct kh_err *e)
-{
-	uintptr_t end = b + kh_size(b), x = b;
-	kh_word prev = kh_flags(b) & KH_PREV_FREE;
-	uint32_t got = 0;
-	while (got < n && (end - x == s || end - x >= s + KH_MIN_BLOCK)) {
-		kh_set(h, x, s, bits | prev, alg);
-		kh_release_hook(x);
-		/* With per-CPU lists kheap_check may read the canary of a block
-		 * another CPU has just popped; without them (tags builds, whose
-		 * longer tail lies inside the poisoned span) the grant arms it. */
-		if (KH_PERCPU)
-			kh_arm_canary(h, x);
-		kh_cpu_push(l, kh_payload(x), kh_key(h), tkey);
-		x += s, got++, prev = 0;
-	}
-	if (x != end) {
-		kh_set(h, x, end - x, KH_USED | prev, 0);
-		if (kh_backend_free(h, x, e) == 0)
-			kh_count_out(h, end - x, 1); /* neighbour corrupt (reported): held */
-	}
-	kh_count_out(h, got * s, got);
-	return got;
-}
-
 /* How many blocks a refill or a drain of a list with this limit moves. */
 static uint32_t cpu_batch(uint32_t limit)
 {
@@ -254,7 +207,10 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_er
 		want--;
 	}
 	if (want > 0 && e->kind == KHEAP_OK && l->count + want <= l->limit)
-		carve(h, cpu, c, want, e);
+{
+		uint32_t got = kh_carve_class(h, cpu, c, want, e);
+		kh_count_out(h, got * kh_class_block_size(c), got); /* per-CPU blocks are in use */
+	}
 }
 
 /* The locked stretch's opening (kh_internal.h), also the object caches'. */

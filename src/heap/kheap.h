@@ -6,7 +6,9 @@
  *  - Time: bounded by a constant that does not depend on the number of blocks
  *    or on the arena size (two-level segregated fit with bitmaps). The few
  *    loops are bounded by compile-time constants: KHEAP_MAX_REGIONS for the
- *    pointer-ownership test, and the total size-class cache capacity for the
+ *    pointer-ownership test, KHEAP_CLASS_CARVE for the batch a locked
+ *    allocation carves when its class's shared list is empty, and the total
+ *    size-class cache capacity for the
  *    cache flush that runs at most once per allocation, only on exhaustion,
  *    and for the one a realloc runs when a cached right neighbour would let
  *    the block grow in place.

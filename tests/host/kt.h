@@ -103,4 +103,11 @@ int kt_heap_check(struct kheap *h);
 /* Heap on a caller-owned arena with the recording hook installed. */
 struct kheap *kt_heap(void *arena, size_t size, struct kt_rec *rec);
 
+/* kheap_alloc(h, n), then kheap_trim(h): a locked allocation of a class
+ * size that finds its shared list empty carves a batch of its class
+ * (KHEAP_CLASS_CARVE) and leaves the rest on that list, right after the
+ * block; the trim gives them back, so that the next allocation is carved
+ * right after this one. For cases that build a known layout of neighbours. */
+void *kt_alloc_alone(struct kheap *h, size_t n);
+
 #endif /* KT_H */

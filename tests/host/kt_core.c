@@ -168,6 +168,13 @@ struct kheap *kt_heap(void *arena, size_t size, struct kt_rec *rec)
 	return h;
 }
 
+void *kt_alloc_alone(struct kheap *h, size_t n)
+{
+	void *p = kheap_alloc(h, n);
+	kheap_trim(h);
+	return p;
+}
+
 extern const struct kt_case __start_kt_cases[], __stop_kt_cases[];
 
 static int contains(const char *s, const char *sub)

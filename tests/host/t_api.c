@@ -270,6 +270,11 @@ KT_CASE(api_stats_are_exact)
 	KT_EQ(st.free_bytes, st.total_bytes);
 	KT_CHECK(st.total_bytes > ARENA - kheap_control_size() - 64);
 	void *a = kheap_alloc(h, 100), *b = kheap_alloc(h, 5000), *c = kheap_alloc(h, 24);
+	kheap_get_stats(h, &st);
+	/* Each class's first allocation carved a batch onto its shared list
+	 * (KHEAP_CLASS_CARVE): cached, not in use, and not in the peak. */
+	KT_EQ(st.cached_blocks, 2 * (KHEAP_CLASS_CARVE - 1));
+	kheap_trim(h);
 	/* Block bytes: usable plus overhead; 100 and 24 are class sizes, and
 	 * classes up to 256 bytes are 16 apart, so each block is its request
 	 * plus the overhead, rounded up to 16 (112, 5008, 32 with 8 bytes of

@@ -272,9 +272,9 @@ static void grow_into_cached(int percpu, int gap)
 	kt_percpu(0);
 	struct kheap *h = kt_heap(arena, BIG, &rec);
 	KT_REQUIRE(h != NULL);
-	void *left = kheap_alloc(h, 1000);
-	void *mid = gap ? kheap_alloc(h, 1100) : NULL;
-	void *right = kheap_alloc(h, 208 - KHEAP_BLOCK_OVERHEAD);
+	void *left = kt_alloc_alone(h, 1000);
+	void *mid = gap ? kt_alloc_alone(h, 1100) : NULL;
+	void *right = kt_alloc_alone(h, 208 - KHEAP_BLOCK_OVERHEAD);
 	KT_REQUIRE(left != NULL && right != NULL && (!gap || mid != NULL));
 	unsigned k = fill(h, held, 4096);
 	KT_REQUIRE(stats(h).free_bytes == 0);
@@ -413,7 +413,7 @@ KT_CASE(contract_repair_past_damaged_free_header)
 	struct kt_rec rec;
 	kt_percpu(0);
 	struct kheap *h = kt_heap(arena, 4 * MIB, &rec);
-	unsigned char *p = kheap_alloc(h, 100);
+	unsigned char *p = kt_alloc_alone(h, 100);
 	KT_REQUIRE(p != NULL);
 	unsigned char *hdr = next_header(h, p); /* the large free remainder */
 	*hdr = STRAY;
@@ -435,8 +435,8 @@ KT_CASE(contract_repair_past_damaged_held_header)
 	struct kt_rec rec;
 	kt_percpu(0);
 	struct kheap *h = kt_heap(arena, 4 * MIB, &rec);
-	unsigned char *a = kheap_alloc(h, 100), *victim = kheap_alloc(h, 300);
-	unsigned char *b = kheap_alloc(h, 100), *f = kheap_alloc(h, 3000), *w = kheap_alloc(h, 100);
+	unsigned char *a = kt_alloc_alone(h, 100), *victim = kt_alloc_alone(h, 300);
+	unsigned char *b = kt_alloc_alone(h, 100), *f = kt_alloc_alone(h, 3000), *w = kt_alloc_alone(h, 100);
 	KT_REQUIRE(a && victim && b && f && w);
 	kheap_free(h, f); /* in a bin */
 	unsigned char *hdr = next_header(h, a);

@@ -300,6 +300,7 @@ KT_CASE(misuse_forged_class_link)
 	void *p[4];
 	for (unsigned i = 0; i < 4; i++)
 		p[i] = kheap_alloc(f.h, 64);
+	kheap_trim(f.h); /* the rest of their carved batch, if any, to the bins */
 	for (unsigned i = 0; i < 4; i++)
 		kheap_free(f.h, p[i]); /* all four cached, p[3] on top */
 	*(uintptr_t *)p[3] = (uintptr_t)(elsewhere + 16); /* write after free */

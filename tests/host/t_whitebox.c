@@ -123,11 +123,45 @@ KT_CASE(wb_class_cache_is_lifo_and_bounded)
 	void *p[64];
 	for (unsigned i = 0; i < limit + 4; i++)
 		p[i] = kheap_alloc(h, 40);
+	kheap_trim(h); /* the rest of the last carved batch to the bins: the list is empty */
+	KT_EQ(h->cpus[KH_SHARED].cls[c].count, 0);
 	for (unsigned i = 0; i < limit + 4; i++)
 		kheap_free(h, p[i]);
 	KT_EQ(h->cpus[KH_SHARED].cls[c].count, limit); /* the rest went to the bins */
 	KT_CHECK(kheap_alloc(h, 40) == p[limit - 1]); /* LIFO */
 	KT_CHECK(kheap_alloc(h, 33) == p[limit - 2]); /* same class */
+	KT_EQ(kt_heap_check(h), 0);
+}
+
+/* A locked allocation of a class size that finds its shared list empty
+ * carves KHEAP_CLASS_CARVE blocks of the class from one backend block, hands
+ * out the first and leaves the rest on the list in address order: cached,
+ * not in use, not in the peak. A list without room for two takes single
+ * blocks from the backend. */
+KT_CASE(wb_shared_miss_carves_a_batch)
+{
+	kt_percpu(0);
+	struct kheap *h = kheap_init(arena, sizeof arena);
+	unsigned c = kh_size_class(kh_want(40));
+	struct kh_class *l = &h->cpus[KH_SHARED].cls[c];
+	size_t s = kh_class_block_size(c);
+	KT_REQUIRE(l->limit >= KHEAP_CLASS_CARVE);
+	char *p = kheap_alloc(h, 40);
+	KT_EQ(l->count, KHEAP_CLASS_CARVE - 1);
+	struct kheap_stats st;
+	kheap_get_stats(h, &st);
+	KT_EQ(st.in_use_bytes, s);
+	KT_EQ(st.peak_in_use_bytes, s);
+	KT_EQ(st.cached_bytes, (KHEAP_CLASS_CARVE - 1) * s);
+	KT_EQ(st.used_blocks, 1);
+	for (unsigned i = 1; i < KHEAP_CLASS_CARVE; i++)
+		KT_CHECK(kheap_alloc(h, 40) == p + i * s);
+	KT_EQ(l->count, 0);
+	KT_EQ(kt_heap_check(h), 0);
+	l->limit = 1;
+	char *q = kheap_alloc(h, 40);
+	KT_CHECK(q == p + KHEAP_CLASS_CARVE * s); /* the backend's next block, alone */
+	KT_EQ(l->count, 0);
 	KT_EQ(kt_heap_check(h), 0);
 }
 
