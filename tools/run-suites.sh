@@ -25,6 +25,7 @@ S unit-x86_64-tags make --no-print-directory test-unit ARCH=x86_64 TAGS=1
 S unit-x86_64-h1-tags make --no-print-directory test-unit ARCH=x86_64 HARDEN=1 TAGS=1
 S unit-x86_64-O0  make --no-print-directory test-unit ARCH=x86_64 OPT=0
 S unit-x86_64-pcpu make --no-print-directory test-unit ARCH=x86_64 KT_PERCPU=1
+S unit-x86_64-h1-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=1 KT_PERCPU=1
 S unit-x86_64-h2-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=2 KT_PERCPU=1
 S unit-x86_64-h3-pcpu make --no-print-directory test-unit ARCH=x86_64 HARDEN=3 KT_PERCPU=1
 S asan-ubsan      make --no-print-directory test-asan
@@ -34,6 +35,7 @@ S tsan-pcpu       make --no-print-directory test-tsan KT_PERCPU=1
 S unit-arm64      make --no-print-directory test-unit ARCH=arm64
 S unit-arm64-gen  make --no-print-directory test-unit ARCH=arm64 GENERIC=1
 S unit-arm64-pcpu make --no-print-directory test-unit ARCH=arm64 KT_PERCPU=1
+S unit-arm64-h1   make --no-print-directory test-unit ARCH=arm64 HARDEN=1 KT_PERCPU=1
 S unit-arm64-gen-pcpu make --no-print-directory test-unit ARCH=arm64 GENERIC=1 KT_PERCPU=1
 S preload         make --no-print-directory preload-test
 S hosted-lib      make --no-print-directory test-hosted-lib

@@ -171,8 +171,10 @@ _Static_assert(KHEAP_CLASS_CARVE >= 1, "a shared-list miss takes at least one bl
 /* Tags need the allocation count at each grant: the locked path only. */
 #define KH_PERCPU (KHEAP_MAX_CPUS > 0 && !KHEAP_TAGS)
 /* The fused routines (kh_cpu_alloc/free) serve kheap_alloc and kheap_free,
- * per-CPU or shared: they neither tag nor poison nor arm canaries. */
-#define KH_FUSED (KHEAP_HARDEN == 0 && !KHEAP_TAGS)
+ * per-CPU or shared: they neither tag nor poison nor arm canaries, nor check
+ * neighbours. At level 1 kheap.c does the poison and the canary around them
+ * (fused_granted, fused_kept); tags and levels 2 and 3 take the C paths. */
+#define KH_FUSED (KHEAP_HARDEN <= 1 && !KHEAP_TAGS)
 #define KH_NCPU (KHEAP_MAX_CPUS > 0 ? KHEAP_MAX_CPUS : 1u)
 
 /* Does id name a CPU with a per-CPU cache? Compares with KH_NCPU, which is

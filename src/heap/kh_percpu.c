@@ -265,7 +265,9 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 	unsigned c = kh_size_class(kh_want(n));
 	if (c >= KH_NCLASSES)
 		return NULL;
-	struct kh_err e = KH_ERR_INIT;
+	/* e: what the locked stretches find (counted there, slow_done); late:
+	 * what the block's own checks find, counted under the lock as well. */
+	struct kh_err e = KH_ERR_INIT, late = KH_ERR_INIT;
 	void *p = NULL;
 	uintptr_t irq = kh_irq_save();
 	struct kh_cpu *cpu = kh_this_cpu(h);
@@ -288,18 +290,25 @@ void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller)
 		if (p != NULL && KH_GRANT_NEIGHBOURS && !kh_next_ok(h, kh_block_of(p))) {
 			/* The list is sound, the neighbour is not: put it back, refuse it. */
 			kh_cpu_push(&cpu->cls[c], p, kh_key(h), cpu->tkey);
-			kh_fail(&e, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
+			kh_fail(&late, KHEAP_E_NEIGHBOUR, p, "cached block's next header is corrupt or disagrees");
 			p = NULL;
 		}
 		if (p != NULL) {
-			kh_grant_checks(h, kh_block_of(p), &e);
+			kh_grant_checks(h, kh_block_of(p), &late);
 			__atomic_store_n(&cpu->allocs, cpu->allocs + 1, __ATOMIC_RELAXED);
-			fast_check(h, cpu, &e);
 		}
+		if (late.kind != KHEAP_OK) {
+			kh_lock_acquire(&h->lock);
+			slow_done(h, &late);
+		}
+		if (p != NULL)
+			fast_check(h, cpu, &e);
 	}
 	kh_irq_restore(irq);
 	if (e.kind != KHEAP_OK)
 		kh_report(h, &e, caller);
+	if (late.kind != KHEAP_OK)
+		kh_report(h, &late, caller);
 	return p;
 }
 

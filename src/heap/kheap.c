@@ -126,6 +126,48 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
 #define KH_SHARED_APART 0
 #endif
 
+/* Level 1 around the fused routines (KH_POISONS, KH_CANARIES): what the C
+ * per-CPU path does in kh_grant_checks and kh_release_hook, on a block that
+ * only the caller can reach, with interrupts masked (and, on the shared
+ * lists, the lock held).
+ * fused_granted, after kh_cpu_alloc handed out p: checks the poison that its
+ * free left (false: written after free; the block is sound and handed out,
+ * and the caller reports it through fused_uaf once unlocked), then arms the
+ * canary, which may lie inside the poisoned span.
+ * fused_kept, after kh_cpu_free pushed p: checks p's canary. A block whose
+ * canary is gone is taken back off the list, whose head it is, and false
+ * sends it to the locked path, which reports it. Else p is poisoned past
+ * its link and token. The canary of the smallest block lies past both. */
+_Static_assert(!KH_FUSED || !KH_CANARIES || KH_MIN_BLOCK - KH_HDR - KH_TAIL >= 2 * sizeof(uintptr_t),
+	       "a listed block's link and token end before its canary");
+
+static inline bool fused_granted(const struct kheap *h, void *p)
+{
+	uintptr_t b = kh_block_of(p);
+	bool ok = kh_poison_ok(b);
+	kh_arm_canary(h, b);
+	return ok;
+}
+
+static __attribute__((noinline, cold)) void fused_uaf(struct kheap *h, void *p, const void *caller)
+{
+	struct kh_err e = KH_ERR_AT(caller);
+	kh_fail(&e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
+	kh_leave(h, kh_enter(h), &e, caller); /* counted under the lock, reported after it */
+}
+
+static inline bool fused_kept(const struct kheap *h, struct kh_cpu *cpu, void *p)
+{
+	uintptr_t b = kh_block_of(p);
+	if (__builtin_expect(*kh_canary_slot(b) != kh_canary(h, b), 0)) {
+		kh_cpu_pop(&cpu->cls[kh_size_class(kh_size(b) - KH_HDR)], kh_key(h), cpu->tkey);
+		__atomic_store_n(&cpu->frees, cpu->frees - 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	kh_release_hook(b);
+	return true;
+}
+
 static inline void *fused_alloc(struct kh_cpu *cpu, size_t n)
 {
 	return KH_SHARED_APART ? kh_call_cpu_alloc(cpu, n) : kh_cpu_alloc(cpu, n);
@@ -147,8 +189,11 @@ static inline __attribute__((always_inline)) void *shared_alloc_at(struct kheap 
 	if (p == NULL)
 		return locked_alloc(h, size, irq, caller);
 	kh_count_out(h, kh_size(kh_block_of(p)), 1); /* shared blocks are not in use */
+	bool sound = !KH_POISONS || fused_granted(h, p);
 	kh_lock_release(&h->lock);
 	kh_irq_restore(irq);
+	if (!sound)
+		fused_uaf(h, p, caller);
 	return p;
 }
 
@@ -172,9 +217,13 @@ void *kheap_alloc(struct kheap *h, size_t size)
 			return KH_SHARED_APART ? shared_alloc(h, size, irq, KH_CALLER())
 					       : shared_alloc_at(h, size, irq, KH_CALLER());
 		void *p = fused_alloc(&h->cpus[id], kh_want(size));
+		bool sound = !KH_POISONS || p == NULL || fused_granted(h, p);
 		kh_irq_restore(irq);
-		if (__builtin_expect(p != NULL, 1))
+		if (__builtin_expect(p != NULL, 1)) {
+			if (!sound)
+				fused_uaf(h, p, KH_CALLER());
 			return p;
+		}
 	}
 	return alloc_path(h, size, KH_CALLER());
 }
@@ -272,7 +321,8 @@ static inline __attribute__((always_inline)) void shared_free_at(struct kheap *h
 		return;
 	}
 	kh_lock_acquire(&h->lock);
-	if (fused_free(&h->cpus[KH_SHARED], ptr) != 1) /* not plainly a class block, or full */
+	if (fused_free(&h->cpus[KH_SHARED], ptr) != 1 || /* not plainly a class block, or full */
+	    (KH_CANARIES && !fused_kept(h, &h->cpus[KH_SHARED], ptr)))
 		return locked_free(h, ptr, irq, caller);
 	kh_count_back(h, kh_size(kh_block_of(ptr)), 1); /* shared blocks are not in use */
 	kh_lock_release(&h->lock);
@@ -297,6 +347,8 @@ void kheap_free(struct kheap *h, void *ptr)
 			return KH_SHARED_APART ? shared_free(h, ptr, irq, KH_CALLER())
 					       : shared_free_at(h, ptr, irq, KH_CALLER());
 		r = fused_free(&h->cpus[id], ptr);
+		if (KH_CANARIES && r == 1 && !fused_kept(h, &h->cpus[id], ptr))
+			r = 0; /* taken back: the locked path reports it */
 		kh_irq_restore(irq);
 		if (__builtin_expect(r == 1, 1))
 			return;

@@ -256,6 +256,13 @@ KT_CASE(misuse_next_header_overwritten)
 }
 
 #if KHEAP_HARDEN >= 1
+static struct kheap_stats stats_of(struct kheap *h)
+{
+	struct kheap_stats st;
+	kheap_get_stats(h, &st);
+	return st;
+}
+
 /* A write through a dangling pointer into a freed block is found when the
  * block is handed out again; the heap stays consistent. */
 KT_CASE(misuse_write_after_free_small)
@@ -269,8 +276,31 @@ KT_CASE(misuse_write_after_free_small)
 	char *q = kheap_alloc(f.h, 200);
 	KT_CHECK(q == p);
 	KT_REPORTED(&f.rec, KHEAP_E_USE_AFTER_FREE);
+	KT_EQ(stats_of(f.h).error_count, f.before.error_count + 1); /* counted on every path */
 	KT_EQ(kt_heap_check(f.h), 0);
 	kheap_free(f.h, q);
+	KT_EQ(kt_heap_check(f.h), 0);
+	KT_EQ(f.rec.count, 0);
+}
+
+/* One byte past a small block's usable size lands in its canary; the free
+ * is refused and reported on every path (at level 1 the fused routine's,
+ * which takes the block back off the list it has just pushed it on), and
+ * the block stays held. */
+KT_CASE(misuse_one_byte_overflow_small)
+{
+	struct fixture f;
+	setup(&f);
+	char *a = kheap_alloc(f.h, 200), *b = kheap_alloc(f.h, 200);
+	char *over = a + kheap_usable_size(f.h, a);
+	over[0] ^= 0x55;
+	snapshot(&f);
+	kheap_free(f.h, a);
+	KT_REPORTED(&f.rec, KHEAP_E_CANARY);
+	over[0] ^= 0x55;
+	still_serving(&f);
+	kheap_free(f.h, a);
+	kheap_free(f.h, b);
 	KT_EQ(kt_heap_check(f.h), 0);
 	KT_EQ(f.rec.count, 0);
 }

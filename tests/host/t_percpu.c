@@ -158,6 +158,39 @@ static void on_other_cpu(void *(*fn)(void *), struct other *o)
 	pthread_join(t, NULL);
 }
 
+#if KHEAP_HARDEN >= 1
+/* Level 1 on a per-CPU hit (the fused routines at level 1, with the poison
+ * and canary checked around them): a write after free is reported when the
+ * block is handed out again, and counted; a one-byte overflow into the
+ * canary refuses the free, and the block stays held and off the list. */
+KT_CASE(percpu_level1_poison_and_canary_on_a_hit)
+{
+	struct kt_rec rec;
+	struct kheap *h = percpu_heap(&rec);
+	char *p = kheap_alloc(h, 200), *q = kheap_alloc(h, 200); /* the second from the list: a hit */
+	KT_REQUIRE(p != NULL && q != NULL);
+	kheap_free(h, q);
+	q[40] = 1; /* dangling write */
+	uint64_t errors = stats(h).error_count;
+	char *r = kheap_alloc(h, 200);
+	KT_CHECK(r == q);
+	KT_REPORTED(&rec, KHEAP_E_USE_AFTER_FREE);
+	KT_EQ(stats(h).error_count, errors + 1);
+	KT_EQ(kt_heap_check(h), 0);
+	size_t in_use = stats(h).in_use_bytes, n = kheap_usable_size(h, r);
+	r[n] ^= 0x55; /* into the canary */
+	kheap_free(h, r);
+	KT_REPORTED(&rec, KHEAP_E_CANARY);
+	KT_EQ(stats(h).in_use_bytes, in_use);
+	r[n] ^= 0x55;
+	KT_EQ(kt_heap_check(h), 0);
+	kheap_free(h, r);
+	kheap_free(h, p);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+#endif
+
 KT_CASE(percpu_double_free_across_cpus)
 {
 	struct kt_rec rec;
