@@ -83,14 +83,6 @@
 #ifndef KHEAP_CACHE_SHARE
 #define KHEAP_CACHE_SHARE 16u
 #endif
-/* A locked allocation of a class size whose shared list is empty carves up
- * to KHEAP_CLASS_CARVE blocks of the class onto that list from one backend
- * block (default 16), so that the class's blocks lie together instead of
- * scattering among other sizes (W5 of make bench without CPU numbers: 1.160
- * with 1, 1.09 with 16). 1 takes single blocks from the backend. */
-#ifndef KHEAP_CLASS_CARVE
-#define KHEAP_CLASS_CARVE 16u
-#endif
 
 /* Per-CPU lists: at most KHEAP_CPU_CACHE_MAX blocks and KHEAP_CPU_CACHE_BYTES
  * per class per CPU (defaults 512 and 16 KiB). A refill or a drain moves
@@ -105,6 +97,15 @@
 #endif
 #ifndef KHEAP_CPU_BATCH
 #define KHEAP_CPU_BATCH 32u
+#endif
+/* A locked allocation of a class size whose shared list is empty carves up
+ * to KHEAP_CLASS_CARVE blocks of the class onto that list from one backend
+ * block, as a per-CPU refill does (default KHEAP_CPU_BATCH), so that the
+ * class's blocks lie together instead of scattering among other sizes (W5
+ * of make bench without CPU numbers: 1.160 with 1, 1.094 with 32). 1 takes
+ * single blocks from the backend. */
+#ifndef KHEAP_CLASS_CARVE
+#define KHEAP_CLASS_CARVE KHEAP_CPU_BATCH
 #endif
 /* A refill carves its batch from the free block that best fits
  * KHEAP_CPU_CARVE_MIN blocks (default half a batch), cut to the batch. Fewer
