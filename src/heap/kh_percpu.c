@@ -8,7 +8,9 @@
  * lists in C, with interrupts masked and without the lock
  * (kh_percpu_alloc, kh_percpu_free). An empty list is refilled and a full
  * one drained by a batch under the lock (refill, drain); a refill carves one
- * backend block into a batch.
+ * backend block into a batch. The CPU's own list work for a batch (the pops
+ * of a drain, the pushes of a refill from the shared list) runs outside the
+ * lock, through an array on the stack (struct moved).
  *
  * No CPU takes blocks from a live CPU's lists. kh_flush_cpus drains the
  * calling CPU's and sets the others' drain flags; each of those drains at
@@ -108,6 +110,20 @@ static void *cpu_take(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool *bad
 	return p;
 }
 
+/* Blocks a refill or a drain moves between a CPU's list and the shared
+ * lists or the backend through an array on the stack, so that the CPU's
+ * own list operations (a link, a token, the poison per block) run outside
+ * the lock: under it, a refill only takes blocks and a drain only gives
+ * them; a block in the array is counted in use, carries no token and is on
+ * no list, as a held block. Up to KH_MOVE_MAX; a larger KHEAP_CPU_BATCH
+ * moves the rest under the lock. */
+#define KH_MOVE_MAX (KHEAP_CPU_BATCH < 32u ? KHEAP_CPU_BATCH : 32u)
+
+struct moved {
+	uint32_t n;
+	uintptr_t b[KH_MOVE_MAX];
+};
+
 /* Hand up to n blocks of CPU cpu's class c back: to the shared class list
  * when it has room and bins is false, else to the backend. Lock held. */
 static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, bool bins, struct kh_err *e)
@@ -129,6 +145,18 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 	}
 }
 
+
+/* Hand the moved blocks of class c back, as drain does. Lock held. */
+static void give_moved(struct kheap *h, unsigned c, const struct moved *m, struct kh_err *e)
+{
+	size_t s = kh_class_block_size(c);
+	for (uint32_t i = 0; i < m->n; i++) {
+		uintptr_t b = m->b[i];
+		kh_count_back(h, s, 1);
+		if (!kh_cache_put(h, b) && (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0))
+			kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
+	}
+}
 
 /* CPU cpu's class-c list back to the bins (realloc, when a block on it
  * stands right of one that grows). Lock held, cpu the calling CPU. */
@@ -192,21 +220,36 @@ static uint32_t cpu_batch(uint32_t limit)
 	return half < KHEAP_CPU_BATCH ? half : KHEAP_CPU_BATCH;
 }
 
-/* Put a batch on CPU cpu's class-c list: from the shared list first, then
- * by carving. Lock held. */
-static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
+
+/* Put the moved blocks on CPU cpu's class-c list. Interrupts masked, lock
+ * released. */
+static void push_moved(const struct kheap *h, struct kh_cpu *cpu, unsigned c, const struct moved *m)
+{
+	for (uint32_t i = 0; i < m->n; i++) {
+		kh_release_hook(m->b[i]); /* kh_cache_take checked it; the grant checks again */
+		kh_cpu_push(&cpu->cls[c], kh_payload(m->b[i]), kh_key(h), cpu->tkey);
+	}
+}
+
+/* Take a batch for CPU cpu's class-c list: from the shared list first (into
+ * m, pushed after the unlock), then by carving. Lock held. */
+static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved *m, struct kh_err *e)
 {
 	struct kh_class *l = &cpu->cls[c];
 	l->limit = h->cpu_limit[c];
 	uint32_t want = cpu_batch(l->limit);
 	uintptr_t b;
-	while (want > 0 && l->count < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
+	while (want > 0 && l->count + m->n < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
 		kh_count_out(h, kh_size(b), 1);
-		kh_release_hook(b); /* kh_cache_take checked it; the grant checks again */
-		kh_cpu_push(l, kh_payload(b), kh_key(h), cpu->tkey);
+		if (m->n < KH_MOVE_MAX) {
+			m->b[m->n++] = b;
+		} else {
+			kh_release_hook(b);
+			kh_cpu_push(l, kh_payload(b), kh_key(h), cpu->tkey);
+		}
 		want--;
 	}
-	if (want > 0 && e->kind == KHEAP_OK && l->count + want <= l->limit)
+	if (want > 0 && e->kind == KHEAP_OK && l->count + m->n + want <= l->limit)
 {
 		uint32_t got = kh_carve_class(h, cpu, c, want, e);
 		kh_count_out(h, got * kh_class_block_size(c), got); /* per-CPU blocks are in use */
@@ -234,12 +277,15 @@ static void slow_done(struct kheap *h, struct kh_err *e)
  * corrupt list, refill an empty one. */
 static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, struct kh_err *e)
 {
+	struct moved m;
+	m.n = 0;
 	kh_cpu_slow_begin(h, cpu, e);
 	if (bad)
 		kh_slot_repair(h, cpu, c, e);
 	else
-		refill(h, cpu, c, e);
+		refill(h, cpu, c, &m, e);
 	slow_done(h, e);
+	push_moved(h, cpu, c, &m);
 }
 
 /* Level 3: the full check every KHEAP_CHECK_EVERY operations of the heap
@@ -352,9 +398,25 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 	struct kh_class *l = &cpu->cls[c];
 	kh_release_hook(kh_block_of(ptr));
 	if (kh_drain_asked(cpu) || l->count >= l->limit) {
+		/* The batch leaves the list before the lock is taken (struct moved). */
+		struct moved m;
+		bool bad = false;
+		m.n = 0;
+		if (!kh_drain_asked(cpu)) {
+			uint32_t n = l->count - (l->limit - cpu_batch(l->limit));
+			while (m.n < n && m.n < KH_MOVE_MAX && !bad) {
+				void *q = cpu_take(h, cpu, c, &bad);
+				if (q == NULL || q == KH_CLASS_BAD)
+					break;
+				m.b[m.n++] = kh_block_of(q);
+			}
+		}
 		kh_cpu_slow_begin(h, cpu, &e);
+		give_moved(h, c, &m, &e);
+		if (bad)
+			kh_slot_repair(h, cpu, c, &e);
 		l->limit = h->cpu_limit[c];
-		if (l->count >= l->limit)
+		if (l->count >= l->limit) /* a batch above KH_MOVE_MAX, or a lower limit */
 			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
 		slow_done(h, &e);
 	}

@@ -272,6 +272,37 @@ KT_CASE(percpu_overwritten_link_is_repaired)
 	all_back(h); /* p and q both came back: their tokens were intact */
 }
 
+/* A free that finds its list full takes a batch off it before the lock and
+ * hands it back under the lock; a link found overwritten on the way stops
+ * the batch: the blocks taken go back, the list is repaired under the
+ * lock, and nothing is lost. */
+KT_CASE(percpu_overwritten_link_found_by_a_drain)
+{
+	struct kt_rec rec;
+	struct kheap *h = percpu_heap(&rec);
+	KT_REQUIRE(h != NULL);
+	unsigned c = kh_size_class(kh_want(56));
+	struct kh_class *l = &h->cpus[kheap_cpu_id()].cls[c];
+	static uint64_t *p[KHEAP_CPU_CACHE_MAX + 1];
+	unsigned n = 0;
+	while (n < KHEAP_CPU_CACHE_MAX && (n == 0 || l->limit == 0 || n <= l->limit))
+		KT_REQUIRE((p[n++] = kheap_alloc(h, 56)) != NULL);
+	KT_REQUIRE(l->limit > 2 && n > l->limit);
+	kheap_trim(h); /* the list empty, so that the frees below fill it exactly */
+	for (unsigned i = 0; i < l->limit; i++)
+		kheap_free(h, p[i]); /* the list is full */
+	KT_EQ(l->count, l->limit);
+	p[l->limit - 2][0] ^= (uint64_t)1 << 62; /* the second block from the top: its link leads out */
+	kheap_free(h, p[l->limit]); /* full: a drain, which meets the damage */
+	KT_REPORTED(&rec, KHEAP_E_FREELIST);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_CHECK(balanced(h));
+	for (unsigned i = l->limit + 1; i < n; i++)
+		kheap_free(h, p[i]);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+
 KT_CASE(percpu_overwritten_token_is_caught)
 {
 	struct kt_rec rec;
