@@ -138,7 +138,7 @@ static void backend_path(size_t n)
 		kheap_free(h, p);
 		f[i] = since(t0);
 	}
-	row("alloc", n < 1024 ? "backend (cache empty)" : "backend", n);
+	row("alloc", n < 1024 ? "shared list empty: carves a batch" : "backend", n);
 	for (unsigned i = 0; i < SAMPLES; i++)
 		t[i] = f[i];
 	row("free ", n < 1024 ? "to class cache" : "backend, coalesce", n);
