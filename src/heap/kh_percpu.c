@@ -222,12 +222,15 @@ static uint32_t cpu_batch(uint32_t limit)
 
 
 /* Put the moved blocks on CPU cpu's class-c list. Interrupts masked, lock
- * released. */
+ * released. Each push has room: refill took no more than the list's limit
+ * leaves, and only this CPU changes the list and its limit. */
 static void push_moved(const struct kheap *h, struct kh_cpu *cpu, unsigned c, const struct moved *m)
 {
 	for (uint32_t i = 0; i < m->n; i++) {
 		kh_release_hook(m->b[i]); /* kh_cache_take checked it; the grant checks again */
-		kh_cpu_push(&cpu->cls[c], kh_payload(m->b[i]), kh_key(h), cpu->tkey);
+		int pushed = kh_cpu_push(&cpu->cls[c], kh_payload(m->b[i]), kh_key(h), cpu->tkey);
+		KH_ASSERT(pushed);
+		(void)pushed;
 	}
 }
 
