@@ -43,7 +43,7 @@ $(BENCH_INLINE_BIN): bench/bench.c bench/port_host.h tests/host/host_cpu.c $(BEN
 
 bench-build: $(BENCH_BIN) $(BENCH_INLINE_BIN)
 
-bench: $(BENCH_BIN) | $(BENCH_STAMP)
+bench: $(BENCH_BIN) $(BENCH_INLINE_BIN) | $(BENCH_STAMP)
 	@sh tools/bench.sh $(if $(filter 1,$(QUICK)),-q,-r $(BENCH_RUNS)) $(if $(W),-w "$(W)")
 
 bench-profile: $(BENCH_BIN) | $(BENCH_STAMP)

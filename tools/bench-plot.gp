@@ -1,7 +1,7 @@
 # bench-plot.gp: the plots of tools/bench.sh. gnuplot -e "dir='build/bench'" tools/bench-plot.gp
 #   ratios.png      cost of each allocator relative to mimalloc, per workload (lower is better)
 #   w6-latency.png  W6: fraction of alloc/free calls slower than x cycles (log-log)
-allocs = "kheap kheap-locked glibc jemalloc mimalloc tcmalloc"
+allocs = "kheap kheap-inline kheap-locked glibc jemalloc mimalloc tcmalloc"
 
 set terminal pngcairo size 1200,560 font "sans,11"
 set output dir."/ratios.png"
@@ -17,7 +17,7 @@ set grid ytics
 set key top left horizontal
 set xtics rotate by -30
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
-plot for [i=2:7] dir."/ratios.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:8] dir."/ratios.dat" using i:xtic(1) title columnheader(i)
 
 unset arrow 1
 set output dir."/w6-latency.png"

@@ -12,8 +12,11 @@
 #     -w   only these workloads (W9a/W9b run at 1, 2 and 4 threads)
 #
 # Allocators: kheap (its own entry points, each thread a CPU with a per-CPU
-# cache), kheap-locked (the same without CPU numbers: every call takes the
-# lock, as in a kernel without kheap_cpu_id), and malloc/free/aligned_alloc
+# cache; the port hooks are the library's weak functions, the default),
+# kheap-inline (the same with the hooks inline, build/bench/bench-inline, as
+# a kernel with a port header builds it: kheap_port.h), kheap-locked (the
+# default build without CPU numbers: every call takes the lock, as in a
+# kernel without kheap_cpu_id), and malloc/free/aligned_alloc
 # from glibc, jemalloc, mimalloc and tcmalloc (LD_PRELOAD). Within a run the
 # allocators take turns on each workload, so drift in the machine's load
 # spreads over all of them. Exits 1 if any run failed (a bad tag, a failed
@@ -37,7 +40,7 @@ while getopts qr:w: o; do
 done
 
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-ALLOCS="kheap kheap-locked glibc jemalloc mimalloc tcmalloc"
+ALLOCS="kheap kheap-inline kheap-locked glibc jemalloc mimalloc tcmalloc"
 preload() { # allocator -> LD_PRELOAD value ("" for none)
 	case $1 in
 	jemalloc) echo "$libdir/libjemalloc.so.2" ;;
@@ -62,10 +65,10 @@ failed=0
 one() { # run allocator workload [extra args...]: append "run alloc key value" rows
 	r=$1 a=$2 w=$3
 	shift 3
-	mode=system
-	case $a in kheap*) mode=$a ;; esac
+	mode=system bin=$BIN
+	case $a in kheap-inline) mode=kheap bin=$BIN-inline ;; kheap*) mode=$a ;; esac
 	pre=$(preload "$a")
-	if ! res=$(LD_PRELOAD=$pre "$BIN" "$mode" "$w" $quick "$@" 2>"$OUT/err.txt"); then
+	if ! res=$(LD_PRELOAD=$pre "$bin" "$mode" "$w" $quick "$@" 2>"$OUT/err.txt"); then
 		echo "FAIL run $r $a $w $*: $(cat "$OUT/err.txt")" >&2
 		failed=1
 		return
