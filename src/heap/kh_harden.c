@@ -129,45 +129,12 @@ bool kh_next_ok(const struct kheap *h, uintptr_t b)
 	return kh_sealed(h, nx, w) && !(w & KH_PREV_FREE);
 }
 
-/* The poisoned span of a free block: from past its two links, up to
- * KHEAP_POISON_BYTES, and never into its footer. Bounded, so free stays O(1). */
-static inline kh_word *poison_lo(uintptr_t b) { return (kh_word *)(b + KH_HDR + 16); }
-static inline kh_word *poison_hi(uintptr_t b)
-{
-	uintptr_t end = b + kh_size(b) - KH_HDR, cap = b + KH_HDR + 16 + KHEAP_POISON_BYTES;
-	return (kh_word *)(end < cap ? end : cap);
-}
-
-/* Both loops take the bound once (a store through w may alias the header)
- * and go four words a step, then two, then one: the span is whole
- * granules, but KHEAP_POISON_BYTES may cap it at an odd number of words. */
-static inline void poison(uintptr_t b)
-{
-	kh_word *w = poison_lo(b), *end = poison_hi(b);
-	for (; w + 4 <= end; w += 4)
-		w[0] = w[1] = w[2] = w[3] = KH_POISON;
-	for (; w < end; w++)
-		*w = KH_POISON;
-}
-
-static inline bool poison_ok(uintptr_t b)
-{
-	const kh_word *w = poison_lo(b), *end = poison_hi(b);
-	for (; w + 4 <= end; w += 4)
-		if (w[0] != KH_POISON || w[1] != KH_POISON || w[2] != KH_POISON || w[3] != KH_POISON)
-			return false;
-	for (; w < end; w++)
-		if (*w != KH_POISON)
-			return false;
-	return true;
-}
-
-void kh_poison(uintptr_t b) { poison(b); }
-bool kh_poison_ok(uintptr_t b) { return poison_ok(b); }
+void kh_poison(uintptr_t b) { kh_poison_inline(b); }
+bool kh_poison_ok(uintptr_t b) { return kh_poison_ok_inline(b); }
 
 void kh_poison_check(uintptr_t b, struct kh_err *e)
 {
-	if (KH_POISONS && !poison_ok(b)) /* reported; the block is still sound */
+	if (KH_POISONS && !kh_poison_ok_inline(b)) /* reported; the block is still sound */
 		kh_fail(e, KHEAP_E_USE_AFTER_FREE, kh_payload(b), "freed memory was written after free");
 }
 
@@ -188,7 +155,7 @@ void kh_grant_checks(struct kheap *h, uintptr_t b, struct kh_err *e)
 void kh_release_hook(uintptr_t b)
 {
 	if (KH_POISONS)
-		poison(b);
+		kh_poison_inline(b);
 }
 
 static void first_problem(void *ctx, const void *addr, const char *what)

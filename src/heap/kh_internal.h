@@ -598,6 +598,40 @@ size_t kh_largest_free(const struct kheap *h);
 void kh_region_seed(struct kheap *h, struct kh_region *r);
 
 /* Level 1: write the poison into free block b / test it (kh_harden.c). */
+/* The poisoned span of a free block (level 1 and up): from past its two
+ * links, up to KHEAP_POISON_BYTES, and never into its footer. Bounded, so
+ * free stays O(1). Inline for the fused paths of kheap.c (level 1); the
+ * rest call kh_poison, kh_poison_ok and kh_release_hook (kh_harden.c). */
+static inline kh_word *kh_poison_lo(uintptr_t b) { return (kh_word *)(b + KH_HDR + 16); }
+static inline kh_word *kh_poison_hi(uintptr_t b)
+{
+	uintptr_t end = b + kh_size(b) - KH_HDR, cap = b + KH_HDR + 16 + KHEAP_POISON_BYTES;
+	return (kh_word *)(end < cap ? end : cap);
+}
+
+/* Both loops take the bound once (a store through w may alias the header)
+ * and go four words a step, then two, then one: the span is whole
+ * granules, but KHEAP_POISON_BYTES may cap it at an odd number of words. */
+static inline void kh_poison_inline(uintptr_t b)
+{
+	kh_word *w = kh_poison_lo(b), *end = kh_poison_hi(b);
+	for (; w + 4 <= end; w += 4)
+		w[0] = w[1] = w[2] = w[3] = KH_POISON;
+	for (; w < end; w++)
+		*w = KH_POISON;
+}
+
+static inline bool kh_poison_ok_inline(uintptr_t b)
+{
+	const kh_word *w = kh_poison_lo(b), *end = kh_poison_hi(b);
+	for (; w + 4 <= end; w += 4)
+		if (w[0] != KH_POISON || w[1] != KH_POISON || w[2] != KH_POISON || w[3] != KH_POISON)
+			return false;
+	for (; w < end; w++)
+		if (*w != KH_POISON)
+			return false;
+	return true;
+}
 void kh_poison(uintptr_t b);
 bool kh_poison_ok(uintptr_t b);
 

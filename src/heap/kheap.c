@@ -144,7 +144,7 @@ _Static_assert(!KH_FUSED || !KH_CANARIES || KH_MIN_BLOCK - KH_HDR - KH_TAIL >= 2
 static inline bool fused_granted(const struct kheap *h, void *p)
 {
 	uintptr_t b = kh_block_of(p);
-	bool ok = kh_poison_ok(b);
+	bool ok = kh_poison_ok_inline(b);
 	kh_arm_canary(h, b);
 	return ok;
 }
@@ -164,7 +164,7 @@ static inline bool fused_kept(const struct kheap *h, struct kh_cpu *cpu, void *p
 		__atomic_store_n(&cpu->frees, cpu->frees - 1, __ATOMIC_RELAXED);
 		return false;
 	}
-	kh_release_hook(b);
+	kh_poison_inline(b);
 	return true;
 }
 
