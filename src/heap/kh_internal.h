@@ -78,9 +78,11 @@
  * writes the header); its first payload word is the encoded link and its
  * second the token p ^ kh_tkey(h, k), which no held block carries. For the
  * counters in struct kh_counts a block on a CPU's list is in use: blocks
- * move into and out of the per-CPU lists only in batches under the lock
- * (refill, drain), and the CPU's own list counts say how many of the
- * in-use ones are really cached; kheap_get_stats subtracts them.
+ * change hands between a CPU's lists and the rest of the heap only in
+ * batches counted under the lock (refill, drain; the CPU's own pops and
+ * pushes for a batch run just before or after the lock, on blocks that are
+ * in use and on no list meanwhile), and the CPU's own list counts say how
+ * many of the in-use ones are really cached; kheap_get_stats subtracts them.
  *  I8 CPU k's list c holds exactly the used blocks of class c whose token
  *     names k, at most its limit (kheap_check verifies the calling CPU's).
  *  I9 object cache i's depot and CPU k's list of it hold exactly the
