@@ -145,7 +145,6 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 	}
 }
 
-
 /* Hand the moved blocks of class c back, as drain does. Lock held. */
 static void give_moved(struct kheap *h, unsigned c, const struct moved *m, struct kh_err *e)
 {
@@ -220,7 +219,6 @@ static uint32_t cpu_batch(uint32_t limit)
 	return half < KHEAP_CPU_BATCH ? half : KHEAP_CPU_BATCH;
 }
 
-
 /* Put the moved blocks on CPU cpu's class-c list. Interrupts masked, lock
  * released. Each push has room: refill took no more than the list's limit
  * leaves, and only this CPU changes the list and its limit. */
@@ -252,8 +250,7 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved
 		}
 		want--;
 	}
-	if (want > 0 && e->kind == KHEAP_OK && l->count + m->n + want <= l->limit)
-{
+	if (want > 0 && e->kind == KHEAP_OK && l->count + m->n + want <= l->limit) {
 		uint32_t got = kh_carve_class(h, cpu, c, want, e);
 		kh_count_out(h, got * kh_class_block_size(c), got); /* per-CPU blocks are in use */
 	}

@@ -133,7 +133,7 @@ static __attribute__((noinline)) void *alloc_path(struct kheap *h, size_t size, 
  * fused_granted, after kh_cpu_alloc handed out p: checks the poison that its
  * free left (false: written after free; the block is sound and handed out,
  * and the caller reports it through fused_uaf once unlocked), then arms the
- * canary, which may lie inside the poisoned span.
+ * canary, as the C path's grant does.
  * fused_kept, after kh_cpu_free pushed p: checks p's canary. A block whose
  * canary is gone is taken back off the list, whose head it is, and false
  * sends it to the locked path, which reports it. Else p is poisoned past
