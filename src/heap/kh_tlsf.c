@@ -43,6 +43,15 @@ struct place {
 	unsigned fl, sl;
 };
 
+/* The second half of a place check: free block b's decoded next link is 0
+ * or a block of the heap whose prev link points back at b. */
+HOT bool next_check(const struct kheap *h, uintptr_t b, const struct place *pl, struct kh_err *e)
+{
+	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
+		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
+	return true;
+}
+
 /* Decode free block b's links into *pl, whose bin is set, and check them
  * before anything is written: both list neighbours, or the bin head, point
  * back at b. The one link check of an unlink. */
@@ -53,9 +62,7 @@ HOT bool place_check(const struct kheap *h, uintptr_t b, struct place *pl, struc
 	if (pl->prev == 0 ? h->bins[pl->fl][pl->sl] != b
 			  : !in_heap(h, pl->prev) || get_link(h, slot_next(pl->prev)) != b)
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
-	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
-		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
-	return true;
+	return next_check(h, b, pl, e);
 }
 
 /* place_check for b, the head of its bin: its prev link must decode to 0. */
@@ -65,9 +72,7 @@ HOT bool head_check(const struct kheap *h, uintptr_t b, struct place *pl, struct
 	pl->prev = 0;
 	if (get_link(h, slot_prev(b)) != 0)
 		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list prev link corrupt");
-	if (pl->next != 0 && (!in_heap(h, pl->next) || get_link(h, slot_prev(pl->next)) != b))
-		return kh_fail(e, KHEAP_E_FREELIST, kh_payload(b), "free-list next link corrupt");
-	return true;
+	return next_check(h, b, pl, e);
 }
 
 /* place_check for free block b of size s, wherever it is listed. */
