@@ -360,6 +360,17 @@ void kheap_cache_free(struct kheap_cache *c, void *p)
 
 /* ---- reserve -------------------------------------------------------------- */
 
+/* Take n from the room list l (slot's) had for a reserve; what it holds
+ * beyond the room left goes on: a CPU's to the depot, the depot's to the
+ * backend. Lock held. */
+static void shrink_room(struct kheap *h, struct kheap_cache *c, struct kh_class *l, unsigned slot, uint32_t n,
+			struct kh_err *e)
+{
+	l->limit -= n;
+	if (l->count > l->limit)
+		kh_obj_drain(h, c, l, kh_tkey(h, slot), slot, l->limit, slot != KH_SHARED, e);
+}
+
 int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 {
 	const void *caller = KH_CALLER();
@@ -389,9 +400,7 @@ int kheap_cache_reserve(struct kheap_cache *c, unsigned n)
 			*rsv = want;
 			c->fills++;
 		} else {
-			l->limit -= n;
-			if (l->count > l->limit) /* beyond the old room: a CPU's to the depot, the depot's to the backend */
-				kh_obj_drain(h, c, l, tkey, slot, l->limit, slot != KH_SHARED, &e);
+			shrink_room(h, c, l, slot, n, &e);
 			c->failures++;
 			rc = -1;
 		}
@@ -413,9 +422,7 @@ unsigned kheap_cache_unreserve(struct kheap_cache *c, unsigned n)
 	struct kh_class *l = reserve_list(c, kh_cpu_id(), &slot, &rsv);
 	uint32_t d = n < *rsv ? n : *rsv;
 	*rsv -= d;
-	l->limit -= d;
-	if (l->count > l->limit) /* the room the reserve had: a CPU's to the depot, the depot's to the backend */
-		kh_obj_drain(h, c, l, kh_tkey(h, slot), slot, l->limit, slot != KH_SHARED, &e);
+	shrink_room(h, c, l, slot, d, &e);
 	unsigned left = *rsv;
 	kh_leave(h, irq, &e, caller);
 	return left;
