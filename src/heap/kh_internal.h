@@ -740,8 +740,10 @@ static inline bool kh_obj_plainly_held(const struct kheap *h, const struct kh_cp
 	       kh_token_cpu(h, b) >= KH_NSLOTS;
 }
 /* Cached block b may merge into the bins: its neighbours agree with it
- * (the check kh_held's KH_HELD_LOCKED makes; kh_backend_free makes it again
- * as it merges, for every block). A finding goes to *e. Lock held. */
+ * (the check kh_held's KH_HELD_LOCKED makes). kh_backend_free makes it as
+ * it merges, for every block, so only a caller that must know before it
+ * rewrites b's header asks first: an object on its way back to the backend
+ * (kh_objcache_pool.c). A finding goes to *e. Lock held. */
 bool kh_merge_ok(const struct kheap *h, uintptr_t b, struct kh_err *e);
 /* Used block b's right neighbour is sealed and knows b is used. */
 bool kh_next_ok(const struct kheap *h, uintptr_t b);

@@ -124,20 +124,36 @@ struct moved {
 	uintptr_t b[KH_MOVE_MAX];
 };
 
-/* Hand up to n blocks of CPU cpu's class c back: to the shared class list
- * when it has room and bins is false, else to the backend. Lock held. */
+/* Block b (s bytes), off CPU cpu's list, back: to the shared class list
+ * when it has room and bins is false, else to the backend, which checks its
+ * neighbours where it merges (kh_backend_free). Lock held. */
+static void give_back(struct kheap *h, uintptr_t b, size_t s, bool bins, struct kh_err *e)
+{
+	kh_count_back(h, s, 1);
+	if ((bins || !kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
+		kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
+}
+
+/* Block b, taken for CPU cpu's class-c list, onto it. Only this CPU changes
+ * the list and its limit, and its callers take no more than the limit
+ * leaves room for, so the push has room. Interrupts masked. */
+static void put_own(const struct kheap *h, struct kh_cpu *cpu, unsigned c, uintptr_t b)
+{
+	kh_release_hook(b); /* kh_cache_take checked it; the grant checks again */
+	int pushed = kh_cpu_push(&cpu->cls[c], kh_payload(b), kh_key(h), cpu->tkey);
+	KH_ASSERT(pushed);
+	(void)pushed;
+}
+
+/* Hand up to n blocks of CPU cpu's class c back (give_back). Lock held. */
 static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, bool bins, struct kh_err *e)
 {
 	size_t s = kh_class_block_size(c);
 	for (; n > 0; n--) {
 		bool bad = false;
 		void *p = cpu_take(h, cpu, c, &bad);
-		if (p != NULL && p != KH_CLASS_BAD) {
-			uintptr_t b = kh_block_of(p);
-			kh_count_back(h, s, 1);
-			if ((bins || !kh_cache_put(h, b)) && (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0))
-				kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
-		}
+		if (p != NULL && p != KH_CLASS_BAD)
+			give_back(h, kh_block_of(p), s, bins, e);
 		if (bad)
 			kh_slot_repair(h, cpu, c, e);
 		if (p == NULL || bad)
@@ -148,13 +164,8 @@ static void drain(struct kheap *h, struct kh_cpu *cpu, unsigned c, uint32_t n, b
 /* Hand the moved blocks of class c back, as drain does. Lock held. */
 static void give_moved(struct kheap *h, unsigned c, const struct moved *m, struct kh_err *e)
 {
-	size_t s = kh_class_block_size(c);
-	for (uint32_t i = 0; i < m->n; i++) {
-		uintptr_t b = m->b[i];
-		kh_count_back(h, s, 1);
-		if (!kh_cache_put(h, b) && (!kh_merge_ok(h, b, e) || kh_backend_free(h, b, e) == 0))
-			kh_count_out(h, s, 1); /* neighbour corrupt (reported): keep it held */
-	}
+	for (uint32_t i = 0; i < m->n; i++)
+		give_back(h, m->b[i], kh_class_block_size(c), false, e);
 }
 
 /* CPU cpu's class-c list back to the bins (realloc, when a block on it
@@ -220,16 +231,11 @@ static uint32_t cpu_batch(uint32_t limit)
 }
 
 /* Put the moved blocks on CPU cpu's class-c list. Interrupts masked, lock
- * released. Each push has room: refill took no more than the list's limit
- * leaves, and only this CPU changes the list and its limit. */
+ * released. */
 static void push_moved(const struct kheap *h, struct kh_cpu *cpu, unsigned c, const struct moved *m)
 {
-	for (uint32_t i = 0; i < m->n; i++) {
-		kh_release_hook(m->b[i]); /* kh_cache_take checked it; the grant checks again */
-		int pushed = kh_cpu_push(&cpu->cls[c], kh_payload(m->b[i]), kh_key(h), cpu->tkey);
-		KH_ASSERT(pushed);
-		(void)pushed;
-	}
+	for (uint32_t i = 0; i < m->n; i++)
+		put_own(h, cpu, c, m->b[i]);
 }
 
 /* Take a batch for CPU cpu's class-c list: from the shared list first (into
@@ -242,12 +248,10 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved
 	uintptr_t b;
 	while (want > 0 && l->count + m->n < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
 		kh_count_out(h, kh_size(b), 1);
-		if (m->n < KH_MOVE_MAX) {
+		if (m->n < KH_MOVE_MAX)
 			m->b[m->n++] = b;
-		} else {
-			kh_release_hook(b);
-			kh_cpu_push(l, kh_payload(b), kh_key(h), cpu->tkey);
-		}
+		else
+			put_own(h, cpu, c, b);
 		want--;
 	}
 	if (want > 0 && e->kind == KHEAP_OK && l->count + m->n + want <= l->limit) {
