@@ -792,7 +792,7 @@ void kh_cpu_limits(struct kheap *h);
  * shared lists). Lock held. */
 uint32_t kh_carve_list(struct kheap *h, uintptr_t b, size_t s, uint32_t n, kh_word bits, unsigned alg,
 		       struct kh_class *l, uintptr_t tkey, struct kh_err *e);
-void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
+void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, bool dead, struct kh_err *e);
 void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e);
 void kh_drain_if_asked(struct kheap *h, struct kh_err *e);
 void kh_flush_cpus(struct kheap *h, struct kh_err *e);

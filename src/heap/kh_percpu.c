@@ -176,13 +176,14 @@ void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_e
 }
 
 /* Everything on CPU cpu's lists back to the bins: the calling CPU's
- * (kheap_trim, OOM, kheap_trim_cpu), or an offline one's (kheap_cpu_dead). */
-void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
+ * (kheap_trim, OOM, kheap_trim_cpu), which keeps its object-cache
+ * reserves, or an offline one's (kheap_cpu_dead, dead set), reserves too. */
+void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, bool dead, struct kh_err *e)
 {
 	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
 	for (unsigned c = 0; c < KH_NCLASSES; c++)
 		drain(h, cpu, c, cpu->cls[c].count, true, e);
-	kh_obj_drain_cpu(h, (unsigned)(cpu - h->cpus), false, e); /* the object caches' lists, but reserves */
+	kh_obj_drain_cpu(h, (unsigned)(cpu - h->cpus), dead, e);
 }
 
 /* Lock held: honour a drain request to the calling CPU, so that a CPU asked
@@ -193,7 +194,7 @@ void kh_drain_if_asked(struct kheap *h, struct kh_err *e)
 	if (KH_PERCPU && kh_percpu_on(h)) {
 		struct kh_cpu *cpu = kh_this_cpu(h);
 		if (cpu != NULL && kh_drain_asked(cpu))
-			kh_drain_cpu(h, cpu, e);
+			kh_drain_cpu(h, cpu, false, e);
 	}
 }
 
@@ -207,7 +208,7 @@ void kh_flush_cpus(struct kheap *h, struct kh_err *e)
 		if (&h->cpus[k] != me)
 			__atomic_store_n(&h->cpus[k].drain, 1, __ATOMIC_RELAXED);
 	if (me != NULL)
-		kh_drain_cpu(h, me, e);
+		kh_drain_cpu(h, me, false, e);
 }
 
 /* Bytes on the per-CPU lists of the CPUs other than the calling one: reads
@@ -266,7 +267,7 @@ void kh_cpu_slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e)
 	kh_lock_acquire(&h->lock);
 	kh_cpu_sync(h, cpu);
 	if (kh_drain_asked(cpu))
-		kh_drain_cpu(h, cpu, e);
+		kh_drain_cpu(h, cpu, false, e);
 }
 
 /* Close a locked stretch of the fast path: count an error, rebuild the

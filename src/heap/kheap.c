@@ -538,7 +538,7 @@ void kheap_trim_cpu(struct kheap *h)
 	uintptr_t irq = kh_enter(h);
 	struct kh_cpu *cpu = kh_this_cpu(h);
 	if (cpu != NULL)
-		kh_drain_cpu(h, cpu, &e);
+		kh_drain_cpu(h, cpu, false, &e);
 	kh_leave(h, irq, &e, caller);
 }
 
@@ -552,7 +552,7 @@ void kheap_cpu_dead(struct kheap *h, unsigned cpu)
 	if (KHEAP_MAX_CPUS == 0 || cpu >= KH_NCPU)
 		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)(uintptr_t)cpu, "kheap_cpu_dead: cpu is not below KHEAP_MAX_CPUS");
 	else if (KH_PERCPU)
-		kh_obj_drain_cpu(h, cpu, true, &e), kh_drain_cpu(h, &h->cpus[cpu], &e); /* reserves too */
+		kh_drain_cpu(h, &h->cpus[cpu], true, &e);
 	kh_leave(h, irq, &e, caller);
 }
 
