@@ -836,6 +836,10 @@ void kh_region_add(struct kheap *h, void *base, size_t size, struct kh_err *e);
 
 /* kh_report.c */
 void kh_report(struct kheap *h, const struct kh_err *e, const void *caller);
+/* Report what a stretch without the lock found: counted (error_count)
+ * under the lock, as every report is, then passed to the hook with it
+ * released (kh_leave). Takes the lock: not with it held. */
+void kh_report_counted(struct kheap *h, struct kh_err *e, const void *caller);
 /* After a locked stretch that recorded a problem: count it, and rebuild the
  * free lists from the headers after a corrupt link. Lock held. */
 void kh_settle(struct kheap *h, struct kh_err *e);

@@ -37,14 +37,6 @@ static bool cache_ok(const struct kheap_cache *c, const void *caller)
 
 size_t kheap_cache_size(void) { return sizeof(struct kheap_cache); }
 
-/* Report what a lock-free stretch found: counted (error_count) under the
- * lock, as every report is, then passed to the hook with it released. */
-static void report_counted(struct kheap *h, struct kh_err *e, const void *caller)
-{
-	uintptr_t irq = kh_enter(h);
-	kh_leave(h, irq, e, caller);
-}
-
 /* ---- create, destroy ------------------------------------------------------ */
 
 struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t size, size_t align, unsigned flags)
@@ -61,7 +53,7 @@ struct kheap_cache *kheap_cache_create(struct kheap *h, const char *name, size_t
 		 (flags & ~KHEAP_CACHE_ZERO))
 		kh_fail(&e, KHEAP_E_BAD_ARG, (void *)size, "kheap_cache_create: size, align or flags out of range");
 	if (e.kind != KHEAP_OK) {
-		report_counted(h, &e, caller);
+		kh_report_counted(h, &e, caller);
 		return NULL;
 	}
 	struct kheap_cache *c = kheap_aligned_alloc(h, 64, sizeof *c);
@@ -297,7 +289,7 @@ static __attribute__((noinline)) void free_slow(struct kheap_cache *c, void *p, 
 	}
 	if (b == 0) {
 		kh_irq_restore(irq);
-		report_counted(h, &e, caller);
+		kh_report_counted(h, &e, caller);
 		return;
 	}
 	if (mine) {

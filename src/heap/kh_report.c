@@ -121,6 +121,12 @@ void kh_report(struct kheap *h, const struct kh_err *e, const void *caller)
 		default_report(&r);
 }
 
+void kh_report_counted(struct kheap *h, struct kh_err *e, const void *caller)
+{
+	uintptr_t irq = kh_enter(h);
+	kh_leave(h, irq, e, caller);
+}
+
 void kh_report_global(enum kheap_error kind, const void *ptr, const void *caller, const char *msg)
 {
 	struct kheap_report r = {kind, ptr, caller, msg, severity_of(kind)};

@@ -153,7 +153,7 @@ static __attribute__((noinline, cold)) void fused_uaf(struct kheap *h, void *p, 
 {
 	struct kh_err e = KH_ERR_AT(caller);
 	kh_fail(&e, KHEAP_E_USE_AFTER_FREE, p, "freed memory was written after free");
-	kh_leave(h, kh_enter(h), &e, caller); /* counted under the lock, reported after it */
+	kh_report_counted(h, &e, caller);
 }
 
 static inline bool fused_kept(const struct kheap *h, struct kh_cpu *cpu, void *p)
