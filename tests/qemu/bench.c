@@ -125,7 +125,9 @@ static void percpu_batch(size_t n)
 }
 
 /* Backend (TLSF bins): kheap_trim empties the caches first, so a class size
- * also takes the slow path; the free of a non-class size coalesces. */
+ * finds its shared list empty and carves a batch onto it (KHEAP_CLASS_CARVE),
+ * the locked path's worst case for a small block; the free of a non-class
+ * size coalesces. */
 static void backend_path(size_t n)
 {
 	static uint64_t f[SAMPLES];
