@@ -22,7 +22,7 @@ static const size_t big_sizes[8] = {2000, 3000, 4096, 5000, 6000, 7000, 8000, 25
 static const size_t *sizes = small_sizes;
 
 static _Alignas(16) unsigned char arena[1u << 20];
-static _Alignas(16) unsigned char blocks[KH_NCLASSES][4][KH_CLASS_MAX_BLOCK];
+static _Alignas(16) unsigned char blocks[KH_NCLASSES][4][32]; /* a listed block's link and token */
 static struct kh_class lists[KH_NCLASSES];
 
 #define KEY ((uintptr_t)0x9e3779b97f4a7c10u)

@@ -28,9 +28,14 @@ PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/k
 # used before the untouched end of a region; with the heap's default (half a
 # batch) python3 keeps a quarter more pages resident (python3-rss in
 # preload-test holds kheap's max RSS to 1.2x glibc's).
+# KHEAP_CPU_MAX_BLOCK=1040: a thread's cache keeps no class above 1 KiB; each
+# thread is a CPU here, and with classes up to 64 KiB cached per thread
+# make bench-real's max RSS rose to 1.21x glibc's (fork-stress) and 1.45x
+# (handoff-4p).
 PRELOAD_ARCH_H := $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
-  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_CARVE_MIN=1 -Isrc/heap $(PRELOAD_ARCH_H)
+  -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_CARVE_MIN=1 \
+  -DKHEAP_CPU_MAX_BLOCK=1040u -Isrc/heap $(PRELOAD_ARCH_H)
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.

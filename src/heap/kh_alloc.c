@@ -93,8 +93,8 @@ uintptr_t kh_alloc_locked(struct kheap *h, size_t n, struct kh_err *e)
 		__atomic_store_n(&h->percpu, 1, __ATOMIC_RELAXED); /* from the next call on */
 	uintptr_t b = 0;
 	size_t want = kh_want(n), s = kh_block_for(want);
-	unsigned c = kh_size_class(want);
-	if (c < KH_NCLASSES) {
+	unsigned c = want <= KH_SHARED_MAX_PAYLOAD ? kh_size_class(want) : KH_NCLASSES;
+	if (c < KH_NCLASSES && h->cpus[KH_SHARED].cls[c].limit != 0) {
 		b = kh_cache_take(h, c, e);
 		if (b == 0)
 			b = kh_cache_carve(h, c, e);
@@ -146,7 +146,7 @@ uintptr_t kh_retry_alloc(struct kheap *h, uintptr_t irq, struct kh_err *e, const
 void kh_free_locked(struct kheap *h, uintptr_t b, struct kh_err *e)
 {
 	size_t s = kh_size(b);
-	if (!(s <= KH_CLASS_MAX_BLOCK && kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
+	if (!(s <= KH_SHARED_MAX_BLOCK && kh_cache_put(h, b)) && kh_backend_free(h, b, e) == 0)
 		return;
 	kh_count_back(h, s, 1);
 	h->n.frees++;

@@ -9,11 +9,11 @@ unsigned kh_size_class(size_t n)
 {
 	if (n > KH_CLASS_MAX_PAYLOAD)
 		return KH_NCLASSES;
-	size_t g = (n + 8 + 15) >> 4; /* granules of the block, 1..64 */
-	if (g <= 16)
+	size_t g = (n + 8 + 15) >> 4; /* granules of the block, 1..4097 */
+	if (g <= KH_CLASS_STEP_GRANULES)
 		return g < 2 ? 0u : (unsigned)g - 2;
-	unsigned e = kh_fls64((uint64_t)(g - 1)); /* 4 or 5 */
-	return 4 * e - 5 + (unsigned)((g - 1) >> (e - 2));
+	unsigned e = kh_fls64((uint64_t)(g - 2)); /* u - 1's highest bit, 4..11 */
+	return 4 * e - KH_CLASS_BIAS + (unsigned)((g - 2) >> (e - 2));
 }
 
 /* The count and the token word are read by other CPUs (statistics, the walk)
@@ -68,20 +68,20 @@ void *kh_cpu_alloc(struct kh_cpu *cpu, size_t n)
 }
 
 /* The class of block size s, or KH_NCLASSES when s is not a class size
- * (s is a multiple of 16). Above 256 bytes the classes are 4 per power of
- * two, so a class size of g granules is a multiple of 2^(e-2), where e is
- * the highest bit of g - 1. */
+ * (s is a multiple of 16). Above the steps of 16 the classes are 4 per
+ * power of two of u = g - 1 (kh_layout.h), so a class's u is a multiple of
+ * 2^(e-2), where e is the highest bit of u - 1. */
 static unsigned block_class(uint64_t s)
 {
-	if (s - 32 > 1024 - 32)
+	if (s - 32 > KH_CLASS_MAX_BLOCK - 32)
 		return KH_NCLASSES;
 	unsigned g = (unsigned)(s >> 4);
-	if (g <= 16)
+	if (g <= KH_CLASS_STEP_GRANULES)
 		return g - 2;
-	unsigned e = kh_fls64(g - 1);
-	if (g & ((1u << (e - 2)) - 1))
+	unsigned e = kh_fls64(g - 2);
+	if ((g - 1) & ((1u << (e - 2)) - 1))
 		return KH_NCLASSES;
-	return 4 * e - 5 + ((g - 1) >> (e - 2));
+	return 4 * e - KH_CLASS_BIAS + ((g - 2) >> (e - 2));
 }
 
 int kh_cpu_free(struct kh_cpu *cpu, void *ptr)

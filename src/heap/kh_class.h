@@ -6,10 +6,13 @@
  * contract, and kh_class.c is the portable C that GENERIC=1 builds and that
  * the differential test uses as the oracle.
  *
- * Classes are block sizes (payload + 8-byte header): 32 to 256 in steps of
- * 16 (classes 0..14), then four per power of two: 320, 384, 448, 512 (15..18)
- * and 640, 768, 896, 1024 (19..22). A request of n payload bytes maps to the
- * smallest class whose block holds n + 8 bytes.
+ * Classes are block sizes (payload + 8-byte header): 32 to 272 in steps of
+ * 16 (classes 0..15), then four per power of two, each one granule more:
+ * 336, 400, 464, 528 (16..19), 656, 784, 912, 1040 (20..23), and so on up to
+ * 40976, 49168, 57360, 65552 (44..47), so that a power-of-two request and
+ * its header fit a class. A request of n payload bytes maps to the smallest
+ * class whose block holds n + 8 bytes: at most a quarter of a block above
+ * 272 bytes is rounding (bounded waste, as TLSF's second level bounds it).
  */
 #ifndef KH_CLASS_H
 #define KH_CLASS_H
@@ -137,7 +140,7 @@ static inline int kh_call_cpu_free(struct kh_cpu *cpu, void *ptr) { return kh_cp
 /* Block size of class c (c < KH_NCLASSES), from the one class table. */
 static inline size_t kh_class_block_size(unsigned c)
 {
-	static const uint8_t granules[KH_NCLASSES] = {KH_CLASS_GRANULES};
+	static const uint16_t granules[KH_NCLASSES] = {KH_CLASS_GRANULES};
 	return (size_t)granules[c] << KH_GRANULE_LOG2;
 }
 

@@ -187,6 +187,13 @@ static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU;
  * size-class lists, owned by the lock holder, in the same format. */
 #define KH_SHARED (KH_PERCPU ? KH_NCPU : 0u)
 #define KH_NSLOTS (KH_SHARED + 1u)
+/* The shared lists hold the classes up to KH_SHARED_MAX_BLOCK bytes: a
+ * freed larger class block merges at once (kh_cache_limits gives its list
+ * no room), and the locked path serves a larger request at its own size,
+ * not rounded up to a class that no list would keep. The per-CPU lists
+ * hold every class. */
+#define KH_SHARED_MAX_BLOCK 1040u
+#define KH_SHARED_MAX_PAYLOAD (KH_SHARED_MAX_BLOCK - KH_HDR)
 _Static_assert(KH_NSLOTS <= KH_TOKEN_CPUS, "every slot's token names it below KH_TOKEN_CPUS");
 
 _Static_assert(KH_TOKEN_CPUS <= 4096, "a token's CPU number must not look like an address");

@@ -17,10 +17,17 @@
  *
  *   cookie = top 18 bits of ((bits 0..45) ^ block address ^ key) * KH_COOKIE_MUL
  *
- * Size classes (block sizes, header included): 32 to 256 in steps of 16,
- * then four per power of two up to 1024. KH_CLASS_GRANULES lists each
- * class's block size in 16-byte granules; the C (kh_class_block_size) and
- * the assembly's class tables are both generated from it.
+ * Size classes (block sizes, header included): 32 to 272 in steps of 16,
+ * then four per power of two plus one granule, up to 64 KiB + 16: a block of
+ * g granules above 17 is a class when u = g - 1 is 2^e, 1.25 * 2^e, 1.5 * 2^e
+ * or 1.75 * 2^e. The extra granule holds the 8-byte header, so a request of
+ * a power of two (256 B, 4 KiB, 64 KiB) fits a class with 8 bytes to spare;
+ * any request wastes at most a quarter (the bound TLSF's second level gives
+ * with four bins). KH_CLASS_GRANULES lists each class's block size in
+ * granules; the C (kh_class_block_size) is generated from it, and so are the
+ * assembly's class tables, which cover the classes up to
+ * KH_CLASS_TABLE_BLOCK: above it the assembly computes the class from the
+ * highest bit of u - 1, as the C does everywhere above the steps of 16.
  */
 #ifndef KH_LAYOUT_H
 #define KH_LAYOUT_H
@@ -43,11 +50,22 @@
 #define KH_COOKIE_MUL 0x9e3779b97f4a7c15
 
 /* ---- size classes ------------------------------------------------------- */
-#define KH_NCLASSES 23
-#define KH_CLASS_MAX_BLOCK 1024
+#define KH_NCLASSES 48
+#define KH_CLASS_MAX_BLOCK 65552
 #define KH_CLASS_MAX_PAYLOAD (KH_CLASS_MAX_BLOCK - KH_HDR_BYTES)
-#define KH_CLASS_GRANULES 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, \
-	20, 24, 28, 32, 40, 48, 56, 64
+#define KH_CLASS_STEP_GRANULES 17 /* classes 0..15: 2..17 granules */
+#define KH_CLASS_GRANULES_TABLE 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, \
+	21, 25, 29, 33, 41, 49, 57, 65
+#define KH_CLASS_TABLE_CLASSES 24
+#define KH_CLASS_TABLE_BLOCK 1040
+#define KH_CLASS_TABLE_PAYLOAD (KH_CLASS_TABLE_BLOCK - KH_HDR_BYTES)
+#define KH_CLASS_GRANULES_LARGE 81, 97, 113, 129, 161, 193, 225, 257, 321, 385, 449, 513, \
+	641, 769, 897, 1025, 1281, 1537, 1793, 2049, 2561, 3073, 3585, 4097
+#define KH_CLASS_GRANULES KH_CLASS_GRANULES_TABLE, KH_CLASS_GRANULES_LARGE
+/* Above the steps of 16, the class of a block of g granules, when it is
+ * one, and the smallest class for a request needing g: with u = g - 1 and
+ * e the highest bit of u - 1, 4 * e - KH_CLASS_BIAS + ((u - 1) >> (e - 2)). */
+#define KH_CLASS_BIAS 4
 
 /* A request of n <= KH_CLASS_MAX_PAYLOAD bytes needs t + 1 granules of
  * block, t = (n + KH_T_BIAS) >> KH_GRANULE_LOG2 (the header included). */
@@ -78,7 +96,7 @@
 #define KH_CPU_FREES 40
 #define KH_CPU_DRAIN 48
 #define KH_CPU_CLS 64
-#define KH_CPU_SIZE 512
+#define KH_CPU_SIZE 1024
 
 /* A token word w of the block at payload p names CPU k when
  * w ^ p ^ ~key == k < KH_TOKEN_CPUS (a bound on KHEAP_MAX_CPUS that no
@@ -120,11 +138,21 @@ _Static_assert(KH_ZERO_BIT + 1 == KH_SIZE_SHIFT && KH_SIZE_BITS == KH_ALG_SHIFT 
 _Static_assert(KH_MIN_BLOCK_BYTES % (1 << KH_GRANULE_LOG2) == 0 &&
 		       KH_CLASS_MAX_BLOCK % (1 << KH_GRANULE_LOG2) == 0,
 	       "block sizes are whole granules");
-_Static_assert(KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2 < 128,
+_Static_assert(KH_CLASS_TABLE_BLOCK >> KH_GRANULE_LOG2 < 128,
 	       "the assembly's class tables index by granule count and store bytes");
-_Static_assert(sizeof((const unsigned char[]){KH_CLASS_GRANULES}) == KH_NCLASSES,
-	       "KH_CLASS_GRANULES lists one block size per class");
-_Static_assert(KH_NCLASSES * 4 < 128, "the x86_64 class table stores 4 * class in a signed byte");
+_Static_assert(sizeof((const unsigned short[]){KH_CLASS_GRANULES}) == KH_NCLASSES * sizeof(unsigned short) &&
+		       sizeof((const unsigned char[]){KH_CLASS_GRANULES_TABLE}) == KH_CLASS_TABLE_CLASSES,
+	       "KH_CLASS_GRANULES lists one block size per class, the tables' first");
+_Static_assert(KH_CLASS_TABLE_CLASSES * 4 < 128, "the x86_64 class tables store 4 * class in a signed byte");
+#define KH_U_(b) (((b) >> KH_GRANULE_LOG2) - 1) /* u of a block size */
+_Static_assert((KH_U_(KH_CLASS_TABLE_BLOCK) & (KH_U_(KH_CLASS_TABLE_BLOCK) - 1)) == 0 &&
+		       (KH_U_(KH_CLASS_MAX_BLOCK) & (KH_U_(KH_CLASS_MAX_BLOCK) - 1)) == 0 &&
+		       KH_U_(KH_CLASS_TABLE_BLOCK) > KH_CLASS_STEP_GRANULES,
+	       "the tables end, and the classes end, where u is a power of two, above the steps of 16");
+_Static_assert(KH_CLASS_TABLE_CLASSES + 4 * 6 == KH_NCLASSES && KH_U_(KH_CLASS_MAX_BLOCK) == KH_U_(KH_CLASS_TABLE_BLOCK) << 6,
+	       "four computed classes per power of two from the tables' end to KH_CLASS_MAX_BLOCK");
+_Static_assert(4 * 4 - KH_CLASS_BIAS + 4 == KH_CLASS_STEP_GRANULES - 1,
+	       "the first class above the steps of 16 follows the last step");
 #endif
 
 #endif /* KH_LAYOUT_H */

@@ -52,8 +52,11 @@ void kh_cpu_limits(struct kheap *h)
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		size_t s = kh_class_block_size(c);
 		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * KH_NCPU * s);
-		if (cap > KHEAP_CPU_CACHE_BYTES / s)
-			cap = KHEAP_CPU_CACHE_BYTES / s;
+		size_t bytes = KHEAP_CPU_CACHE_BYTES / s < 2 ? 2 : KHEAP_CPU_CACHE_BYTES / s;
+		if (cap > bytes)
+			cap = bytes;
+		if (s > KHEAP_CPU_MAX_BLOCK)
+			cap = 0;
 		__atomic_store_n(&h->cpu_limit[c], cap < KHEAP_CPU_CACHE_MAX ? (uint32_t)cap : KHEAP_CPU_CACHE_MAX,
 				 __ATOMIC_RELAXED);
 	}

@@ -185,7 +185,8 @@ static inline __attribute__((always_inline)) void *shared_alloc_at(struct kheap 
 								   const void *caller)
 {
 	kh_lock_acquire(&h->lock);
-	void *p = fused_alloc(&h->cpus[KH_SHARED], kh_want(size));
+	size_t n = kh_want(size);
+	void *p = n <= KH_SHARED_MAX_PAYLOAD ? fused_alloc(&h->cpus[KH_SHARED], n) : NULL;
 	if (p == NULL)
 		return locked_alloc(h, size, irq, caller);
 	kh_count_out(h, kh_size(kh_block_of(p)), 1); /* shared blocks are not in use */
@@ -366,7 +367,9 @@ void kheap_free(struct kheap *h, void *ptr)
  * whether object caches hold some. The walk is bounded by the caches'
  * capacity: free blocks in the run never touch, so it holds at most one
  * more of them than cached ones. Lock held, interrupts masked. */
-static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared, uint32_t *mine, bool *objs)
+_Static_assert(KH_NCLASSES <= 64, "cached_run names classes by the bits of a 64-bit mask");
+
+static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint64_t *shared, uint64_t *mine, bool *objs)
 {
 	const struct kh_region *r = kh_region_of(h, b);
 	const struct kh_cpu *me = KH_PERCPU && kh_percpu_on(h) ? kh_this_cpu(h) : NULL;
@@ -390,9 +393,9 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 		if ((w & KH_USED) && (c >= KH_NCLASSES || kh_class_block_size(c) != xs))
 			return false;
 		if ((w & KH_USED) && kh_token_cpu(h, x) == KH_SHARED)
-			*shared |= (uint32_t)1 << c;
+			*shared |= (uint64_t)1 << c;
 		else if ((w & KH_USED) && me != NULL && kh_token_cpu(h, x) == (uintptr_t)(me - h->cpus))
-			*mine |= (uint32_t)1 << c;
+			*mine |= (uint64_t)1 << c;
 		else if (w & KH_USED)
 			return false;
 		got += xs;
@@ -403,7 +406,7 @@ static bool cached_run(struct kheap *h, uintptr_t b, size_t s, uint32_t *shared,
 /* Return the named class lists (cached_run) to the coalescing bins, and
  * with objs every cache's depot and this CPU's object lists (reserves
  * stay). */
-static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, bool objs, struct kh_err *e)
+static void flush_lists(struct kheap *h, uint64_t shared, uint64_t mine, bool objs, struct kh_err *e)
 {
 	struct kh_cpu *me = kh_this_cpu(h);
 	if (objs) {
@@ -427,7 +430,7 @@ static void flush_lists(struct kheap *h, uint32_t shared, uint32_t mine, bool ob
  * resize tried again. O(cache capacity) on that path only. */
 static bool resize_in_place(struct kheap *h, uintptr_t b, size_t s, struct kh_err *e)
 {
-	uint32_t shared, mine;
+	uint64_t shared, mine;
 	bool objs;
 	if (kh_backend_resize(h, b, s, e))
 		return true;

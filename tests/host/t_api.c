@@ -4,7 +4,7 @@
  */
 #include "kt.h"
 
-#define ARENA (1u << 20)
+#define ARENA (2u << 20)
 static _Alignas(16) unsigned char arena[ARENA];
 static _Alignas(16) unsigned char arena2[ARENA / 4];
 
@@ -269,7 +269,7 @@ KT_CASE(api_stats_are_exact)
 	KT_EQ(st.free_blocks, 1);
 	KT_EQ(st.free_bytes, st.total_bytes);
 	KT_CHECK(st.total_bytes > ARENA - kheap_control_size() - 64);
-	void *a = kheap_alloc(h, 100), *b = kheap_alloc(h, 5000), *c = kheap_alloc(h, 24);
+	void *a = kheap_alloc(h, 100), *b = kheap_alloc(h, 70000), *c = kheap_alloc(h, 24);
 	kheap_get_stats(h, &st);
 	/* Each class's first allocation carved a batch onto its shared list
 	 * (at most KHEAP_CLASS_CARVE, within the list's limit): cached, not in
@@ -279,12 +279,12 @@ KT_CASE(api_stats_are_exact)
 	kheap_trim(h);
 	/* Block bytes: usable plus overhead; 100 and 24 are class sizes, and
 	 * classes up to 256 bytes are 16 apart, so each block is its request
-	 * plus the overhead, rounded up to 16 (112, 5008, 32 with 8 bytes of
-	 * overhead; 128, 5024, 48 with 16). */
+	 * plus the overhead, rounded up to 16 (112, 70008, 32 with 8 bytes of
+	 * overhead; 128, 70016, 48 with 16). */
 	size_t ba = kheap_usable_size(h, a) + KHEAP_BLOCK_OVERHEAD, bb = kheap_usable_size(h, b) + KHEAP_BLOCK_OVERHEAD,
 	       bc = kheap_usable_size(h, c) + KHEAP_BLOCK_OVERHEAD;
 	KT_EQ(ba, (100 + KHEAP_BLOCK_OVERHEAD + 15) & ~15u);
-	KT_EQ(bb, (5000 + KHEAP_BLOCK_OVERHEAD + 15) & ~15u);
+	KT_EQ(bb, (70000 + KHEAP_BLOCK_OVERHEAD + 15) & ~15u);
 	KT_EQ(bc, (24 + KHEAP_BLOCK_OVERHEAD + 15) & ~15u);
 	kheap_get_stats(h, &st);
 	KT_EQ(st.in_use_bytes, ba + bb + bc);
@@ -316,7 +316,7 @@ KT_CASE(api_stats_are_exact)
 KT_CASE(api_add_region_serves_from_both)
 {
 	struct kt_rec rec;
-	struct kheap *h = kt_heap(arena, ARENA / 4, &rec);
+	struct kheap *h = kt_heap(arena, ARENA / 8, &rec);
 	KT_EQ(kheap_add_region(h, arena2, sizeof arena2), 0);
 	struct kheap_stats st;
 	kheap_get_stats(h, &st);
@@ -325,7 +325,7 @@ KT_CASE(api_add_region_serves_from_both)
 	static void *p[1000];
 	while (n < 1000 && (p[n] = kheap_alloc(h, 1000)) != NULL) {
 		uintptr_t a = (uintptr_t)p[n];
-		in1 += a >= (uintptr_t)arena && a < (uintptr_t)arena + ARENA / 4;
+		in1 += a >= (uintptr_t)arena && a < (uintptr_t)arena + ARENA / 8;
 		in2 += a >= (uintptr_t)arena2 && a < (uintptr_t)arena2 + sizeof arena2;
 		n++;
 	}

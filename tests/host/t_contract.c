@@ -273,7 +273,7 @@ static void grow_into_cached(int percpu, int gap)
 	struct kheap *h = kt_heap(arena, BIG, &rec);
 	KT_REQUIRE(h != NULL);
 	void *left = kt_alloc_alone(h, 1000);
-	void *mid = gap ? kt_alloc_alone(h, 1100) : NULL;
+	void *mid = gap ? kt_alloc_alone(h, 70000) : NULL;
 	void *right = kt_alloc_alone(h, 208 - KHEAP_BLOCK_OVERHEAD);
 	KT_REQUIRE(left != NULL && right != NULL && (!gap || mid != NULL));
 	unsigned k = fill(h, held, 4096);
@@ -286,7 +286,7 @@ static void grow_into_cached(int percpu, int gap)
 	kheap_free(h, right);
 	struct kheap_stats st = stats(h);
 	KT_EQ(st.cached_blocks, 1);
-	size_t grow = kheap_usable_size(h, left) + (gap ? 1100 : 0) + 100;
+	size_t grow = kheap_usable_size(h, left) + (gap ? 70000 : 0) + 100;
 	void *p = kheap_realloc(h, left, grow);
 	KT_CHECK(p == left);
 	KT_EQ(stats(h).oom_count, st.oom_count);

@@ -48,7 +48,8 @@ KT_CASE(diff_size_class_huge)
 		(size_t)UINT32_MAX, (size_t)UINT32_MAX - 7, (size_t)UINT32_MAX + 1,
 		((size_t)1 << 32) + 5, ((size_t)1 << 32) + 1016, ((size_t)1 << 32) + 1017,
 		(size_t)1 << 31, ((size_t)1 << 31) + 1, (size_t)INT32_MAX,
-		(size_t)1 << 16, (size_t)1 << 10, 1017, 1024, 1025,
+		(size_t)1 << 16, (size_t)1 << 10, 1017, 1024, 1025, KH_CLASS_MAX_PAYLOAD, KH_CLASS_MAX_PAYLOAD + 1,
+		((size_t)1 << 32) + KH_CLASS_MAX_PAYLOAD, ((size_t)1 << 32) + KH_CLASS_MAX_PAYLOAD + 1,
 	};
 	unsigned bad = 0;
 	for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
@@ -563,7 +564,7 @@ KT_CASE(diff_lock_reports_deadlock)
 #ifndef KT_STRESS_OPS
 #define KT_STRESS_OPS 1000000u
 #endif
-#define ARENA 2048u
+#define ARENA 4096u
 #define NBLK ((ARENA - 32) / 32) /* blocks 32 bytes apart: header, link, token, spare */
 #define BODY_MASK (((uint64_t)1 << KH_COOKIE_SHIFT) - 1)
 #define SIZE_BITS 0xfffffffff0u
@@ -864,15 +865,18 @@ static void list_build(unsigned c, const unsigned *ids, unsigned k, uintptr_t ta
 }
 
 /* Every class list holds two blocks (2c, 2c + 1); the older one's link
- * decodes to 0 for even classes and to block 46 + c / 2, on no list, for
+ * decodes to 0 for even classes and to block NOLIST + c / 2, on no list, for
  * odd ones. Saved as img_base for image_restore. */
+#define NOLIST (2 * KH_NCLASSES)
+_Static_assert(NOLIST + KH_NCLASSES / 2 < NBLK, "every list block and every no-list block fits the arena");
+
 static void image_lists(uint64_t seed)
 {
 	uint64_t s = seed;
 	image_random(&s);
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		unsigned ids[2] = {2 * c, 2 * c + 1};
-		list_build(c, ids, 2, c & 1 ? blk_p(46 + c / 2) : 0);
+		list_build(c, ids, 2, c & 1 ? blk_p(NOLIST + c / 2) : 0);
 	}
 	__builtin_memcpy(&img_base, &img, sizeof img);
 }
@@ -881,24 +885,39 @@ static void image_restore(void) { __builtin_memcpy(&img, &img_base, sizeof img);
 
 /* -- kh_cpu_alloc -- */
 
-/* Every request size through the class boundaries and past the largest
- * class, each from full lists: the head, then the older block (whose link
- * decodes to 0 or to a block on no list), then what is left. */
+/* Every request size through the tables' classes and a little past them,
+ * then, for each class above (sizes the assembly computes), its smallest and
+ * largest request and one on either side, and sizes past the largest class;
+ * each from full lists: the head, then the older block (whose link decodes
+ * to 0 or to a block on no list), then what is left. */
+static unsigned alloc_every(size_t req, uint64_t seed)
+{
+	image_lists(seed);
+	unsigned bad = !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
+	bad += !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
+	return bad + !fp_alloc(req, -1);
+}
+
 KT_CASE(diff_cpu_alloc_every_size)
 {
 	static const size_t huge[] = {
 		SIZE_MAX, SIZE_MAX - 7, (size_t)1 << 63, (size_t)UINT32_MAX, (size_t)UINT32_MAX + 8,
-		((size_t)1 << 32) + 5, ((size_t)1 << 32) + 1016, 4096, 1024, 1017,
+		((size_t)1 << 32) + 5, ((size_t)1 << 32) + 1016, ((size_t)1 << 32) + KH_CLASS_TABLE_PAYLOAD,
+		((size_t)1 << 32) + KH_CLASS_MAX_PAYLOAD, KH_CLASS_MAX_PAYLOAD + 1, KH_CLASS_MAX_PAYLOAD + 8,
+		KH_CLASS_MAX_PAYLOAD + 9, 1u << 20,
 	};
 	unsigned bad = 0;
 	fp_logged = 0;
-	for (size_t n = 0; n <= 1100 + sizeof huge / sizeof huge[0]; n++) {
-		size_t req = n <= 1100 ? n : huge[n - 1101];
-		image_lists(0xa110c000 + n);
-		bad += !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
-		bad += !fp_alloc(req, req <= KH_CLASS_MAX_PAYLOAD);
-		bad += !fp_alloc(req, -1);
+	for (size_t n = 0; n <= KH_CLASS_TABLE_PAYLOAD + 100; n++)
+		bad += alloc_every(n, 0xa110c000 + n);
+	for (unsigned c = KH_CLASS_TABLE_CLASSES; c < KH_NCLASSES; c++) {
+		size_t least = kh_class_block_size(c - 1) - 7, most = kh_class_block_size(c) - 8;
+		const size_t edge[] = {least - 1, least, least + 1, most - 1, most, most + 1};
+		for (unsigned k = 0; k < sizeof edge / sizeof edge[0]; k++)
+			bad += alloc_every(edge[k], 0xa110d000 + 8 * c + k);
 	}
+	for (unsigned k = 0; k < sizeof huge / sizeof huge[0]; k++)
+		bad += alloc_every(huge[k], 0xa110e000 + k);
 	KT_EQ(bad, 0);
 }
 
@@ -1002,28 +1021,44 @@ static void free_setup(uint64_t seed, uint64_t body)
 	__builtin_memcpy(&img_base, &img, sizeof img);
 }
 
-/* Every block size 0..1104 in steps of 16 and a few far above, sealed,
- * USED with and without PREV_FREE: pushed iff a class size. Then the same
- * block again, which its token now names this CPU's: refused. */
+/* Every block size 0..1104 in steps of 16, every size in steps of 16 on
+ * either side of each class above (the sizes the assembly computes), and
+ * a few far above, sealed, USED with and without PREV_FREE: pushed iff a
+ * class size. Then the same block again, which its token now names this
+ * CPU's: refused. */
+static unsigned free_every(uint64_t size, uint64_t seed)
+{
+	int want = model_block_class(size) < KH_NCLASSES;
+	unsigned bad = 0;
+	for (uint64_t prev = 0; prev <= H_PREV; prev += H_PREV) {
+		free_setup(seed, size | H_USED | prev);
+		bad += !fp_free(blk_p(FREE_BLK), want);
+		bad += !fp_free(blk_p(FREE_BLK), 0);
+	}
+	return bad;
+}
+
 KT_CASE(diff_cpu_free_every_size)
 {
-	static const uint64_t far[] = {2048, 4096, (uint64_t)1 << 39, SIZE_BITS, SIZE_BITS - 1008};
+	static const uint64_t far[] = {KH_CLASS_MAX_BLOCK + 16, 2 * KH_CLASS_MAX_BLOCK, (uint64_t)1 << 39, SIZE_BITS,
+				       SIZE_BITS - 1008};
 	unsigned bad = 0;
 	fp_logged = 0;
-	for (unsigned k = 0; k < 70 + sizeof far / sizeof far[0]; k++) {
-		uint64_t size = k < 70 ? 16 * (uint64_t)k : far[k - 70];
-		int want = model_block_class(size) < KH_NCLASSES;
-		for (uint64_t prev = 0; prev <= H_PREV; prev += H_PREV) {
-			free_setup(0xf4ee0000 + k, size | H_USED | prev);
-			bad += !fp_free(blk_p(FREE_BLK), want);
-			bad += !fp_free(blk_p(FREE_BLK), 0);
+	for (unsigned k = 0; k < 70; k++)
+		bad += free_every(16 * (uint64_t)k, 0xf4ee0000 + k);
+	for (unsigned c = KH_CLASS_TABLE_CLASSES; c < KH_NCLASSES; c++)
+		for (uint64_t d = 0; d <= 64; d += 16) {
+			bad += free_every(kh_class_block_size(c) - d, 0xf4ee2000 + 16 * c + d / 16);
+			bad += free_every(kh_class_block_size(c) + d, 0xf4ee3000 + 16 * c + d / 16);
 		}
-	}
+	for (unsigned k = 0; k < sizeof far / sizeof far[0]; k++)
+		bad += free_every(far[k], 0xf4ee4000 + k);
 	KT_EQ(bad, 0);
 }
 
-/* The header checks, on blocks of 32, 272 (no class), 512 and 1024
- * bytes: each of the 64 bits flipped (the cookie fails); resealed with
+/* The header checks, on blocks of 32, 272, 320 (no class), 528, 1024
+ * (no class), 1040, 2048 (no class), 2064, 3328 (no class), 4112, 65536 (no
+ * class) and 65552 bytes: each of the 64 bits flipped (the cookie fails); resealed with
  * the zero bit, CACHED, each alignment bit, without USED; and resealed
  * with PREV_FREE, which is a hit. */
 static unsigned free_headers(uint64_t size)
@@ -1058,7 +1093,7 @@ static unsigned free_headers(uint64_t size)
 
 KT_CASE(diff_cpu_free_headers)
 {
-	static const uint64_t sizes[] = {32, 272, 512, 576, 1024};
+	static const uint64_t sizes[] = {32, 272, 320, 528, 1024, 1040, 2048, 2064, 3328, 4112, 65536, 65552};
 	unsigned bad = 0;
 	fp_logged = 0;
 	for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
@@ -1132,8 +1167,8 @@ KT_CASE(diff_cpu_free_list_state)
 	static const uint32_t drains[] = {1, 0x80000000u, 0xffffffffu};
 	unsigned bad = 0;
 	fp_logged = 0;
-	free_setup(0xf4ee4000, 640 | H_USED);
-	struct kh_class *l = &img.cpu.cls[model_block_class(640)];
+	free_setup(0xf4ee4000, 656 | H_USED);
+	struct kh_class *l = &img.cpu.cls[model_block_class(656)];
 	for (unsigned k = 0; k < sizeof cl / sizeof cl[0]; k++) {
 		image_restore();
 		l->count = cl[k][0];
@@ -1158,13 +1193,15 @@ static size_t random_request(uint64_t *s)
 {
 	if (kt_below(s, 20) == 0)
 		return (size_t)kt_rand(s) >> (kt_rand(s) & 63);
+	if (kt_below(s, 4) == 0)
+		return (size_t)kt_below(s, KH_CLASS_MAX_PAYLOAD + 100);
 	return (size_t)kt_below(s, 1101);
 }
 
 /* A block size: mostly a class's, else one of no class or a random one. */
 static uint64_t random_size(uint64_t *s)
 {
-	static const uint64_t odd[] = {0, 16, 272, 576, 1040, 1104, 2048};
+	static const uint64_t odd[] = {0, 16, 288, 320, 576, 1024, 1104, 2048, 3328, 65536, 65568, 98304};
 	unsigned k = (unsigned)kt_below(s, 10);
 	if (k < 8)
 		return kh_class_block_size((unsigned)kt_below(s, KH_NCLASSES));

@@ -349,7 +349,7 @@ KT_CASE(dump_names_an_overwritten_header_and_goes_on)
 	struct kheap *h = kt_heap(arena, ARENA, &rec);
 	char *p[8];
 	for (unsigned i = 0; i < 8; i++)
-		p[i] = kheap_alloc(h, 2000);
+		p[i] = kheap_alloc(h, 70000);
 	uint64_t *hdr = (uint64_t *)(void *)(p[4] - 8), saved = *hdr;
 	*hdr = 0x4141414141414141u; /* a string run over it */
 	capture(h);
@@ -365,7 +365,7 @@ KT_CASE(dump_names_an_overwritten_header_and_goes_on)
 	for (unsigned i = 0; i < 8; i++)
 		if (i != 4)
 			KT_CHECK(block_line(p[i], &n) != NULL && n == 1 && is(block_line(p[i], &n), "state", "used"));
-	KT_CHECK(block_line(p[7] + ((2000 + KHEAP_BLOCK_OVERHEAD + 15) & ~(size_t)15), &n) != NULL); /* the free rest */
+	KT_CHECK(block_line(p[7] + ((70000 + KHEAP_BLOCK_OVERHEAD + 15) & ~(size_t)15), &n) != NULL); /* the free rest */
 	const char *end = line_of("kheap end ");
 	KT_REQUIRE(end != NULL);
 	KT_EQ(num(end, "bad"), 1);

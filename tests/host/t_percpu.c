@@ -19,7 +19,7 @@
 
 #if KH_PERCPU /* not in builds without them (KHEAP_MAX_CPUS=0, KHEAP_TAGS) */
 
-#define ARENA (1u << 20)
+#define ARENA (2u << 20)
 static _Alignas(16) unsigned char arena[ARENA];
 
 static struct kheap_stats stats(struct kheap *h)
@@ -452,7 +452,7 @@ KT_CASE(percpu_regions_end_to_end_share_one_span)
 	KT_REQUIRE(h != NULL);
 	const struct kh_cpu *cpu = &h->cpus[kheap_cpu_id()];
 	unsigned char *b = arena + (64u << 10);
-	KT_EQ(kheap_add_region(h, b, 256u << 10), 0);
+	KT_EQ(kheap_add_region(h, b, 512u << 10), 0);
 	kheap_free(h, kheap_alloc(h, 48)); /* a refill: the snapshot */
 	KT_EQ(cpu->regions, 2);
 	KT_EQ(cpu->lo, h->regions[0].first);
@@ -470,7 +470,7 @@ KT_CASE(percpu_regions_end_to_end_share_one_span)
 	kheap_free(h, b); /* the end marker's payload: between the regions */
 	KT_REPORTED(&rec, KHEAP_E_FOREIGN);
 	KT_EQ(kt_heap_check(h), 0);
-	KT_EQ(kheap_add_region(h, b + (512u << 10), 64u << 10), 0); /* after a gap */
+	KT_EQ(kheap_add_region(h, b + (1024u << 10), 64u << 10), 0); /* after a gap */
 	kheap_free(h, kheap_alloc(h, 16)); /* another class's refill */
 	KT_EQ(cpu->regions, 3);
 	KT_EQ(cpu->lo, 0);
@@ -479,6 +479,56 @@ KT_CASE(percpu_regions_end_to_end_share_one_span)
 	KT_EQ(stats(h).in_use_bytes, 0);
 	KT_EQ(stats(h).free_blocks, 3);
 	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
+/* A heap large enough for every CPU's share to hold a block or two of
+ * the first classes above 1 KiB (kh_cpu_limits). */
+#define BIG (16u << 20)
+static _Alignas(16) unsigned char big[BIG];
+
+/* A class above 1 KiB lives on the per-CPU lists only: a freed block of
+ * one stays on this CPU's list and the next request of its class takes it
+ * back without the lock; the shared lists hold none, and the locked path
+ * (a caller that is no CPU) serves such a request at its own size. */
+KT_CASE(percpu_large_class_stays_on_this_cpu)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(big, BIG, &rec);
+	KT_REQUIRE(h != NULL);
+	const struct kh_cpu *cpu = &h->cpus[kheap_cpu_id()];
+	unsigned c = kh_size_class(kh_want(1200));
+	size_t s = kh_class_block_size(c);
+	KT_CHECK(s > KH_SHARED_MAX_BLOCK && s <= KHEAP_CPU_MAX_BLOCK);
+	KT_EQ(h->cpus[KH_SHARED].cls[c].limit, 0);
+	KT_REQUIRE(h->cpu_limit[c] >= 1);
+	char *p = kheap_alloc(h, 1200); /* a refill: carved for this CPU */
+	KT_REQUIRE(p != NULL);
+	KT_EQ(kh_size(kh_block_of(p)), s);
+	kt_fill(p, 1200, 1);
+	uint64_t allocs = cpu->allocs, frees = cpu->frees;
+	uint32_t count = cpu->cls[c].count;
+	kheap_free(h, p);
+	KT_EQ(cpu->frees, frees + 1);
+	KT_EQ(cpu->cls[c].count, count + 1);
+	KT_EQ(stats(h).cached_bytes, (count + 1) * s);
+	KT_EQ(stats(h).in_use_bytes, 0);
+	char *q = kheap_alloc(h, 1200);
+	KT_CHECK(q == p);
+	KT_EQ(cpu->allocs, allocs + 1);
+	kt_percpu(0);
+	char *r = kheap_alloc(h, 1200);
+	KT_REQUIRE(r != NULL);
+	KT_EQ(kh_size(kh_block_of(r)), kh_block_for(kh_want(1200))); /* its own size: no list keeps it */
+	kheap_free(h, r);
+	kheap_free(h, q); /* a locked free of a class block: to the bins */
+	KT_EQ(h->cpus[KH_SHARED].cls[c].count, 0);
+	KT_EQ(kt_heap_check(h), 0);
+	kt_percpu(1);
+	kheap_trim(h);
+	KT_EQ(stats(h).in_use_bytes, 0);
+	KT_EQ(stats(h).free_blocks, 1);
 	KT_EQ(rec.count, 0);
 }
 

@@ -7,7 +7,7 @@
 #include "kh_objcache.h"
 #include "kt.h"
 
-static _Alignas(16) unsigned char arena[1u << 20];
+static _Alignas(16) unsigned char arena[2u << 20];
 
 KT_CASE(wb_mapping_brackets_every_size)
 {
@@ -68,23 +68,23 @@ KT_CASE(wb_immediate_coalescing_both_sides)
 	struct kheap *h = kheap_init(arena, sizeof arena);
 	char *p[5];
 	for (unsigned i = 0; i < 5; i++)
-		p[i] = kheap_alloc(h, 2000 - KH_TAIL); /* 2016-byte blocks: above every class */
+		p[i] = kheap_alloc(h, 70000 - KH_TAIL); /* 70016-byte blocks: above every class */
 	uintptr_t b[5];
 	for (unsigned i = 0; i < 5; i++)
 		b[i] = kh_block_of(p[i]);
-	KT_EQ(kh_size(b[1]), 2016);
+	KT_EQ(kh_size(b[1]), 70016);
 	kheap_free(h, p[1]);
 	KT_CHECK(!kh_used(b[1]) && kh_prev_free(b[2]));
 	KT_EQ(*kh_footer(b[1]), *kh_hdr(b[1]));
 	kheap_free(h, p[3]);
 	kheap_free(h, p[2]); /* merges with both neighbours */
 	KT_CHECK(!kh_used(b[1]));
-	KT_EQ(kh_size(b[1]), 3 * 2016);
+	KT_EQ(kh_size(b[1]), 3 * 70016);
 	KT_EQ(kh_size(b[2]), 0); /* absorbed headers are killed */
 	KT_EQ(kh_size(b[3]), 0);
 	KT_CHECK(kh_prev_free(b[4]) && kh_used(b[4]));
 	unsigned fl, sl;
-	kh_mapping(3 * 2016, &fl, &sl);
+	kh_mapping(3 * 70016, &fl, &sl);
 	KT_CHECK(h->sl_map[fl] & (1u << sl));
 	KT_CHECK(h->fl_map & ((uint64_t)1 << fl));
 	KT_EQ(h->bins[fl][sl], b[1]);

@@ -289,8 +289,11 @@ void bench_run(void)
 	objcache_rows(2048, "object cache, per-CPU");
 	for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++)
 		hit_path(cls[i], "per-CPU cache hit", "to per-CPU cache");
+	/* A class above the assembly's tables: computed from the size. */
+	hit_path(4096, "per-CPU cache hit", "to per-CPU cache");
 	fused_path(16);
 	fused_path(1000);
+	fused_path(4096);
 	percpu_batch(64);
 	percpu_batch(1000);
 	board_percpu = 0;

@@ -27,22 +27,38 @@
  * slot: the lock holder), with interrupts masked (aligned loads and stores of
  * 4 and 8 bytes are single-copy atomic, which is all that another CPU
  * reading the count or a token needs). No atomics, no barriers; the IRQ
- * state is whatever the caller set. Unlike the C, the class lookups go
- * through two tables that the assembler generates from kh_layout.h's
- * KH_CLASS_GRANULES, kept with the multiplier after the routines that use
- * them, as a literal pool would be, so that one ADR or LDR (literal)
- * reaches them. Every other number here is a kh_layout.h name too.
+ * state is whatever the caller set. Unlike the C, the class lookups up to
+ * KH_CLASS_TABLE_BLOCK go through two tables that the assembler generates
+ * from kh_layout.h's KH_CLASS_GRANULES_TABLE, kept with the multiplier
+ * after the routines that use them, as a literal pool would be, so that one
+ * ADR or LDR (literal) reaches them. Larger classes (four per power of two)
+ * are computed out of line from the highest bit of u - 1 (kh_layout.h), as
+ * the C does. Every other number here is a kh_layout.h name too.
  */
 #include "kh_asm.h"
 #include "kh_layout.h"
 
 KH_FUNC(kh_size_class)
-	cmp	x0, #KH_CLASS_MAX_PAYLOAD
-	b.hi	.Lsc_huge
+	cmp	x0, #KH_CLASS_TABLE_PAYLOAD
+	b.hi	.Lsc_large
 	add	w1, w0, #KH_T_BIAS	// 32 bits suffice
 	lsr	w1, w1, #KH_GRANULE_LOG2 // t = g - 1
 	adr	x2, .Lca_class
 	ldrb	w0, [x2, w1, uxtw]
+	ret
+.Lsc_large:
+	movz	w1, #KH_CLASS_MAX_PAYLOAD & 0xffff
+	movk	w1, #KH_CLASS_MAX_PAYLOAD >> 16, lsl #16
+	cmp	x0, x1
+	b.hi	.Lsc_huge
+	sub	w1, w0, #(1 << KH_GRANULE_LOG2) - KH_T_BIAS
+	lsr	w1, w1, #KH_GRANULE_LOG2 // u - 1 = g - 2
+	clz	w2, w1			// 31 - e, e its highest bit
+	mov	w0, #29
+	sub	w2, w0, w2		// e - 2
+	lsr	w1, w1, w2		// (u - 1) >> (e - 2): 4..7
+	add	w0, w1, w2, lsl #2
+	add	w0, w0, #8 - KH_CLASS_BIAS // 4 * e - KH_CLASS_BIAS + that
 	ret
 .Lsc_huge:
 	mov	w0, #KH_NCLASSES
@@ -102,13 +118,14 @@ KH_END(kh_cpu_push)
  */
 	.hidden	kh_cpu_alloc
 KH_FUNC(kh_cpu_alloc)
-	cmp	x1, #KH_CLASS_MAX_PAYLOAD
-	b.hi	.Lca_none
+	cmp	x1, #KH_CLASS_TABLE_PAYLOAD
+	b.hi	.Lca_large
 	ldr	w4, [x0, #KH_CPU_DRAIN]
 	add	w9, w1, #KH_T_BIAS	// 32 bits suffice
 	lsr	w9, w9, #KH_GRANULE_LOG2 // t = g - 1
 	adr	x2, .Lca_class
 	ldrb	w2, [x2, w9, uxtw]	// c
+.Lca_known:
 	add	x2, x0, x2, lsl #KH_CLASS_SIZE_LOG2 // &cls[c] - KH_CPU_CLS
 	cbnz	w4, .Lca_none
 	ldp	x3, x4, [x2, #KH_CPU_CLS + KH_CLASS_HEAD] // p = head; count in w4 (limit above it)
@@ -142,16 +159,30 @@ KH_FUNC(kh_cpu_alloc)
 .Lca_none:
 	mov	x0, #0
 	ret
+.Lca_large:				// above the table: the class computed
+	movz	w9, #KH_CLASS_MAX_PAYLOAD & 0xffff
+	movk	w9, #KH_CLASS_MAX_PAYLOAD >> 16, lsl #16
+	cmp	x1, x9
+	b.hi	.Lca_none
+	ldr	w4, [x0, #KH_CPU_DRAIN]
+	sub	w9, w1, #(1 << KH_GRANULE_LOG2) - KH_T_BIAS
+	lsr	w9, w9, #KH_GRANULE_LOG2 // u - 1 = g - 2
+	clz	w2, w9			// 31 - e, e its highest bit
+	mov	w3, #29
+	sub	w3, w3, w2		// e - 2
+	lsr	w9, w9, w3		// (u - 1) >> (e - 2): 4..7
+	add	w2, w9, w3, lsl #2
+	add	w2, w2, #8 - KH_CLASS_BIAS // c
+	b	.Lca_known
 KH_END(kh_cpu_alloc)
 
-/* t = (n + 7) / 16 -> kh_size_class(n), for n <= 1016. */
 /* t = (n + KH_T_BIAS) >> KH_GRANULE_LOG2 -> kh_size_class(n), for
- * n <= KH_CLASS_MAX_PAYLOAD: class c serves every t from the previous
+ * n <= KH_CLASS_TABLE_PAYLOAD: class c serves every t from the previous
  * class's granule count up to its own minus one. */
 .Lca_class:
 	.set	.Lc, 0
 	.set	.Lprev, 0
-	.irp	g, KH_CLASS_GRANULES
+	.irp	g, KH_CLASS_GRANULES_TABLE
 	.fill	\g - .Lprev, 1, .Lc
 	.set	.Lprev, \g
 	.set	.Lc, .Lc + 1
@@ -178,11 +209,12 @@ KH_FUNC(kh_cpu_free)
 	tbz	x6, #KH_USED_BIT, .Lcf_no
 	ubfx	x10, x6, #KH_CACHED_BIT, #KH_COOKIE_SHIFT - KH_CACHED_BIT // CACHED, zero bit, size, alignment
 	ror	x10, x10, #KH_SIZE_SHIFT - KH_CACHED_BIT // g | alignment << 36 | stray flags << 62
-	cmp	x10, #KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2
-	b.hi	.Lcf_no
+	cmp	x10, #KH_CLASS_TABLE_BLOCK >> KH_GRANULE_LOG2
+	b.hi	.Lcf_large
 	adr	x9, .Lcf_class
 	ldrb	w9, [x9, x10]		// class, 0xff when g is no class size
 	tbnz	w9, #7, .Lcf_no
+.Lcf_known:
 	add	x2, x0, x9, lsl #KH_CLASS_SIZE_LOG2 // &cls[c] - KH_CPU_CLS
 	ldr	x10, [x1, #KH_TOKEN_OFF]
 	eor	x7, x7, x1		// p ^ key
@@ -212,17 +244,35 @@ KH_FUNC(kh_cpu_free)
 .Lcf_busy:
 	mov	w0, #2			// ours, but the slow path must drain first
 	ret
+.Lcf_large:				// above the table: a class size iff u = g - 1
+	mov	w9, #KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2 // is a multiple of 2^(e-2),
+	cmp	x10, x9			// e the highest bit of u - 1
+	b.hi	.Lcf_no
+	sub	w9, w10, #2		// u - 1
+	clz	w3, w9
+	mov	w4, #29
+	sub	w3, w4, w3		// e - 2
+	sub	w5, w10, #1		// u
+	lsr	w4, w5, w3
+	lsl	w4, w4, w3		// u rounded down to a multiple of 2^(e-2)
+	cmp	w4, w5
+	b.ne	.Lcf_no
+	lsr	w9, w9, w3		// (u - 1) >> (e - 2): 4..7
+	add	w9, w9, w3, lsl #2
+	add	w9, w9, #8 - KH_CLASS_BIAS // c
+	b	.Lcf_known
 KH_END(kh_cpu_free)
 
 	.p2align 3
 .Lcf_mul:
 	.quad	KH_COOKIE_MUL
 /* g = block size / 16 -> class of that block size, or 0xff when the size
- * is no class size (block_class in kh_class.c), for g <= 64. */
+ * is no class size (block_class in kh_class.c), for g <= 64
+ * (KH_CLASS_TABLE_BLOCK). */
 .Lcf_class:
 	.set	.Lc, 0
 	.set	.Lprev, -1
-	.irp	g, KH_CLASS_GRANULES
+	.irp	g, KH_CLASS_GRANULES_TABLE
 	.fill	\g - .Lprev - 1, 1, 0xff
 	.byte	.Lc
 	.set	.Lprev, \g

@@ -3,7 +3,7 @@
  * kh_class.h, every layout number in kh_layout.h. SysV ABI; leaf functions, no stack use.
  *
  * kh_size_class   in: rdi = n.       out: eax = class (KH_NCLASSES when
- *                 n > KH_CLASS_MAX_PAYLOAD).      clobbers: rdx, flags.
+ *                 n > KH_CLASS_MAX_PAYLOAD).      clobbers: rcx, rdx, flags.
  * kh_cpu_pop      in: rdi = c, rsi = key, rdx = tkey.  out: rax = payload
  *                 pointer, 0 when empty, 1 (KH_CLASS_BAD) on a wrong token
  *                 or a misaligned link.        clobbers: rsi, rdx, flags.
@@ -27,22 +27,34 @@
  * slot: the lock holder), with interrupts masked (aligned 8-byte moves are
  * single-copy atomic, which is all that another CPU reading the count or a
  * token needs). No atomics here; the IRQ state is whatever the caller set.
- * Unlike the C, the class lookups go through two tables (the end of this
- * file) that the assembler generates from kh_layout.h's KH_CLASS_GRANULES:
- * one load in place of a branch and four operations. Every other number
- * here is a kh_layout.h name too.
+ * Unlike the C, the class lookups up to KH_CLASS_TABLE_BLOCK go through
+ * two tables (the end of this file) that the assembler generates from
+ * kh_layout.h's KH_CLASS_GRANULES_TABLE: one load in place of a branch and
+ * four operations. Larger classes (four per power of two) are computed out
+ * of line from the highest bit of u - 1 (kh_layout.h), as the C does. Every
+ * other number here is a kh_layout.h name too.
  */
 #include "kh_asm.h"
 #include "kh_layout.h"
 
 KH_FUNC(kh_size_class)
-	cmpq	$KH_CLASS_MAX_PAYLOAD, %rdi
-	ja	.Lsc_huge
+	cmpq	$KH_CLASS_TABLE_PAYLOAD, %rdi
+	ja	.Lsc_large
 	leal	KH_T_BIAS(%rdi), %eax	/* 32 bits suffice */
 	shrl	$KH_GRANULE_LOG2, %eax	/* t = g - 1 */
 	leaq	.Lca_class4(%rip), %rdx
 	movzbl	(%rdx,%rax), %eax
 	shrl	$2, %eax		/* the table holds 4 * class */
+	ret
+.Lsc_large:
+	cmpq	$KH_CLASS_MAX_PAYLOAD, %rdi
+	ja	.Lsc_huge
+	leal	KH_T_BIAS-(1<<KH_GRANULE_LOG2)(%rdi), %eax
+	shrl	$KH_GRANULE_LOG2, %eax	/* u - 1 = g - 2 */
+	bsrl	%eax, %ecx		/* e: its highest bit */
+	subl	$2, %ecx
+	shrl	%cl, %eax		/* (u - 1) >> (e - 2): 4..7 */
+	leal	8-KH_CLASS_BIAS(%rax,%rcx,4), %eax /* 4 * e - KH_CLASS_BIAS + that */
 	ret
 .Lsc_huge:
 	movl	$KH_NCLASSES, %eax
@@ -96,12 +108,13 @@ KH_END(kh_cpu_push)
  */
 	.hidden	kh_cpu_alloc
 KH_FUNC(kh_cpu_alloc)
-	cmpq	$KH_CLASS_MAX_PAYLOAD, %rsi
-	ja	.Lca_none
+	cmpq	$KH_CLASS_TABLE_PAYLOAD, %rsi
+	ja	.Lca_large
 	leal	KH_T_BIAS(%rsi), %ecx	/* 32 bits suffice */
 	shrl	$KH_GRANULE_LOG2, %ecx	/* t = g - 1 */
 	leaq	.Lca_class4(%rip), %rax
 	movzbl	(%rax,%rcx), %ecx	/* 4c: cls[c] is at KH_CPU_CLS + 4 * ecx */
+.Lca_class:
 	cmpl	$0, KH_CPU_DRAIN(%rdi)
 	jne	.Lca_none
 	movq	KH_CPU_CLS+KH_CLASS_HEAD(%rdi,%rcx,4), %rax /* p = head */
@@ -134,6 +147,17 @@ KH_FUNC(kh_cpu_alloc)
 .Lca_none:
 	xorl	%eax, %eax
 	ret
+.Lca_large:				/* above the table: 4 * class computed */
+	cmpq	$KH_CLASS_MAX_PAYLOAD, %rsi
+	ja	.Lca_none
+	leal	KH_T_BIAS-(1<<KH_GRANULE_LOG2)(%rsi), %edx
+	shrl	$KH_GRANULE_LOG2, %edx	/* u - 1 = g - 2 */
+	bsrl	%edx, %ecx		/* e: its highest bit */
+	subl	$2, %ecx
+	shrl	%cl, %edx		/* (u - 1) >> (e - 2): 4..7 */
+	leal	(%rdx,%rcx,4), %ecx	/* class - (8 - KH_CLASS_BIAS) */
+	leal	4*(8-KH_CLASS_BIAS)(,%rcx,4), %ecx /* 4c */
+	jmp	.Lca_class
 KH_END(kh_cpu_alloc)
 
 /* Header checks in three steps: the cookie, over bits 0..45 (body); then
@@ -163,12 +187,13 @@ KH_FUNC(kh_cpu_free)
 	andq	$~(1 << KH_PREV_FREE_BIT), %rdx /* PREV_FREE may be either */
 	subq	$1 << KH_USED_BIT, %rdx	/* USED alone: low 4 bits 0, else nonzero */
 	rorq	$KH_SIZE_SHIFT, %rdx	/* g | alignment << 36 | stray flags << 60 */
-	cmpq	$KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2, %rdx
-	ja	.Lcf_no
+	cmpq	$KH_CLASS_TABLE_BLOCK >> KH_GRANULE_LOG2, %rdx
+	ja	.Lcf_large
 	leaq	.Lcf_class4(%rip), %rax
 	movsbq	(%rax,%rdx), %rax	/* 4 * class, -1 when g is no class size */
 	testq	%rax, %rax
 	js	.Lcf_no
+.Lcf_class:
 	movq	KH_CPU_KEY(%rdi), %rcx
 	xorq	%rsi, %rcx		/* p ^ key */
 	movq	KH_TOKEN_OFF(%rsi), %rdx
@@ -196,6 +221,22 @@ KH_FUNC(kh_cpu_free)
 .Lcf_busy:
 	movl	$2, %eax		/* ours, but the slow path must drain first */
 	ret
+.Lcf_large:				/* above the table: a class size iff u = g - 1 */
+	cmpq	$KH_CLASS_MAX_BLOCK >> KH_GRANULE_LOG2, %rdx /* is a multiple of */
+	ja	.Lcf_no			/* 2^(e-2), e the highest bit of u - 1 */
+	leal	-2(%rdx), %eax		/* u - 1 */
+	bsrl	%eax, %ecx		/* e */
+	subl	$2, %ecx
+	leal	-1(%rdx), %r8d		/* u */
+	shrl	%cl, %r8d
+	shll	%cl, %r8d		/* u rounded down to a multiple of 2^(e-2) */
+	addl	$1, %r8d
+	cmpl	%edx, %r8d		/* plus one granule: g again? */
+	jne	.Lcf_no
+	shrl	%cl, %eax		/* (u - 1) >> (e - 2): 4..7 */
+	leal	(%rax,%rcx,4), %eax	/* class - (8 - KH_CLASS_BIAS) */
+	leal	4*(8-KH_CLASS_BIAS)(,%rax,4), %eax /* 4 * class */
+	jmp	.Lcf_class
 KH_END(kh_cpu_free)
 
 	.section .rodata
@@ -203,22 +244,23 @@ KH_END(kh_cpu_free)
 .Lcf_mul:
 	.quad	KH_COOKIE_MUL
 /* t = (n + KH_T_BIAS) >> KH_GRANULE_LOG2 -> 4 * kh_size_class(n), for
- * n <= KH_CLASS_MAX_PAYLOAD: class c serves every t from the previous
+ * n <= KH_CLASS_TABLE_PAYLOAD: class c serves every t from the previous
  * class's granule count up to its own minus one. */
 .Lca_class4:
 	.set	.Lc, 0
 	.set	.Lprev, 0
-	.irp	g, KH_CLASS_GRANULES
+	.irp	g, KH_CLASS_GRANULES_TABLE
 	.fill	\g - .Lprev, 1, 4 * .Lc
 	.set	.Lprev, \g
 	.set	.Lc, .Lc + 1
 	.endr
 /* g = block size / 16 -> 4 * class of that block size, or -1 when the size
- * is no class size (block_class in kh_class.c), for g <= 64. */
+ * is no class size (block_class in kh_class.c), for g <= 64
+ * (KH_CLASS_TABLE_BLOCK). */
 .Lcf_class4:
 	.set	.Lc, 0
 	.set	.Lprev, -1
-	.irp	g, KH_CLASS_GRANULES
+	.irp	g, KH_CLASS_GRANULES_TABLE
 	.fill	\g - .Lprev - 1, 1, 0xff
 	.byte	4 * .Lc
 	.set	.Lprev, \g
