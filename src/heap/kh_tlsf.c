@@ -213,6 +213,16 @@ HOT uintptr_t find_fit(const struct kheap *h, size_t s, unsigned *fl, unsigned *
 	return b != 0 ? b : own_head(h, s, fl, sl);
 }
 
+/* find_fit, but the head of s's own bin first when it holds s: where a
+ * carve of class blocks looks, because a freed block of the same class
+ * waits there, which TLSF's search, starting one bin up, passes by (W5 of
+ * make bench with per-CPU caches: 1.28 without this, 1.20 with it). */
+static uintptr_t find_fit_own_first(const struct kheap *h, size_t s, unsigned *fl, unsigned *sl)
+{
+	uintptr_t b = s <= KH_MAX_BLOCK ? own_head(h, s, fl, sl) : 0;
+	return b != 0 ? b : find_fit(h, s, fl, sl);
+}
+
 /* A bin whose head is corrupt is emptied, so the heap keeps serving from the
  * others; kh_rebuild (run as the report goes out) bins its blocks again. */
 static void drop_bin(struct kheap *h, unsigned fl, unsigned sl)
@@ -287,7 +297,7 @@ uintptr_t kh_backend_alloc_upto(struct kheap *h, size_t s, size_t most, struct k
 	unsigned fl, sl;
 	if (injected_fault())
 		return 0;
-	uintptr_t b = find_fit(h, s, &fl, &sl);
+	uintptr_t b = find_fit_own_first(h, s, &fl, &sl);
 	if (b == 0)
 		return 0;
 	size_t want = most;

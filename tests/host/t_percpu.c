@@ -532,6 +532,37 @@ KT_CASE(percpu_large_class_stays_on_this_cpu)
 	KT_EQ(rec.count, 0);
 }
 
+/* A refill carves from the request's own bin when its head holds the
+ * class: a freed block of exactly the class size waits there, and TLSF's
+ * search alone, which starts one bin up, would pass it by for the rest of
+ * the region. */
+KT_CASE(percpu_refill_takes_a_hole_of_its_class)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(big, BIG, &rec);
+	KT_REQUIRE(h != NULL);
+	unsigned c = kh_size_class(kh_want(1200));
+	size_t s = kh_class_block_size(c);
+	KT_REQUIRE(h->cpu_limit[c] >= 1 && h->cpu_limit[c] <= 2); /* a batch of one */
+	kheap_free(h, kheap_alloc(h, 16)); /* the first call from a CPU turns the per-CPU path on */
+	kt_percpu(0);
+	char *hole = kheap_alloc(h, s - KHEAP_BLOCK_OVERHEAD); /* locked: exactly s */
+	char *fence = kheap_alloc(h, 5000);
+	KT_REQUIRE(hole != NULL && fence != NULL && kh_size(kh_block_of(hole)) == s);
+	kheap_free(h, hole); /* to its bin, between the region's start and the fence */
+	kt_percpu(1);
+	char *p = kheap_alloc(h, 1200);
+	KT_CHECK(p == hole);
+	KT_EQ(kh_size(kh_block_of(p)), s); /* a class block: the refill's */
+	kheap_free(h, p);
+	kheap_free(h, fence);
+	kheap_trim(h);
+	KT_EQ(stats(h).free_blocks, 1);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_EQ(rec.count, 0);
+}
+
 /* ---- other CPUs made to drain: kheap_flush_others (host_ipi.c) -------------- */
 
 #define PARKED_MAX 3
