@@ -30,7 +30,7 @@
  *    kheap_walk, kheap_walk_tags and kheap_check_verbose callbacks run with
  *    it held.
  *  - Per-CPU caches: when kheap_cpu_id() names a CPU, kheap_alloc,
- *    kheap_calloc and kheap_free of small blocks (up to 1016 bytes) are
+ *    kheap_calloc and kheap_free of class blocks (up to 65544 bytes) are
  *    served from that CPU's own lists with interrupts masked but without the
  *    lock; the lists are refilled and drained in batches under the lock.
  *    Interrupts stay masked from the CPU lookup to the end of the list

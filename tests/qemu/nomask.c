@@ -6,5 +6,5 @@
  * checks the message and that it came within a second), not by a timeout.
  */
 #define CONTROL_NOMASK 1
-#define TICK_MIN_SIZE 2048u
+#define TICK_MIN_SIZE 66000u
 #include "smp_stress.c"

@@ -44,7 +44,7 @@
 #endif
 #define TRIM_EVERY 8192u
 /* Smallest block a tick allocates. The no-mask control raises it past the
- * per-CPU caches (1016 bytes), so that its ticks only take the locked path
+ * per-CPU caches' classes (65544 bytes), so that its ticks only take the locked path
  * and the first thing to go wrong is the lock re-entry it exists to show,
  * not a per-CPU list that a tick changed under the code it interrupted. */
 #ifndef TICK_MIN_SIZE
