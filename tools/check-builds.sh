@@ -36,23 +36,29 @@ for arch in x86_64 arm64; do
 		done
 	done
 done
-# KHEAP_MAX_CPUS=0 (no per-CPU caches) compiles other code out and in:
-# each source once per compiler, with the library's warning flags.
-for cc in gcc clang; do
-	log=build/maxcpus0-$cc.log
-	mkdir -p build
-	: >"$log"
-	for f in src/heap/*.c; do
-		$cc -std=c11 -ffreestanding -nostdlib -fno-builtin -O2 -Wall -Wextra -Werror -Wshadow \
-			-Wstrict-prototypes -Wmissing-prototypes -DKHEAP_MAX_CPUS=0 \
-			-DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap -c "$f" -o /dev/null >>"$log" 2>&1
+# Knobs at the ends of their documented ranges (kheap_config.h) compile
+# other code out and in, or trip the layout's asserts: KHEAP_MAX_CPUS=0 (no
+# per-CPU caches); the smallest block bound, the most CPUs and per-CPU
+# lists bounded to the shared lists' classes. Each source once per compiler
+# and configuration, with the library's warning flags.
+for cfg in "-DKHEAP_MAX_CPUS=0" "-DKHEAP_MAX_BLOCK_LOG2=17 -DKHEAP_MAX_CPUS=4095 -DKHEAP_CPU_MAX_BLOCK=1040u"; do
+	for cc in gcc clang; do
+		log=build/knobs-$cc.log
+		mkdir -p build
+		: >"$log"
+		for f in src/heap/*.c; do
+			# shellcheck disable=SC2086 # $cfg is a list of flags
+			$cc -std=c11 -ffreestanding -nostdlib -fno-builtin -O2 -Wall -Wextra -Werror -Wshadow \
+				-Wstrict-prototypes -Wmissing-prototypes $cfg \
+				-DKH_ARCH_HEADER='"x86_64/kh_arch.h"' -Isrc/heap -c "$f" -o /dev/null >>"$log" 2>&1
+		done
+		if [ -s "$log" ]; then
+			echo "FAIL lib x86_64 $cc $cfg:"; cat "$log"; fail=$((fail + 1))
+		else
+			echo "ok   lib x86_64 $cc $cfg: compiles warning-free"
+			pass=$((pass + 1))
+		fi
 	done
-	if [ -s "$log" ]; then
-		echo "FAIL lib x86_64 $cc KHEAP_MAX_CPUS=0:"; cat "$log"; fail=$((fail + 1))
-	else
-		echo "ok   lib x86_64 $cc KHEAP_MAX_CPUS=0: compiles warning-free"
-		pass=$((pass + 1))
-	fi
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

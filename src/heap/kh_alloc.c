@@ -1,7 +1,7 @@
 /*
  * kh_alloc.c: the locked allocation and release policy, and running out.
  *
- * A request up to KH_CLASS_MAX_PAYLOAD is rounded to its size class and
+ * A request up to KH_SHARED_MAX_PAYLOAD is rounded to its size class and
  * served from the class's shared list (kh_cache.c); an empty list gets a
  * batch of the class carved from one backend block (kh_cache_carve), or
  * failing that the backend serves the one block; larger

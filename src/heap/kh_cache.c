@@ -154,11 +154,13 @@ void kh_cache_flush(struct kheap *h, struct kh_err *e)
 
 /* Class-list capacities: each class up to KH_SHARED_MAX_BLOCK holds at
  * most KHEAP_CLASS_CACHE_MAX blocks, and all together at most
- * 1/KHEAP_CACHE_SHARE of the heap; a larger class none. */
+ * 1/KHEAP_CACHE_SHARE of the heap, in equal bytes per class; a larger class
+ * none. */
 void kh_cache_limits(struct kheap *h)
 {
+	unsigned kept = kh_classes_upto(KH_SHARED_MAX_BLOCK);
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
-		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * kh_class_block_size(c));
+		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * kept * kh_class_block_size(c));
 		if (kh_class_block_size(c) > KH_SHARED_MAX_BLOCK)
 			cap = 0;
 		shared(h)->cls[c].limit = cap < KHEAP_CLASS_CACHE_MAX ? (uint32_t)cap : KHEAP_CLASS_CACHE_MAX;

@@ -144,4 +144,13 @@ static inline size_t kh_class_block_size(unsigned c)
 	return (size_t)granules[c] << KH_GRANULE_LOG2;
 }
 
+/* How many classes have blocks of at most s bytes, at least 1 (a divisor). */
+static inline unsigned kh_classes_upto(size_t s)
+{
+	unsigned n = 0;
+	while (n < KH_NCLASSES && kh_class_block_size(n) <= s)
+		n++;
+	return n > 0 ? n : 1u;
+}
+
 #endif /* KH_CLASS_H */

@@ -156,7 +156,7 @@ _Static_assert(KH_GRANULE == KHEAP_ALIGN, "payload alignment is the granule");
 _Static_assert(KH_HDR + 2 * sizeof(kh_word) + sizeof(kh_word) <= KH_MIN_BLOCK,
 	       "a free block holds header, two links and a footer");
 _Static_assert(KH_MIN_BLOCK % KH_GRANULE == 0, "block sizes are whole granules");
-_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 16 && KHEAP_MAX_BLOCK_LOG2 <= KH_SIZE_BITS,
+_Static_assert(KHEAP_MAX_BLOCK_LOG2 >= 17 && KHEAP_MAX_BLOCK_LOG2 <= KH_SIZE_BITS,
 	       "the header's size field is 40 bits");
 _Static_assert(KHEAP_SL_LOG2 >= 2 && KHEAP_SL_LOG2 <= 5, "sl_map entries are 32 bits");
 _Static_assert(KH_FL_COUNT < 64, "fl_map is one 64-bit word, shifted by up to fl + 1");
@@ -187,12 +187,13 @@ static inline int kh_cpu_named(uintptr_t id) { return KH_PERCPU && id < KH_NCPU;
  * size-class lists, owned by the lock holder, in the same format. */
 #define KH_SHARED (KH_PERCPU ? KH_NCPU : 0u)
 #define KH_NSLOTS (KH_SHARED + 1u)
-/* The shared lists hold the classes up to KH_SHARED_MAX_BLOCK bytes: a
- * freed larger class block merges at once (kh_cache_limits gives its list
- * no room), and the locked path serves a larger request at its own size,
- * not rounded up to a class that no list would keep. The per-CPU lists
- * hold every class. */
-#define KH_SHARED_MAX_BLOCK 1040u
+/* The shared lists hold the classes up to KH_SHARED_MAX_BLOCK bytes, the
+ * ones the assembly's tables cover (1 KiB of payload): a freed larger
+ * class block merges at once (kh_cache_limits gives its list no room), and
+ * the locked path serves a larger request at its own size, not rounded up
+ * to a class that no list would keep. The per-CPU lists hold every class
+ * up to KHEAP_CPU_MAX_BLOCK. */
+#define KH_SHARED_MAX_BLOCK ((size_t)KH_CLASS_TABLE_BLOCK)
 #define KH_SHARED_MAX_PAYLOAD (KH_SHARED_MAX_BLOCK - KH_HDR)
 _Static_assert(KH_NSLOTS <= KH_TOKEN_CPUS, "every slot's token names it below KH_TOKEN_CPUS");
 
@@ -789,6 +790,10 @@ static inline bool kh_drain_asked(const struct kh_cpu *cpu) { return __atomic_lo
  * for the calling CPU cpu: take the lock, refresh the CPU's span snapshot,
  * honour a drain request. Interrupts masked. */
 void kh_cpu_slow_begin(struct kheap *h, struct kh_cpu *cpu, struct kh_err *e);
+/* The per-CPU list limits (h->cpu_limit): KHEAP_CPU_CACHE_BYTES of a class,
+ * or two blocks of a larger one, none above KHEAP_CPU_MAX_BLOCK, and all
+ * CPUs' lists together at most 1/KHEAP_CACHE_SHARE of the managed bytes, in
+ * equal bytes per class kept. After a region is added. */
 void kh_cpu_limits(struct kheap *h);
 /* Carve used backend block b into up to n blocks of s bytes with header
  * bits and alignment field alg (a class's: KH_USED, 0; an object cache's:

@@ -49,9 +49,10 @@ void kh_cpu_sync(const struct kheap *h, struct kh_cpu *cpu)
 
 void kh_cpu_limits(struct kheap *h)
 {
+	unsigned kept = kh_classes_upto(KHEAP_CPU_MAX_BLOCK);
 	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		size_t s = kh_class_block_size(c);
-		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * KH_NCLASSES * KH_NCPU * s);
+		size_t cap = h->n.total / ((size_t)KHEAP_CACHE_SHARE * kept * KH_NCPU * s);
 		size_t bytes = KHEAP_CPU_CACHE_BYTES / s < 2 ? 2 : KHEAP_CPU_CACHE_BYTES / s;
 		if (cap > bytes)
 			cap = bytes;

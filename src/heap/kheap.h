@@ -30,7 +30,8 @@
  *    kheap_walk, kheap_walk_tags and kheap_check_verbose callbacks run with
  *    it held.
  *  - Per-CPU caches: when kheap_cpu_id() names a CPU, kheap_alloc,
- *    kheap_calloc and kheap_free of class blocks (up to 65544 bytes) are
+ *    kheap_calloc and kheap_free of size-class blocks (requests up to
+ *    64 KiB, bounded by KHEAP_CPU_MAX_BLOCK) are
  *    served from that CPU's own lists with interrupts masked but without the
  *    lock; the lists are refilled and drained in batches under the lock.
  *    Interrupts stay masked from the CPU lookup to the end of the list
@@ -77,7 +78,7 @@ extern "C" {
 #include "kheap_config.h"
 
 /* Per-CPU caches: CPUs (or, on a host, threads) numbered below
- * KHEAP_MAX_CPUS get a lock-free cache of small blocks each (kheap_cpu_id). */
+ * KHEAP_MAX_CPUS get a lock-free cache of size-class blocks each (kheap_cpu_id). */
 /* What kheap_cpu_id returns for "no per-CPU cache: take the locked path". */
 #define KHEAP_NO_CPU (~0u)
 
@@ -206,7 +207,7 @@ struct kheap_stats {
 				   * per-CPU caches count as in use (they move
 				   * there in batches, under the lock) */
 	size_t free_bytes;     /* bytes in free blocks (bins) */
-	size_t cached_bytes;   /* bytes in freed small blocks held by size-class
+	size_t cached_bytes;   /* bytes in freed class blocks held by size-class
 				* caches, the per-CPU ones included */
 	size_t largest_free;   /* a free block any allocation up to it is sure to
 				* get: up to largest_free - KHEAP_BLOCK_OVERHEAD

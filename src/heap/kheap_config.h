@@ -35,8 +35,8 @@
 #define KHEAP_MAX_REGIONS 8u
 #endif
 
-/* CPUs (or host threads) with a per-CPU cache, 0..4096; 0 builds without.
- * Default 8. Cost: 512 bytes of control block each. */
+/* CPUs (or host threads) with a per-CPU cache, 0..4095; 0 builds without.
+ * Default 8. Cost: 1 KiB of control block each. */
 #ifndef KHEAP_MAX_CPUS
 #define KHEAP_MAX_CPUS 8u
 #endif
@@ -66,7 +66,7 @@
 #define KHEAP_SL_LOG2 4
 #endif
 
-/* Blocks are smaller than 2^KHEAP_MAX_BLOCK_LOG2 bytes, 16..40; a larger
+/* Blocks are smaller than 2^KHEAP_MAX_BLOCK_LOG2 bytes, 17..40; a larger
  * region is clipped. Default 40. Lower it to shrink the control block on a
  * small target (one first-level row of bins per power of two). */
 #ifndef KHEAP_MAX_BLOCK_LOG2
@@ -100,14 +100,14 @@
 #ifndef KHEAP_CPU_BATCH
 #define KHEAP_CPU_BATCH 32u
 #endif
-/* The largest block the per-CPU lists keep, in bytes (default 65552: every
- * size class, requests up to 64 KiB). A request for a larger class block
- * is served by the locked path at its own size. A class above 1 KiB rounds
- * a request up by up to a quarter while it is held: 1040 trades that back
- * (W5 of make bench: footprint 1.08 instead of 1.20 of the live bytes)
+/* The largest class block the per-CPU lists keep, in bytes (default: no
+ * bound, every size class, requests up to 64 KiB). A request of a larger
+ * class is served by the locked path at its own size. A class above 1 KiB
+ * rounds a request up by up to a quarter while it is held: 1040 trades that
+ * back (W5 of make bench: footprint 1.09 instead of 1.19 of the live bytes)
  * for locked calls on every request above 1 KiB (W4: about 1.4x the time). */
 #ifndef KHEAP_CPU_MAX_BLOCK
-#define KHEAP_CPU_MAX_BLOCK 65552u
+#define KHEAP_CPU_MAX_BLOCK 0xffffffffu
 #endif
 /* A locked allocation of a class size whose shared list is empty carves up
  * to KHEAP_CLASS_CARVE blocks of the class onto that list from one backend

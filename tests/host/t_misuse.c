@@ -6,7 +6,7 @@
  */
 #include "kt.h"
 
-#define ARENA (512u << 10)
+#define ARENA (256u << 10)
 static _Alignas(16) unsigned char arena[ARENA];
 static _Alignas(16) unsigned char elsewhere[4096];
 

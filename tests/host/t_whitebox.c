@@ -7,7 +7,7 @@
 #include "kh_objcache.h"
 #include "kt.h"
 
-static _Alignas(16) unsigned char arena[2u << 20];
+static _Alignas(16) unsigned char arena[1u << 20];
 
 KT_CASE(wb_mapping_brackets_every_size)
 {
