@@ -32,10 +32,18 @@ PRELOAD_SRC := $(if $(filter futex,$(PRELOAD_LOCK)),$(filter-out %/kh_lock.S %/k
 # thread is a CPU here, and with classes up to 64 KiB cached per thread
 # make bench-real's max RSS rose to 1.21x glibc's (fork-stress) and 1.45x
 # (handoff-4p).
+# KHEAP_CPU_CACHE_BYTES=8192, KHEAP_CLASS_CACHE_MAX=256: threads that only
+# free (handoff-4p) keep half as much each, and what they drain waits on
+# the shared lists for the threads that allocate instead of going through
+# the bins. handoff-4p, three 5-round runs each way: max RSS 1.31-1.42x
+# glibc's before, 1.14-1.23x after; time 1.98x, 8.5x and 7.4x before (the
+# last two in the VM's slow phases, where mimalloc took 3.4-4.1x),
+# 1.42x, 3.2x and 1.78x after.
 PRELOAD_ARCH_H := $(if $(PRELOAD_ARCH),-DKH_ARCH_HEADER='"$(PRELOAD_ARCH)/kh_arch.h"')
 PRELOAD_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -fno-stack-protector $(WARN) \
   -DKHEAP_MAX_REGIONS=64 -DKHEAP_MAX_CPUS=64 -DKHEAP_CPU_CARVE_MIN=1 \
-  -DKHEAP_CPU_MAX_BLOCK=1040u -Isrc/heap $(PRELOAD_ARCH_H)
+  -DKHEAP_CPU_MAX_BLOCK=1040u -DKHEAP_CPU_CACHE_BYTES=8192u -DKHEAP_CLASS_CACHE_MAX=256u \
+  -Isrc/heap $(PRELOAD_ARCH_H)
 PRELOAD_LDFLAGS := -shared -Wl,--version-script=tools/preload/kheap_preload.map -Wl,-z,now \
   -Wl,-z,noexecstack
 # Test helpers: ordinary glibc programs, run with and without the preload.
