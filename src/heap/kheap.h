@@ -88,7 +88,7 @@ extern "C" {
  * the levels below it.
  *  0  always-on checks: header cookie, double free, foreign, interior and
  *     misaligned pointers, encoded links, and neighbour consistency
- *     before a block merges into the bins (at its free, or, for a small
+ *     before a block merges into the bins (at its free, or, for a class
  *     block that went to a size-class list, when it leaves the list);
  *  1  + freed blocks are poisoned (their first KHEAP_POISON_BYTES after the
  *     links) and the poison is checked when the block is handed out again;

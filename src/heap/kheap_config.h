@@ -74,9 +74,9 @@
 #endif
 
 /* Shared size-class lists hold at most KHEAP_CLASS_CACHE_MAX blocks per
- * class, and all caches together (shared and per-CPU) at most
- * 1/KHEAP_CACHE_SHARE of the managed bytes. Defaults 32 and 16. Cost: that
- * much memory held back from coalescing. */
+ * class, and together at most 1/KHEAP_CACHE_SHARE of the managed bytes; all
+ * CPUs' lists together as much again. Defaults 32 and 16. Cost: that much
+ * memory held back from coalescing. */
 #ifndef KHEAP_CLASS_CACHE_MAX
 #define KHEAP_CLASS_CACHE_MAX 32u
 #endif
@@ -105,7 +105,7 @@
  * class is served by the locked path at its own size. A class above 1 KiB
  * rounds a request up by up to a quarter while it is held: 1040 trades that
  * back (W5 of make bench: footprint 1.09 instead of 1.19 of the live bytes)
- * for locked calls on every request above 1 KiB (W4: about 1.4x the time). */
+ * for locked calls on every request above 1032 bytes (W4: about 1.4x the time). */
 #ifndef KHEAP_CPU_MAX_BLOCK
 #define KHEAP_CPU_MAX_BLOCK 0xffffffffu
 #endif
