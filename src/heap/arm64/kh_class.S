@@ -38,6 +38,22 @@
 #include "kh_asm.h"
 #include "kh_layout.h"
 
+/* \cls = the class of a request of \n bytes (32-bit registers, \t a
+ * scratch one), for KH_CLASS_TABLE_PAYLOAD < n <= KH_CLASS_MAX_PAYLOAD:
+ * with u - 1 = g - 2 and e its highest bit,
+ * 4 * e - KH_CLASS_BIAS + ((u - 1) >> (e - 2)), as kh_size_class in
+ * kh_class.c. \cls may be \n. */
+.macro LARGE_CLASS cls, n, t
+	sub	\cls, \n, #(1 << KH_GRANULE_LOG2) - KH_T_BIAS
+	lsr	\cls, \cls, #KH_GRANULE_LOG2 // u - 1 = g - 2
+	clz	\t, \cls		// 31 - e, e its highest bit
+	sub	\t, \t, #29
+	neg	\t, \t			// e - 2
+	lsr	\cls, \cls, \t		// (u - 1) >> (e - 2): 4..7
+	add	\cls, \cls, \t, lsl #2
+	add	\cls, \cls, #8 - KH_CLASS_BIAS
+.endm
+
 KH_FUNC(kh_size_class)
 	cmp	x0, #KH_CLASS_TABLE_PAYLOAD
 	b.hi	.Lsc_large
@@ -51,14 +67,7 @@ KH_FUNC(kh_size_class)
 	movk	w1, #KH_CLASS_MAX_PAYLOAD >> 16, lsl #16
 	cmp	x0, x1
 	b.hi	.Lsc_huge
-	sub	w1, w0, #(1 << KH_GRANULE_LOG2) - KH_T_BIAS
-	lsr	w1, w1, #KH_GRANULE_LOG2 // u - 1 = g - 2
-	clz	w2, w1			// 31 - e, e its highest bit
-	mov	w0, #29
-	sub	w2, w0, w2		// e - 2
-	lsr	w1, w1, w2		// (u - 1) >> (e - 2): 4..7
-	add	w0, w1, w2, lsl #2
-	add	w0, w0, #8 - KH_CLASS_BIAS // 4 * e - KH_CLASS_BIAS + that
+	LARGE_CLASS w0, w0, w2
 	ret
 .Lsc_huge:
 	mov	w0, #KH_NCLASSES
@@ -165,14 +174,7 @@ KH_FUNC(kh_cpu_alloc)
 	cmp	x1, x9
 	b.hi	.Lca_none
 	ldr	w4, [x0, #KH_CPU_DRAIN]
-	sub	w9, w1, #(1 << KH_GRANULE_LOG2) - KH_T_BIAS
-	lsr	w9, w9, #KH_GRANULE_LOG2 // u - 1 = g - 2
-	clz	w2, w9			// 31 - e, e its highest bit
-	mov	w3, #29
-	sub	w3, w3, w2		// e - 2
-	lsr	w9, w9, w3		// (u - 1) >> (e - 2): 4..7
-	add	w2, w9, w3, lsl #2
-	add	w2, w2, #8 - KH_CLASS_BIAS // c
+	LARGE_CLASS w2, w1, w3		// c
 	b	.Lca_known
 KH_END(kh_cpu_alloc)
 

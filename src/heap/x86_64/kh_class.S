@@ -37,6 +37,20 @@
 #include "kh_asm.h"
 #include "kh_layout.h"
 
+/* \cls (a 32-bit register; \cls64 the same one) = the class of a request of
+ * \n bytes (a 64-bit register), for KH_CLASS_TABLE_PAYLOAD < n <=
+ * KH_CLASS_MAX_PAYLOAD: with u - 1 = g - 2 and e its highest bit,
+ * 4 * e - KH_CLASS_BIAS + ((u - 1) >> (e - 2)), as kh_size_class in
+ * kh_class.c. Clobbers rcx (the shift count) and flags. */
+.macro LARGE_CLASS n, cls, cls64
+	leal	KH_T_BIAS-(1<<KH_GRANULE_LOG2)(\n), \cls
+	shrl	$KH_GRANULE_LOG2, \cls	/* u - 1 = g - 2 */
+	bsrl	\cls, %ecx		/* e: its highest bit */
+	subl	$2, %ecx
+	shrl	%cl, \cls		/* (u - 1) >> (e - 2): 4..7 */
+	leal	8-KH_CLASS_BIAS(\cls64,%rcx,4), \cls
+.endm
+
 KH_FUNC(kh_size_class)
 	cmpq	$KH_CLASS_TABLE_PAYLOAD, %rdi
 	ja	.Lsc_large
@@ -49,12 +63,7 @@ KH_FUNC(kh_size_class)
 .Lsc_large:
 	cmpq	$KH_CLASS_MAX_PAYLOAD, %rdi
 	ja	.Lsc_huge
-	leal	KH_T_BIAS-(1<<KH_GRANULE_LOG2)(%rdi), %eax
-	shrl	$KH_GRANULE_LOG2, %eax	/* u - 1 = g - 2 */
-	bsrl	%eax, %ecx		/* e: its highest bit */
-	subl	$2, %ecx
-	shrl	%cl, %eax		/* (u - 1) >> (e - 2): 4..7 */
-	leal	8-KH_CLASS_BIAS(%rax,%rcx,4), %eax /* 4 * e - KH_CLASS_BIAS + that */
+	LARGE_CLASS %rdi, %eax, %rax
 	ret
 .Lsc_huge:
 	movl	$KH_NCLASSES, %eax
@@ -147,16 +156,11 @@ KH_FUNC(kh_cpu_alloc)
 .Lca_none:
 	xorl	%eax, %eax
 	ret
-.Lca_large:				/* above the table: 4 * class computed */
+.Lca_large:				/* above the table: the class computed */
 	cmpq	$KH_CLASS_MAX_PAYLOAD, %rsi
 	ja	.Lca_none
-	leal	KH_T_BIAS-(1<<KH_GRANULE_LOG2)(%rsi), %edx
-	shrl	$KH_GRANULE_LOG2, %edx	/* u - 1 = g - 2 */
-	bsrl	%edx, %ecx		/* e: its highest bit */
-	subl	$2, %ecx
-	shrl	%cl, %edx		/* (u - 1) >> (e - 2): 4..7 */
-	leal	(%rdx,%rcx,4), %ecx	/* class - (8 - KH_CLASS_BIAS) */
-	leal	4*(8-KH_CLASS_BIAS)(,%rcx,4), %ecx /* 4c */
+	LARGE_CLASS %rsi, %edx, %rdx
+	leal	(,%rdx,4), %ecx		/* 4c */
 	jmp	.Lca_class
 KH_END(kh_cpu_alloc)
 
