@@ -53,13 +53,13 @@ static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsi
 
 uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e) { return pop(h, c, true, e); }
 
-/* Cache used block b if it is exactly a class size, not aligned, and its
- * list has room. */
+/* Cache used block b if it is exactly the size of a class the shared lists
+ * keep (up to KH_SHARED_MAX_BLOCK), not aligned, and its list has room. */
 bool kh_cache_put(struct kheap *h, uintptr_t b)
 {
 	kh_word w = *kh_hdr(b);
 	size_t s = (size_t)(w & KH_SIZE_MASK);
-	if (s > KH_CLASS_MAX_BLOCK || (w & KH_ALG_MASK) != 0)
+	if (s > KH_SHARED_MAX_BLOCK || (w & KH_ALG_MASK) != 0)
 		return false;
 	KH_ASSERT(kh_used(b) && !kh_on_list(h, b)); /* a held block, off every list */
 	unsigned c = kh_size_class(s - KH_HDR);
