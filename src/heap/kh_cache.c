@@ -9,7 +9,17 @@
  * take their drains. A locked allocation that finds its class's list empty
  * has a batch carved onto it (kh_cache_carve), so that a class's blocks lie
  * together; the per-CPU refills and the object caches carve with the same
- * loop (kh_carve_class, kh_carve_list). Lock held throughout. Calls down only: kh_tlsf.c,
+ * loop (kh_carve_class, kh_carve_list).
+ *
+ * Each list is also a stack of the batches the per-CPU drains gave (struct
+ * kh_batches in kh_internal.h): a refill takes the top batch whole by
+ * moving the head to the block below its mark, and claims its blocks after
+ * the unlock (kh_batch_claim). Until it has, those blocks still carry the
+ * shared token while on no list, so the walks that read tokens as owners
+ * wait for it (kh_batch_quiesce); that wait is bounded by one claim, a
+ * batch of pops with interrupts masked.
+ *
+ * Lock held throughout, except kh_batch_claim. Calls down only: kh_tlsf.c,
  * kh_harden.c, kh_stats.c.
  */
 #include "kh_internal.h"
@@ -17,6 +27,30 @@
 /* The shared lists are the lock holder's slot: struct kh_cpu
  * cpus[KH_SHARED], with its own token key. */
 static struct kh_cpu *shared(struct kheap *h) { return &h->cpus[KH_SHARED]; }
+
+/* The locked path's fused pops (kheap.c) leave the marks alone; the shared
+ * slot's allocs counts them, so after any, forget every mark. */
+static void marks_sync(struct kheap *h)
+{
+	uint64_t pops = __atomic_load_n(&shared(h)->allocs, __ATOMIC_RELAXED);
+	if (pops == h->batches_pops)
+		return;
+	for (unsigned c = 0; c < KH_BATCH_CLASSES; c++)
+		h->batches[c].n = 0;
+	h->batches_pops = pops;
+}
+
+/* Drop the marks whose block is no longer below the list's head. */
+static void marks_trim(struct kheap *h, unsigned c)
+{
+	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
+		return;
+	marks_sync(h);
+	struct kh_batches *m = &h->batches[c];
+	uint32_t count = shared(h)->cls[c].count;
+	while (m->n > 0 && m->depth[m->n - 1] >= count)
+		m->n--;
+}
 
 /* Pop a cached block of class c, now a plain used block, or 0. A list found
  * corrupt (a wrong token, a link that does not decode, a next head outside
@@ -36,6 +70,7 @@ static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsi
 		kh_slot_repair(h, sh, c, e);
 		return 0;
 	}
+	marks_trim(h, c);
 	uintptr_t b = kh_block_of(p);
 	if (KH_GRANT_NEIGHBOURS && handout && !kh_next_ok(h, b)) {
 		/* The list is sound, the neighbour is not: put b back, refuse it. */
@@ -52,6 +87,75 @@ static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsi
 }
 
 uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e) { return pop(h, c, true, e); }
+
+void kh_batch_mark(struct kheap *h, unsigned c)
+{
+	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
+		return;
+	marks_trim(h, c);
+	struct kh_class *l = &shared(h)->cls[c];
+	struct kh_batches *m = &h->batches[c];
+	if (l->count == 0 || l->count >= l->limit || (m->n > 0 && m->depth[m->n - 1] == l->count))
+		return; /* the list's end, or a mark here already, bounds the batch; or none comes */
+	if (m->n == KH_BATCH_MARKS) { /* forget the oldest */
+		for (unsigned i = 1; i < KH_BATCH_MARKS; i++)
+			m->depth[i - 1] = m->depth[i], m->rest[i - 1] = m->rest[i];
+		m->n--;
+	}
+	m->depth[m->n] = l->count;
+	m->rest[m->n] = l->head;
+	m->n++;
+}
+
+uintptr_t kh_batch_take(struct kheap *h, unsigned c, uint32_t most, uint32_t *k, uintptr_t *rest)
+{
+	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
+		return 0;
+	marks_trim(h, c);
+	struct kh_class *l = &shared(h)->cls[c];
+	struct kh_batches *m = &h->batches[c];
+	uint32_t depth = m->n > 0 ? m->depth[m->n - 1] : 0;
+	uint32_t n = l->count - depth;
+	if (n < 2 || n > most)
+		return 0;
+	uintptr_t head = l->head;
+	*rest = m->n > 0 ? m->rest[m->n - 1] : 0;
+	*k = n;
+	m->n -= m->n > 0;
+	l->head = *rest;
+	__atomic_store_n(&l->count, depth, __ATOMIC_RELAXED);
+	kh_count_out(h, n * kh_class_block_size(c), n);
+	__atomic_fetch_add(&h->batches_out, 1, __ATOMIC_RELAXED);
+	return head;
+}
+
+uint32_t kh_batch_claim(struct kheap *h, uintptr_t head, uint32_t k, uintptr_t rest, uintptr_t *out, bool *bad,
+			struct kh_err *e)
+{
+	struct kh_class t = {head, k, k};
+	uint32_t got = 0;
+	*bad = true;
+	while (got < k) {
+		void *p = kh_cpu_pop(&t, kh_key(h), shared(h)->tkey);
+		if (p == NULL || p == KH_CLASS_BAD)
+			break;
+		out[got++] = kh_block_of(p);
+		if (KH_POISONS)
+			kh_poison_check(kh_block_of(p), e);
+		if (got == k)
+			*bad = t.head != rest;
+		else if (t.head == 0 || kh_region_of(h, kh_block_of((void *)t.head)) == NULL)
+			break; /* do not read past a link that leaves the heap */
+	}
+	__atomic_fetch_sub(&h->batches_out, 1, __ATOMIC_RELEASE);
+	return got;
+}
+
+void kh_batch_quiesce(const struct kheap *h)
+{
+	while (KH_PERCPU && __atomic_load_n(&h->batches_out, __ATOMIC_ACQUIRE) != 0)
+		kh_cpu_relax();
+}
 
 /* Cache used block b if it is exactly the size of a class the shared lists
  * keep (up to KH_SHARED_MAX_BLOCK), not aligned, and its list has room. */

@@ -235,6 +235,37 @@ static void check_slot(struct checker *k, unsigned slot, size_t *blocks, size_t 
 	}
 }
 
+/* The batch marks (struct kh_batches) of every shared list: oldest first,
+ * each block rest[i] on its list with depth[i] blocks from it to the end
+ * (the top one may be the head: a drain whose blocks all went to the bins).
+ * After a fused pop on the shared slot they are forgotten at their next use,
+ * and not checked until then. Run after check_slot found the lists sound. */
+static void check_marks(struct checker *k)
+{
+	const struct kheap *h = k->h;
+	const struct kh_cpu *sh = &h->cpus[KH_SHARED];
+	if (!KH_PERCPU || h->batches_pops != sh->allocs)
+		return;
+	for (unsigned c = 0; c < KH_BATCH_CLASSES; c++) {
+		const struct kh_batches *m = &h->batches[c];
+		const struct kh_class *l = &sh->cls[c];
+		bool ok = m->n <= KH_BATCH_MARKS;
+		for (uint32_t i = 0; ok && i < m->n; i++)
+			ok = m->depth[i] <= l->count && (i == 0 || m->depth[i - 1] < m->depth[i]);
+		uintptr_t p = l->head;
+		uint32_t j = m->n; /* the next mark from the top */
+		for (uint32_t left = l->count; ok && j > 0 && p != 0; left--) {
+			if (left == m->depth[j - 1]) {
+				ok = p == m->rest[j - 1];
+				j--;
+			}
+			p = kh_enc(h, (void *)p, *(uintptr_t *)p);
+		}
+		if (!ok || j != 0)
+			bad(k, (uintptr_t)m, "shared list's batch marks disagree with the list");
+	}
+}
+
 /* I6 and I8: the shared lists, and the calling CPU's (the other CPUs'
  * change under us without the lock). */
 static void check_lists(struct checker *k)
@@ -242,6 +273,8 @@ static void check_lists(struct checker *k)
 	size_t blocks = 0, bytes = 0;
 	check_cpu_keys(k);
 	check_slot(k, KH_SHARED, &blocks, &bytes);
+	if (k->problems == 0)
+		check_marks(k);
 	if (blocks != k->t.cached_blocks || bytes != k->t.cached_bytes)
 		bad(k, (uintptr_t)&k->h->cpus[KH_SHARED], "shared lists and region walk disagree on cached blocks");
 	if (!kh_cpu_named(k->cpu))
@@ -279,6 +312,7 @@ int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 	struct checker k;
 	/* Field by field: a zeroing initializer of this size becomes a call
 	 * to memset, which a freestanding library must not make. */
+	kh_batch_quiesce(h); /* a batch being claimed is on no list yet */
 	k.h = h, k.fn = fn, k.ctx = ctx, k.problems = 0, k.cpu = kh_cpu_id();
 	k.t.free_bytes = k.t.free_blocks = k.t.cached_bytes = k.t.cached_blocks = 0;
 	k.t.used_bytes = k.t.used_blocks = k.t.total = k.t.mine = 0;

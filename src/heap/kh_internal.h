@@ -54,7 +54,10 @@
  *     linked, and its bitmap bits are set iff it is non-empty;
  *  I6 the shared slot's list c holds exactly the used blocks of class c
  *     whose token names KH_SHARED, at most its limit (a quarantined block,
- *     kh_quarantined, is on none);
+ *     kh_quarantined, is on none), and its batch marks name blocks on it
+ *     (struct kh_batches); a batch taken off it and not yet claimed is the
+ *     one exception, so whoever reads tokens as owners waits for it
+ *     (kh_batch_quiesce);
  *  I7 the counters equal what a walk adds up.
  *
  * Slots: per-CPU caches and the shared lists. Each CPU owns a struct
@@ -241,6 +244,23 @@ struct kh_leak_mark {
 };
 _Static_assert(KHEAP_LEAK_IGNORE_MAX >= 1, "kheap_leak_ignore's table has at least one entry");
 
+/* Batch marks on the shared list of one class (kh_cache.c): mark i says
+ * that the block rest[i] is on the list with depth[i] blocks from it to the
+ * list's end, so the blocks above it are a batch a drain gave, which a
+ * refill takes whole under the lock by setting head = rest[i], and claims
+ * (token, link, poison) after it (kh_batch_claim). Marks are oldest first,
+ * depth[i] <= count; a pop that reaches a mark's block drops the mark. Up to
+ * KH_BATCH_MARKS per class (a full stack forgets its oldest), and only for
+ * the classes the shared lists keep. The idea is the magazine depot's
+ * (Bonwick and Adams, 2001), on the lists the per-CPU caches already use. */
+#define KH_BATCH_MARKS (KH_PERCPU ? 4u : 1u)
+#define KH_BATCH_CLASSES (KH_PERCPU ? KH_CLASS_TABLE_CLASSES : 1u)
+struct kh_batches {
+	uint32_t n;
+	uint32_t depth[KH_BATCH_MARKS];
+	uintptr_t rest[KH_BATCH_MARKS];
+};
+
 struct kheap {
 	uintptr_t magic; /* KH_MAGIC ^ address: a live heap */
 	kh_word secret;
@@ -264,6 +284,10 @@ struct kheap {
 	struct kh_leak_mark leak_marks[KHEAP_LEAK_IGNORE_MAX];
 	/* Object caches by number (kh_objcache.c); NULL: a free number. */
 	struct kheap_cache *caches[KHEAP_MAX_CACHES];
+	/* The shared lists as stacks of drained batches (kh_cache.c). */
+	struct kh_batches batches[KH_BATCH_CLASSES];
+	uint64_t batches_pops; /* the shared slot's fused pops when the marks were last known good */
+	uint32_t batches_out;  /* batches taken whose blocks a CPU has not yet claimed (atomic) */
 };
 
 /* What an operation found wrong, reported once the lock is released; and
@@ -777,6 +801,26 @@ void kh_cache_flush(struct kheap *h, struct kh_err *e);
 void kh_cache_limits(struct kheap *h);
 uintptr_t kh_cache_carve(struct kheap *h, unsigned c, struct kh_err *e);
 uint32_t kh_carve_class(struct kheap *h, struct kh_cpu *slot, unsigned c, uint32_t n, struct kh_err *e);
+/* Batches (struct kh_batches). kh_batch_mark: a drain is about to push a
+ * batch on class c's shared list. kh_batch_take: the top batch of class c
+ * when it has 2 to most blocks: its head (payload pointer), *k blocks and
+ * the block below it in *rest (0: none), off the list and counted out; the
+ * caller claims it with kh_batch_claim after the unlock. 0 else. Lock held. */
+void kh_batch_mark(struct kheap *h, unsigned c);
+uintptr_t kh_batch_take(struct kheap *h, unsigned c, uint32_t most, uint32_t *k, uintptr_t *rest);
+/* Claim a taken batch (head, k, rest): pop its blocks as kh_cpu_pop does,
+ * each with the shared token, the last link leading to rest, into out[]
+ * (poison checked into *e). Returns the blocks claimed; fewer than k, or
+ * a last link that leads elsewhere, is a corrupt list: the caller repairs
+ * the shared slot's class list under the lock (kh_slot_repair). Interrupts
+ * masked, lock not held; ends the batch's flight (h->batches_out). */
+uint32_t kh_batch_claim(struct kheap *h, uintptr_t head, uint32_t k, uintptr_t rest, uintptr_t *out, bool *bad,
+			struct kh_err *e);
+/* Wait until no batch is in flight: a walk that reads tokens as owners
+ * (kheap_check, kh_rebuild, a repair of the shared slot) must not see a
+ * claimed batch half re-tokened. Bounded: a claim is at most KHEAP_CPU_BATCH
+ * pops with interrupts masked. Lock held. */
+void kh_batch_quiesce(const struct kheap *h);
 
 /* kh_percpu.c: the per-CPU caches (I8). kh_percpu_alloc and kh_percpu_free
  * run without the lock, with interrupts masked inside; the rest under it. */

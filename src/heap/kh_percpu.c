@@ -10,7 +10,12 @@
  * one drained by a batch under the lock (refill, drain); a refill carves one
  * backend block into a batch. The CPU's own list work for a batch (the pops
  * of a drain, the pushes of a refill from the shared list) runs outside the
- * lock, through an array on the stack (struct moved).
+ * lock, through an array on the stack (struct moved). A drain marks its
+ * batch on the shared list, and a refill that finds such a batch on top
+ * takes it whole, reading none of its blocks under the lock: it claims them
+ * after the unlock (kh_batch_take, kh_batch_claim in kh_cache.c), so that a
+ * batch one CPU freed and another allocates (a producer and a consumer)
+ * costs the lock O(1), not a cache miss per block.
  *
  * No CPU takes blocks from a live CPU's lists. kh_flush_cpus drains the
  * calling CPU's and sets the others' drain flags; each of those drains at
@@ -94,6 +99,13 @@ static uintptr_t repair_block(void *ctx, uintptr_t b, kh_word w)
 void kh_slot_repair(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_err *e)
 {
 	kh_fail(e, KHEAP_E_FREELIST, (void *)cpu->cls[c].head, "size-class list corrupt (write after free?)");
+	if (cpu == &h->cpus[KH_SHARED]) {
+		/* Blocks of a batch another CPU is claiming still carry the
+		 * shared token: wait, or the walk below would take them too. */
+		kh_batch_quiesce(h);
+		if (c < KH_BATCH_CLASSES)
+			h->batches[c].n = 0;
+	}
 	cpu->cls[c].head = 0;
 	__atomic_store_n(&cpu->cls[c].count, 0, __ATOMIC_RELAXED);
 	struct repair rp = {h, e, kh_class_block_size(c), (unsigned)(cpu - h->cpus)};
@@ -125,6 +137,9 @@ static void *cpu_take(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool *bad
 
 struct moved {
 	uint32_t n;
+	uint32_t k;     /* a batch taken whole from the shared list (kh_batch_take): */
+	uintptr_t head; /* its k blocks from head, claimed after the unlock */
+	uintptr_t rest;
 	uintptr_t b[KH_MOVE_MAX];
 };
 
@@ -251,6 +266,12 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved
 	l->limit = h->cpu_limit[c];
 	uint32_t want = cpu_batch(l->limit);
 	uintptr_t b;
+	/* A batch a drain gave, whole: no block is read under the lock. */
+	uint32_t room = l->limit > l->count ? l->limit - l->count : 0;
+	uint32_t most = want < room ? want : room;
+	m->head = kh_batch_take(h, c, most < KH_MOVE_MAX ? most : KH_MOVE_MAX, &m->k, &m->rest);
+	if (m->head != 0)
+		return;
 	while (want > 0 && l->count + m->n < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
 		kh_count_out(h, kh_size(b), 1);
 		if (m->n < KH_MOVE_MAX)
@@ -288,12 +309,29 @@ static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, 
 {
 	struct moved m;
 	m.n = 0;
+	m.head = 0;
 	kh_cpu_slow_begin(h, cpu, e);
 	if (bad)
 		kh_slot_repair(h, cpu, c, e);
 	else
 		refill(h, cpu, c, &m, e);
 	slow_done(h, e);
+	if (m.head != 0) {
+		/* The taken batch's blocks are this CPU's: claim them now, and
+		 * if the batch turns out corrupt, repair the shared list it came
+		 * from under the lock again. What is claimed is sound. */
+		struct kh_err w = KH_ERR_INIT;
+		bool corrupt;
+		m.n = kh_batch_claim(h, m.head, m.k, m.rest, m.b, &corrupt, &w);
+		if (corrupt || w.kind != KHEAP_OK) {
+			kh_lock_acquire(&h->lock);
+			if (corrupt)
+				kh_slot_repair(h, &h->cpus[KH_SHARED], c, &w);
+			slow_done(h, &w);
+			if (e->kind == KHEAP_OK)
+				*e = w; /* counted; the caller reports it */
+		}
+	}
 	push_moved(h, cpu, c, &m);
 }
 
@@ -421,6 +459,8 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 			}
 		}
 		kh_cpu_slow_begin(h, cpu, &e);
+		if (m.n > 0)
+			kh_batch_mark(h, c);
 		give_moved(h, c, &m, &e);
 		if (bad)
 			kh_slot_repair(h, cpu, c, &e);

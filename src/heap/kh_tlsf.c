@@ -549,6 +549,7 @@ static void rebuild_region(struct kheap *h, const struct kh_region *r)
  * O(blocks); runs only on the corruption path. */
 void kh_rebuild(struct kheap *h)
 {
+	kh_batch_quiesce(h); /* the counters must see a claimed batch as in use */
 	for (unsigned fl = 0; fl < KH_FL_COUNT; fl++) {
 		h->sl_map[fl] = 0;
 		for (unsigned sl = 0; sl < KH_SL_COUNT; sl++)

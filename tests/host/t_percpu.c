@@ -303,6 +303,122 @@ KT_CASE(percpu_overwritten_link_found_by_a_drain)
 	all_back(h);
 }
 
+/* ---- batches handed between CPUs through the shared lists ------------------ */
+
+enum { HAND_MAX = 4 * KHEAP_CPU_CACHE_MAX };
+static void *handed[HAND_MAX];
+static unsigned nhanded;
+
+static void *free_handed(void *arg)
+{
+	struct other *o = arg;
+	for (unsigned i = 0; i < nhanded; i++)
+		kheap_free(o->h, handed[i]);
+	return NULL;
+}
+
+static void *trim_there(void *arg)
+{
+	struct other *o = arg;
+	kheap_trim(o->h); /* this thread took over the last one's number and cache */
+	return NULL;
+}
+
+/* Blocks of class c allocated here, filled, checked and freed on another
+ * CPU: enough that its list fills and drains batches onto the shared list,
+ * each one marked. This CPU's list is left empty. */
+static void hand_over(struct kheap *h, struct other *o, unsigned c, uint32_t *batch)
+{
+	uint32_t limit = h->cpu_limit[c];
+	*batch = (limit + 1) / 2 < KHEAP_CPU_BATCH ? (limit + 1) / 2 : KHEAP_CPU_BATCH;
+	nhanded = limit + 3 * *batch;
+	KT_REQUIRE(nhanded <= HAND_MAX);
+	for (unsigned i = 0; i < nhanded; i++) {
+		KT_REQUIRE((handed[i] = kheap_alloc(h, 56)) != NULL);
+		kt_fill(handed[i], 56, i);
+	}
+	kheap_trim(h);
+	*o = (struct other){h, NULL};
+	on_other_cpu(free_handed, o);
+	KT_EQ(h->cpus[kheap_cpu_id()].cls[c].count, 0);
+	KT_CHECK(h->batches[c].n >= 2);
+}
+
+static int sl_has_batch(const struct kheap *h, unsigned c, uint32_t batch)
+{
+	const struct kh_batches *m = &h->batches[c];
+	return m->n >= 1 && h->cpus[KH_SHARED].cls[c].count - m->depth[m->n - 1] == batch;
+}
+
+/* A refill takes a batch another CPU's drain gave whole: under the lock it
+ * only moves the shared list's head to the block below the batch's mark,
+ * and this CPU claims the blocks after the unlock. kheap_check follows the
+ * marks down the list. */
+KT_CASE(percpu_refill_takes_a_drained_batch_whole)
+{
+	struct kt_rec rec;
+	struct kheap *h = percpu_heap(&rec);
+	KT_REQUIRE(h != NULL);
+	unsigned c = kh_size_class(kh_want(56));
+	struct other o;
+	uint32_t batch = 0;
+	hand_over(h, &o, c, &batch);
+	KT_REQUIRE(h->batches[c].n >= 1);
+	KT_EQ(kt_heap_check(h), 0);
+	const struct kh_class *sl = &h->cpus[KH_SHARED].cls[c];
+	const struct kh_batches *m = &h->batches[c];
+	uint32_t n = m->n, count = sl->count, depth = m->depth[n - 1];
+	uintptr_t rest = m->rest[n - 1];
+	KT_EQ(count - depth, batch);
+	void *q = kheap_alloc(h, 56);
+	KT_REQUIRE(q != NULL);
+	KT_EQ(m->n, n - 1);
+	KT_EQ(sl->count, depth);
+	KT_EQ(sl->head, rest);
+	KT_EQ(h->cpus[kheap_cpu_id()].cls[c].count, batch - 1);
+	KT_EQ(h->batches_out, 0);
+	KT_EQ(kt_heap_check(h), 0);
+	/* A mark that names the wrong block is found. */
+	uintptr_t saved = h->batches[c].rest[0];
+	h->batches[c].rest[0] = (uintptr_t)q;
+	KT_EQ(kt_heap_check(h), 1);
+	h->batches[c].rest[0] = saved;
+	KT_EQ(kt_heap_check(h), 0);
+	kheap_free(h, q);
+	on_other_cpu(trim_there, &o);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+
+/* A link overwritten inside a batch is found when the batch is claimed,
+ * after the unlock: the blocks claimed before it are kept, the shared list
+ * (with the rest of the batch) is repaired under the lock, nothing is lost. */
+KT_CASE(percpu_overwritten_link_in_a_taken_batch)
+{
+	struct kt_rec rec;
+	struct kheap *h = percpu_heap(&rec);
+	KT_REQUIRE(h != NULL);
+	unsigned c = kh_size_class(kh_want(56));
+	struct other o;
+	uint32_t batch = 0;
+	hand_over(h, &o, c, &batch);
+	KT_REQUIRE(sl_has_batch(h, c, batch));
+	const struct kh_class *sl = &h->cpus[KH_SHARED].cls[c];
+	uint64_t *second = (uint64_t *)kh_enc(h, (void *)sl->head, *(uintptr_t *)sl->head);
+	second[0] ^= (uint64_t)1 << 62; /* a write after free: its link leads out of the heap */
+	void *q = kheap_alloc(h, 56);
+	KT_REPORTED(&rec, KHEAP_E_FREELIST);
+	KT_CHECK(q != NULL);
+	KT_EQ(h->cpus[kheap_cpu_id()].cls[c].count, 1); /* the two blocks before the damage */
+	KT_EQ(sl->count, 0);
+	KT_EQ(kt_heap_check(h), 0);
+	KT_CHECK(balanced(h));
+	kheap_free(h, q);
+	on_other_cpu(trim_there, &o);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+
 KT_CASE(percpu_overwritten_token_is_caught)
 {
 	struct kt_rec rec;
