@@ -328,8 +328,7 @@ static void cpu_slow(struct kheap *h, struct kh_cpu *cpu, unsigned c, bool bad, 
 			if (corrupt)
 				kh_slot_repair(h, &h->cpus[KH_SHARED], c, &w);
 			slow_done(h, &w);
-			if (e->kind == KHEAP_OK)
-				*e = w; /* counted; the caller reports it */
+			kh_fail(e, w.kind, w.ptr, w.msg); /* counted; the caller reports it */
 		}
 	}
 	push_moved(h, cpu, c, &m);
