@@ -87,7 +87,8 @@ struct kh_cpu {
 	uint32_t regions; /* the heap's region count when lo, hi were copied */
 	uint64_t pad1_;
 	struct kh_class cls[KH_NCLASSES];
-	uint64_t pad2_[(KH_CPU_SIZE - KH_CPU_CLS - KH_NCLASSES * sizeof(struct kh_class)) / 8];
+	uint8_t drains[KH_NCLASSES]; /* list c's drains since its last refill, up to 255 (C path only) */
+	uint64_t pad2_[(KH_CPU_SIZE - KH_CPU_CLS - KH_NCLASSES * sizeof(struct kh_class) - KH_NCLASSES) / 8];
 };
 
 _Static_assert(offsetof(struct kh_cpu, key) == KH_CPU_KEY && offsetof(struct kh_cpu, tkey) == KH_CPU_TKEY &&

@@ -822,6 +822,10 @@ uint32_t kh_batch_claim(struct kheap *h, uintptr_t head, uint32_t k, uintptr_t r
  * pops with interrupts masked. Lock held. */
 void kh_batch_quiesce(const struct kheap *h);
 
+/* Drains with no refill between after which a per-CPU list counts as a
+ * consumer's and keeps less (kh_percpu.c, drained_limit). */
+#define KH_CONSUMER_DRAINS 8u
+
 /* kh_percpu.c: the per-CPU caches (I8). kh_percpu_alloc and kh_percpu_free
  * run without the lock, with interrupts masked inside; the rest under it. */
 void *kh_percpu_alloc(struct kheap *h, size_t n, const void *caller);

@@ -250,6 +250,35 @@ static uint32_t cpu_batch(uint32_t limit)
 	return half < KHEAP_CPU_BATCH ? half : KHEAP_CPU_BATCH;
 }
 
+/* CPU cpu's class-c list limit after a drain. A list that has drained
+ * KH_CONSUMER_DRAINS times with no refill is one this CPU frees to and does
+ * not allocate from (a consumer's; a CPU that frees in a burst what it
+ * allocated drains a few times, then refills): at each further drain it
+ * keeps a batch less, down to one batch, so that the blocks it would keep
+ * go to the CPUs that allocate them, and a consumer holds about a batch of
+ * a class, not a full list. A drain still moves the full list's batch
+ * (drain_count), so a consumer takes the lock no more often. A refill gives
+ * the full limit back (refill). The idea is tcmalloc's per-thread list
+ * lengths that shrink on overflow. Lock held. */
+static uint32_t drained_limit(const struct kheap *h, struct kh_cpu *cpu, unsigned c)
+{
+	uint32_t full = h->cpu_limit[c], batch = cpu_batch(full), lim = cpu->cls[c].limit;
+	if (cpu->drains[c] < UINT8_MAX)
+		cpu->drains[c]++;
+	if (cpu->drains[c] <= KH_CONSUMER_DRAINS || lim > full)
+		return full;
+	return lim >= 2 * batch ? lim - batch : batch;
+}
+
+/* How many blocks a drain of CPU cpu's full class-c list l moves: the full
+ * limit's batch, or all of them when the limit has come down to a batch. */
+static uint32_t drain_count(const struct kheap *h, const struct kh_class *l, unsigned c)
+{
+	uint32_t batch = cpu_batch(__atomic_load_n(&h->cpu_limit[c], __ATOMIC_RELAXED));
+	uint32_t keep = l->limit > batch ? l->limit - batch : 0;
+	return l->count > keep ? l->count - keep : 0;
+}
+
 /* Put the moved blocks on CPU cpu's class-c list. Interrupts masked, lock
  * released. */
 static void push_moved(const struct kheap *h, struct kh_cpu *cpu, unsigned c, const struct moved *m)
@@ -264,6 +293,7 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved
 {
 	struct kh_class *l = &cpu->cls[c];
 	l->limit = h->cpu_limit[c];
+	cpu->drains[c] = 0;
 	uint32_t want = cpu_batch(l->limit);
 	uintptr_t b;
 	/* A batch a drain gave, whole: no block is read under the lock. */
@@ -449,7 +479,7 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 		bool bad = false;
 		m.n = 0;
 		if (!kh_drain_asked(cpu)) {
-			uint32_t n = l->count - (l->limit - cpu_batch(l->limit));
+			uint32_t n = drain_count(h, l, c);
 			while (m.n < n && m.n < KH_MOVE_MAX && !bad) {
 				void *q = cpu_take(h, cpu, c, &bad);
 				if (q == NULL || q == KH_CLASS_BAD)
@@ -463,9 +493,9 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 		give_moved(h, c, &m, &e);
 		if (bad)
 			kh_slot_repair(h, cpu, c, &e);
-		l->limit = h->cpu_limit[c];
+		l->limit = drained_limit(h, cpu, c);
 		if (l->count >= l->limit) /* a batch above KH_MOVE_MAX, or a lower limit */
-			drain(h, cpu, c, l->count - (l->limit - cpu_batch(l->limit)), false, &e);
+			drain(h, cpu, c, drain_count(h, l, c), false, &e);
 		slow_done(h, &e);
 	}
 	bool done = kh_cpu_push(l, ptr, kh_key(h), cpu->tkey) != 0;

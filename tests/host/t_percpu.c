@@ -675,6 +675,62 @@ KT_CASE(percpu_refill_takes_a_hole_of_its_class)
 	all_back(h);
 }
 
+/* A CPU that only frees a class (a consumer) keeps a batch less of it at
+ * each drain after its first few, down to one batch; its first refill
+ * gives the list its full limit back. */
+struct consumer {
+	struct kheap *h;
+	unsigned c;
+	uint32_t limit_after_frees, most_after_frees, limit_after_refill;
+};
+
+static void *consume_there(void *arg)
+{
+	struct consumer *k = arg;
+	const struct kh_class *l = &k->h->cpus[kheap_cpu_id()].cls[k->c];
+	k->most_after_frees = 0;
+	for (unsigned i = 0; i < nhanded; i++) {
+		kheap_free(k->h, handed[i]);
+		if (i + 2 * KHEAP_CPU_BATCH >= nhanded && l->count > k->most_after_frees)
+			k->most_after_frees = l->count;
+	}
+	k->limit_after_frees = l->limit;
+	static void *q[KHEAP_CPU_BATCH + 1];
+	unsigned n = 0;
+	while (n < KHEAP_CPU_BATCH && l->count > 0)
+		q[n++] = kheap_alloc(k->h, 24);
+	q[n++] = kheap_alloc(k->h, 24); /* the list was empty: a refill */
+	k->limit_after_refill = l->limit;
+	while (n > 0)
+		kheap_free(k->h, q[--n]);
+	kheap_trim(k->h);
+	return NULL;
+}
+
+KT_CASE(percpu_consumer_keeps_one_batch)
+{
+	kt_percpu(1);
+	struct kt_rec rec;
+	struct kheap *h = kt_heap(big, BIG, &rec); /* lists long enough to come down a few times */
+	KT_REQUIRE(h != NULL);
+	struct consumer k = {h, kh_size_class(kh_want(24)), 0, 0, 0};
+	uint32_t full = h->cpu_limit[k.c];
+	uint32_t batch = (full + 1) / 2 < KHEAP_CPU_BATCH ? (full + 1) / 2 : KHEAP_CPU_BATCH;
+	KT_REQUIRE(full > batch); /* a limit that can come down */
+	nhanded = full + (KH_CONSUMER_DRAINS + full / batch + 4) * batch; /* the full drains, each decay, more */
+	KT_REQUIRE(nhanded <= HAND_MAX);
+	for (unsigned i = 0; i < nhanded; i++)
+		KT_REQUIRE((handed[i] = kheap_alloc(h, 24)) != NULL);
+	pthread_t t;
+	KT_REQUIRE(pthread_create(&t, NULL, consume_there, &k) == 0);
+	pthread_join(t, NULL);
+	KT_EQ(k.limit_after_frees, batch);
+	KT_CHECK(k.most_after_frees <= batch);
+	KT_EQ(k.limit_after_refill, full);
+	KT_EQ(rec.count, 0);
+	all_back(h);
+}
+
 /* ---- other CPUs made to drain: kheap_flush_others (host_ipi.c) -------------- */
 
 #define PARKED_MAX 3
