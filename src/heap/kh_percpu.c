@@ -256,10 +256,11 @@ static uint32_t cpu_batch(uint32_t limit)
  * allocated drains a few times, then refills): at each further drain it
  * keeps a batch less, down to one batch, so that the blocks it would keep
  * go to the CPUs that allocate them, and a consumer holds about a batch of
- * a class, not a full list. A drain still moves the full list's batch
- * (drain_count), so a consumer takes the lock no more often. A refill gives
- * the full limit back (refill). The idea is tcmalloc's per-thread list
- * lengths that shrink on overflow. Lock held. */
+ * a class, not a full list. A drain still moves one batch of the full
+ * list's size (drain_count), never more in one call: while the limit comes
+ * down, the list stays just above what it holds, and the next free drains
+ * again. A refill gives the full limit back (refill). The idea is
+ * tcmalloc's per-thread list lengths that shrink on overflow. Lock held. */
 static uint32_t drained_limit(const struct kheap *h, struct kh_cpu *cpu, unsigned c)
 {
 	uint32_t full = h->cpu_limit[c], batch = cpu_batch(full), lim = cpu->cls[c].limit;
@@ -267,7 +268,11 @@ static uint32_t drained_limit(const struct kheap *h, struct kh_cpu *cpu, unsigne
 		cpu->drains[c]++;
 	if (cpu->drains[c] <= KH_CONSUMER_DRAINS || lim > full)
 		return full;
-	return lim >= 2 * batch ? lim - batch : batch;
+	lim = lim >= 2 * batch ? lim - batch : batch;
+	/* Above what the list holds now: the next drain comes at the next
+	 * free, so that no call drains more than one batch. */
+	uint32_t count = cpu->cls[c].count;
+	return lim > count ? lim : (count < full ? count + 1 : full);
 }
 
 /* How many blocks a drain of CPU cpu's full class-c list l moves: the full
