@@ -144,8 +144,8 @@ uint32_t kh_batch_claim(struct kheap *h, uintptr_t head, uint32_t k, uintptr_t r
 			kh_poison_check(kh_block_of(p), e);
 		if (got == k)
 			*bad = t.head != rest;
-		else if (t.head == 0 || kh_region_of(h, kh_block_of((void *)t.head)) == NULL)
-			break; /* do not read past a link that leaves the heap */
+		else if (t.head == 0 || t.head == rest || kh_region_of(h, kh_block_of((void *)t.head)) == NULL)
+			break; /* a link that leaves the heap, or leads back onto the list */
 	}
 	__atomic_fetch_sub(&h->batches_out, 1, __ATOMIC_RELEASE);
 	return got;

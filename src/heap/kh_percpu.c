@@ -200,8 +200,11 @@ void kh_drain_class(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct kh_e
 void kh_drain_cpu(struct kheap *h, struct kh_cpu *cpu, bool dead, struct kh_err *e)
 {
 	__atomic_store_n(&cpu->drain, 0, __ATOMIC_RELAXED);
-	for (unsigned c = 0; c < KH_NCLASSES; c++)
+	for (unsigned c = 0; c < KH_NCLASSES; c++) {
 		drain(h, cpu, c, cpu->cls[c].count, true, e);
+		if (dead)
+			cpu->drains[c] = 0; /* the next owner of the number starts afresh */
+	}
 	kh_obj_drain_cpu(h, (unsigned)(cpu - h->cpus), dead, e);
 }
 
@@ -301,10 +304,13 @@ static void refill(struct kheap *h, struct kh_cpu *cpu, unsigned c, struct moved
 	cpu->drains[c] = 0;
 	uint32_t want = cpu_batch(l->limit);
 	uintptr_t b;
-	/* A batch a drain gave, whole: no block is read under the lock. */
+	/* A batch a drain gave, whole: no block is read under the lock. Not
+	 * after an error: settling a corrupt list rebuilds the heap, which
+	 * waits for every batch in flight (kh_batch_quiesce), and this one is
+	 * claimed only after the lock stretch ends. */
 	uint32_t room = l->limit > l->count ? l->limit - l->count : 0;
 	uint32_t most = want < room ? want : room;
-	m->head = kh_batch_take(h, c, most < KH_MOVE_MAX ? most : KH_MOVE_MAX, &m->k, &m->rest);
+	m->head = e->kind == KHEAP_OK ? kh_batch_take(h, c, most < KH_MOVE_MAX ? most : KH_MOVE_MAX, &m->k, &m->rest) : 0;
 	if (m->head != 0)
 		return;
 	while (want > 0 && l->count + m->n < l->limit && (b = kh_cache_take(h, c, e)) != 0) {
@@ -481,9 +487,9 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 	if (kh_drain_asked(cpu) || l->count >= l->limit) {
 		/* The batch leaves the list before the lock is taken (struct moved). */
 		struct moved m;
-		bool bad = false;
+		bool bad = false, asked = kh_drain_asked(cpu);
 		m.n = 0;
-		if (!kh_drain_asked(cpu)) {
+		if (!asked) {
 			uint32_t n = drain_count(h, l, c);
 			while (m.n < n && m.n < KH_MOVE_MAX && !bad) {
 				void *q = cpu_take(h, cpu, c, &bad);
@@ -498,8 +504,10 @@ bool kh_percpu_free(struct kheap *h, void *ptr, const void *caller)
 		give_moved(h, c, &m, &e);
 		if (bad)
 			kh_slot_repair(h, cpu, c, &e);
-		l->limit = drained_limit(h, cpu, c);
-		if (l->count >= l->limit) /* a batch above KH_MOVE_MAX, or a lower limit */
+		/* A drain asked for by another CPU emptied every list: not this
+		 * list's own overflow, so it does not count towards a consumer's. */
+		l->limit = asked ? h->cpu_limit[c] : drained_limit(h, cpu, c);
+		if (l->count >= l->limit) /* a lower limit */
 			drain(h, cpu, c, drain_count(h, l, c), false, &e);
 		slow_done(h, &e);
 	}

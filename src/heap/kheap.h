@@ -343,7 +343,9 @@ kheap_oom_fn kheap_set_oom(struct kheap *h, kheap_oom_fn fn, void *ctx);
  * finding its header damaged (it is never handed out again, and freeing it
  * is reported as KHEAP_E_BAD_HEADER). Returns 0 when consistent, else the
  * number of problems found. Never reports and never modifies the heap.
- * O(blocks), lock held throughout. */
+ * O(blocks), lock held throughout; with per-CPU caches it first waits until
+ * no other CPU is claiming a batch it took from the shared lists (bounded:
+ * one batch of pops, which that CPU runs with interrupts masked). */
 int kheap_check(struct kheap *h);
 
 /* As kheap_check, also calling fn(ctx, addr, what) for each problem; addr is

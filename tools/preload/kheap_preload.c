@@ -623,8 +623,13 @@ static void fork_prepare(void)
 	struct kheap *h = get_heap();
 	kh_lock_acquire(direct_lock());
 	kh_lock_acquire(&grow_lock);
-	if (h != NULL)
+	if (h != NULL) {
 		kh_lock_acquire(&h->lock);
+		/* A thread may be claiming a batch without the lock: the child
+		 * would inherit it in flight for ever (kh_batch_quiesce). None
+		 * starts while the lock is held. */
+		kh_batch_quiesce(h);
+	}
 }
 
 static void fork_parent(void)
