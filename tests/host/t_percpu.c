@@ -347,10 +347,37 @@ static void hand_over(struct kheap *h, struct other *o, unsigned c, uint32_t *ba
 	KT_CHECK(h->batches[c].n >= 2);
 }
 
-static int sl_has_batch(const struct kheap *h, unsigned c, uint32_t batch)
+/* A per-CPU heap whose shared list of class c (56-byte requests) holds
+ * marked batches that another CPU drained (hand_over), a whole batch on top. */
+struct handed {
+	struct kt_rec rec;
+	struct kheap *h;
+	struct other o;
+	unsigned c;
+	uint32_t batch;
+	const struct kh_class *sl; /* the shared list of c */
+};
+
+static int batch_on_top(struct handed *t)
 {
-	const struct kh_batches *m = &h->batches[c];
-	return m->n >= 1 && h->cpus[KH_SHARED].cls[c].count - m->depth[m->n - 1] == batch;
+	t->h = percpu_heap(&t->rec);
+	if (t->h == NULL)
+		return 0;
+	t->c = kh_size_class(kh_want(56));
+	t->batch = 0;
+	hand_over(t->h, &t->o, t->c, &t->batch);
+	t->sl = &t->h->cpus[KH_SHARED].cls[t->c];
+	const struct kh_batches *m = &t->h->batches[t->c];
+	return m->n >= 1 && t->sl->count - m->depth[m->n - 1] == t->batch;
+}
+
+/* The other CPU's cache back too (its number's next thread trims it), no
+ * report left, every block back. */
+static void hand_back(struct handed *t)
+{
+	on_other_cpu(trim_there, &t->o);
+	KT_EQ(t->rec.count, 0);
+	all_back(t->h);
 }
 
 /* A refill takes a batch another CPU's drain gave whole: under the lock it
@@ -359,38 +386,29 @@ static int sl_has_batch(const struct kheap *h, unsigned c, uint32_t batch)
  * marks down the list. */
 KT_CASE(percpu_refill_takes_a_drained_batch_whole)
 {
-	struct kt_rec rec;
-	struct kheap *h = percpu_heap(&rec);
-	KT_REQUIRE(h != NULL);
-	unsigned c = kh_size_class(kh_want(56));
-	struct other o;
-	uint32_t batch = 0;
-	hand_over(h, &o, c, &batch);
-	KT_REQUIRE(h->batches[c].n >= 1);
+	struct handed t;
+	KT_REQUIRE(batch_on_top(&t));
+	struct kheap *h = t.h;
 	KT_EQ(kt_heap_check(h), 0);
-	const struct kh_class *sl = &h->cpus[KH_SHARED].cls[c];
-	const struct kh_batches *m = &h->batches[c];
-	uint32_t n = m->n, count = sl->count, depth = m->depth[n - 1];
+	const struct kh_batches *m = &h->batches[t.c];
+	uint32_t n = m->n, depth = m->depth[n - 1];
 	uintptr_t rest = m->rest[n - 1];
-	KT_EQ(count - depth, batch);
 	void *q = kheap_alloc(h, 56);
 	KT_REQUIRE(q != NULL);
 	KT_EQ(m->n, n - 1);
-	KT_EQ(sl->count, depth);
-	KT_EQ(sl->head, rest);
-	KT_EQ(h->cpus[kheap_cpu_id()].cls[c].count, batch - 1);
+	KT_EQ(t.sl->count, depth);
+	KT_EQ(t.sl->head, rest);
+	KT_EQ(h->cpus[kheap_cpu_id()].cls[t.c].count, t.batch - 1);
 	KT_EQ(h->batches_out, 0);
 	KT_EQ(kt_heap_check(h), 0);
 	/* A mark that names the wrong block is found. */
-	uintptr_t saved = h->batches[c].rest[0];
-	h->batches[c].rest[0] = (uintptr_t)q;
+	uintptr_t saved = h->batches[t.c].rest[0];
+	h->batches[t.c].rest[0] = (uintptr_t)q;
 	KT_EQ(kt_heap_check(h), 1);
-	h->batches[c].rest[0] = saved;
+	h->batches[t.c].rest[0] = saved;
 	KT_EQ(kt_heap_check(h), 0);
 	kheap_free(h, q);
-	on_other_cpu(trim_there, &o);
-	KT_EQ(rec.count, 0);
-	all_back(h);
+	hand_back(&t);
 }
 
 /* A link overwritten inside a batch is found when the batch is claimed,
@@ -398,28 +416,20 @@ KT_CASE(percpu_refill_takes_a_drained_batch_whole)
  * (with the rest of the batch) is repaired under the lock, nothing is lost. */
 KT_CASE(percpu_overwritten_link_in_a_taken_batch)
 {
-	struct kt_rec rec;
-	struct kheap *h = percpu_heap(&rec);
-	KT_REQUIRE(h != NULL);
-	unsigned c = kh_size_class(kh_want(56));
-	struct other o;
-	uint32_t batch = 0;
-	hand_over(h, &o, c, &batch);
-	KT_REQUIRE(sl_has_batch(h, c, batch));
-	const struct kh_class *sl = &h->cpus[KH_SHARED].cls[c];
-	uint64_t *second = (uint64_t *)kh_enc(h, (void *)sl->head, *(uintptr_t *)sl->head);
+	struct handed t;
+	KT_REQUIRE(batch_on_top(&t));
+	struct kheap *h = t.h;
+	uint64_t *second = (uint64_t *)kh_enc(h, (void *)t.sl->head, *(uintptr_t *)t.sl->head);
 	second[0] ^= (uint64_t)1 << 62; /* a write after free: its link leads out of the heap */
 	void *q = kheap_alloc(h, 56);
-	KT_REPORTED(&rec, KHEAP_E_FREELIST);
+	KT_REPORTED(&t.rec, KHEAP_E_FREELIST);
 	KT_CHECK(q != NULL);
-	KT_EQ(h->cpus[kheap_cpu_id()].cls[c].count, 1); /* the two blocks before the damage */
-	KT_EQ(sl->count, 0);
+	KT_EQ(h->cpus[kheap_cpu_id()].cls[t.c].count, 1); /* the two blocks before the damage */
+	KT_EQ(t.sl->count, 0);
 	KT_EQ(kt_heap_check(h), 0);
 	KT_CHECK(balanced(h));
 	kheap_free(h, q);
-	on_other_cpu(trim_there, &o);
-	KT_EQ(rec.count, 0);
-	all_back(h);
+	hand_back(&t);
 }
 
 /* A locked stretch that settles an error must not take a batch it would
@@ -437,14 +447,9 @@ static void hang_alarm(int sig)
 
 KT_CASE(percpu_error_then_refill_takes_no_batch)
 {
-	struct kt_rec rec;
-	struct kheap *h = percpu_heap(&rec);
-	KT_REQUIRE(h != NULL);
-	unsigned c = kh_size_class(kh_want(56));
-	struct other o;
-	uint32_t batch = 0;
-	hand_over(h, &o, c, &batch);
-	KT_REQUIRE(sl_has_batch(h, c, batch));
+	struct handed t;
+	KT_REQUIRE(batch_on_top(&t));
+	struct kheap *h = t.h;
 	uint64_t *p = kheap_alloc(h, 200), *q = kheap_alloc(h, 200);
 	kheap_free(h, q);
 	kheap_free(h, p);
@@ -455,13 +460,11 @@ KT_CASE(percpu_error_then_refill_takes_no_batch)
 	void *r = kheap_alloc(h, 56); /* the drain finds the damage; then the refill */
 	alarm(0);
 	signal(SIGALRM, SIG_DFL);
-	KT_REPORTED(&rec, KHEAP_E_FREELIST);
+	KT_REPORTED(&t.rec, KHEAP_E_FREELIST);
 	KT_CHECK(r != NULL);
 	KT_EQ(kt_heap_check(h), 0);
 	kheap_free(h, r);
-	on_other_cpu(trim_there, &o);
-	KT_EQ(rec.count, 0);
-	all_back(h);
+	hand_back(&t);
 }
 
 /* The last link of a taken batch must lead to the block below its mark:
@@ -471,30 +474,22 @@ KT_CASE(percpu_error_then_refill_takes_no_batch)
  * when refills take no batch whole.) */
 KT_CASE(percpu_last_link_of_a_taken_batch_is_checked)
 {
-	struct kt_rec rec;
-	struct kheap *h = percpu_heap(&rec);
-	KT_REQUIRE(h != NULL);
-	unsigned c = kh_size_class(kh_want(56));
-	struct other o;
-	uint32_t batch = 0;
-	hand_over(h, &o, c, &batch);
-	KT_REQUIRE(sl_has_batch(h, c, batch));
+	struct handed t;
+	KT_REQUIRE(batch_on_top(&t));
+	struct kheap *h = t.h;
 	void *held = kheap_alloc(h, 300);
 	KT_REQUIRE(held != NULL);
-	const struct kh_class *sl = &h->cpus[KH_SHARED].cls[c];
-	uintptr_t last = sl->head;
-	for (uint32_t i = 1; i < batch; i++)
+	uintptr_t last = t.sl->head;
+	for (uint32_t i = 1; i < t.batch; i++)
 		last = kh_enc(h, (void *)last, *(uintptr_t *)last);
 	*(uintptr_t *)last = kh_enc(h, (void *)last, (uintptr_t)held);
 	void *q = kheap_alloc(h, 56);
-	KT_REPORTED(&rec, KHEAP_E_FREELIST);
+	KT_REPORTED(&t.rec, KHEAP_E_FREELIST);
 	KT_CHECK(q != NULL && q != held);
 	KT_EQ(kt_heap_check(h), 0);
 	kheap_free(h, q);
 	kheap_free(h, held);
-	on_other_cpu(trim_there, &o);
-	KT_EQ(rec.count, 0);
-	all_back(h);
+	hand_back(&t);
 }
 
 /* kheap_check on one thread while two others hand batches through the
