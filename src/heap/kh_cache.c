@@ -40,16 +40,18 @@ static void marks_sync(struct kheap *h)
 	h->batches_pops = pops;
 }
 
-/* Drop the marks whose block is no longer below the list's head. */
-static void marks_trim(struct kheap *h, unsigned c)
+/* Class c's marks, less those whose block is no longer below the list's
+ * head; NULL for a class that has none. */
+static struct kh_batches *marks_of(struct kheap *h, unsigned c)
 {
 	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
-		return;
+		return NULL;
 	marks_sync(h);
 	struct kh_batches *m = &h->batches[c];
 	uint32_t count = shared(h)->cls[c].count;
 	while (m->n > 0 && m->depth[m->n - 1] >= count)
 		m->n--;
+	return m;
 }
 
 /* Pop a cached block of class c, now a plain used block, or 0. A list found
@@ -70,7 +72,7 @@ static inline __attribute__((always_inline)) uintptr_t pop(struct kheap *h, unsi
 		kh_slot_repair(h, sh, c, e);
 		return 0;
 	}
-	marks_trim(h, c);
+	(void)marks_of(h, c); /* forgets a mark on the block just popped */
 	uintptr_t b = kh_block_of(p);
 	if (KH_GRANT_NEIGHBOURS && handout && !kh_next_ok(h, b)) {
 		/* The list is sound, the neighbour is not: put b back, refuse it. */
@@ -90,12 +92,9 @@ uintptr_t kh_cache_take(struct kheap *h, unsigned c, struct kh_err *e) { return 
 
 void kh_batch_mark(struct kheap *h, unsigned c)
 {
-	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
-		return;
-	marks_trim(h, c);
+	struct kh_batches *m = marks_of(h, c);
 	struct kh_class *l = &shared(h)->cls[c];
-	struct kh_batches *m = &h->batches[c];
-	if (l->count == 0 || l->count >= l->limit || (m->n > 0 && m->depth[m->n - 1] == l->count))
+	if (m == NULL || l->count == 0 || l->count >= l->limit || (m->n > 0 && m->depth[m->n - 1] == l->count))
 		return; /* the list's end, or a mark here already, bounds the batch; or none comes */
 	if (m->n == KH_BATCH_MARKS) { /* forget the oldest */
 		for (unsigned i = 1; i < KH_BATCH_MARKS; i++)
@@ -109,11 +108,10 @@ void kh_batch_mark(struct kheap *h, unsigned c)
 
 uintptr_t kh_batch_take(struct kheap *h, unsigned c, uint32_t most, uint32_t *k, uintptr_t *rest)
 {
-	if (!KH_PERCPU || c >= KH_BATCH_CLASSES)
-		return 0;
-	marks_trim(h, c);
+	struct kh_batches *m = marks_of(h, c);
 	struct kh_class *l = &shared(h)->cls[c];
-	struct kh_batches *m = &h->batches[c];
+	if (m == NULL)
+		return 0;
 	uint32_t depth = m->n > 0 ? m->depth[m->n - 1] : 0;
 	uint32_t n = l->count - depth;
 	if (n < 2 || n > most)

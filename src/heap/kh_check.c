@@ -310,9 +310,9 @@ static void check_counts(struct checker *k)
 int kh_check_locked(struct kheap *h, kheap_problem_fn fn, void *ctx)
 {
 	struct checker k;
+	kh_batch_quiesce(h); /* a batch being claimed is on no list yet */
 	/* Field by field: a zeroing initializer of this size becomes a call
 	 * to memset, which a freestanding library must not make. */
-	kh_batch_quiesce(h); /* a batch being claimed is on no list yet */
 	k.h = h, k.fn = fn, k.ctx = ctx, k.problems = 0, k.cpu = kh_cpu_id();
 	k.t.free_bytes = k.t.free_blocks = k.t.cached_bytes = k.t.cached_blocks = 0;
 	k.t.used_bytes = k.t.used_blocks = k.t.total = k.t.mine = 0;
